@@ -1,0 +1,205 @@
+//! [`GpuBuffer`]: a typed storage buffer with upload and readback.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytemuck::Pod;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// Fails with [`Error::BufferTooLarge`] when `bytes` exceeds the device's buffer size limit.
+pub fn check_buffer_size(ctx: &GpuContext, what: &'static str, bytes: u64) -> Result<()> {
+    let max = ctx.limits().max_buffer_size;
+    if bytes > max {
+        return Err(Error::BufferTooLarge {
+            what,
+            requested: bytes,
+            limit: "max_buffer_size",
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Fails with [`Error::BufferTooLarge`] when one storage binding of `bytes` exceeds
+/// `max_storage_buffer_binding_size`.
+pub fn check_binding_size(ctx: &GpuContext, what: &'static str, bytes: u64) -> Result<()> {
+    let max = u64::from(ctx.limits().max_storage_buffer_binding_size);
+    if bytes > max {
+        return Err(Error::BufferTooLarge {
+            what,
+            requested: bytes,
+            limit: "max_storage_buffer_binding_size",
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes actually allocated for `len` elements: copies need 4-byte multiples and bindings need
+/// a non-zero size, so tiny and odd-sized buffers are padded.
+fn padded_bytes<T>(len: usize) -> u64 {
+    ((len * size_of::<T>()) as u64).next_multiple_of(4).max(16)
+}
+
+/// A storage buffer holding `len` values of `T`. Usage: `STORAGE | COPY_SRC | COPY_DST`.
+#[derive(Debug)]
+pub struct GpuBuffer<T: Pod> {
+    buffer: wgpu::Buffer,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: Pod> GpuBuffer<T> {
+    /// A zero-filled buffer of `len` elements, checked against `max_buffer_size` first.
+    pub fn zeroed(ctx: &GpuContext, len: usize, label: &str) -> Result<Self> {
+        let bytes = padded_bytes::<T>(len);
+        check_buffer_size(ctx, "buffer", bytes)?;
+        let buffer = ctx.scoped(|| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        Ok(GpuBuffer {
+            buffer,
+            len,
+            _t: PhantomData,
+        })
+    }
+
+    /// A buffer holding a copy of `data`.
+    pub fn from_slice(ctx: &GpuContext, data: &[T], label: &str) -> Result<Self> {
+        let buf = Self::zeroed(ctx, data.len(), label)?;
+        buf.write(ctx, 0, data)?;
+        Ok(buf)
+    }
+
+    /// Writes `data` starting at element `offset` (queued; visible to later submissions).
+    pub fn write(&self, ctx: &GpuContext, offset: usize, data: &[T]) -> Result<()> {
+        if offset + data.len() > self.len {
+            return Err(Error::shape(
+                "data",
+                format!("at most {} elements after offset {offset}", self.len - offset.min(self.len)),
+                data.len(),
+            ));
+        }
+        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        let start = (offset * size_of::<T>()) as u64;
+        if start % 4 != 0 {
+            return Err(Error::shape("offset", "a 4-byte aligned element offset", offset));
+        }
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        ctx.scoped(|| ctx.queue.write_buffer(&self.buffer, start, &bytes))
+    }
+
+    /// Copies the buffer back to the host, blocking until the GPU is done.
+    pub fn read(&self, ctx: &GpuContext) -> Result<Vec<T>> {
+        let (staging, done) = self.start_read(ctx)?;
+        ctx.wait(None)?;
+        pollster::block_on(done).map_err(Error::Wgpu)?;
+        self.finish_read(&staging)
+    }
+
+    /// Async readback. On native backends the map completes when the device is polled
+    /// (`device.poll`), e.g. by the application's poll loop or by another blocking call.
+    pub async fn read_async(&self, ctx: &GpuContext) -> Result<Vec<T>> {
+        let (staging, done) = self.start_read(ctx)?;
+        done.await.map_err(Error::Wgpu)?;
+        ctx.check()?;
+        self.finish_read(&staging)
+    }
+
+    fn start_read(&self, ctx: &GpuContext) -> Result<(wgpu::Buffer, MapFuture)> {
+        let staging = ctx.scoped(|| {
+            let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: self.buffer.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut enc = ctx.encoder("readback");
+            enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, self.buffer.size());
+            ctx.queue.submit([enc.finish()]);
+            staging
+        })?;
+        let state = Arc::new(Mutex::new(MapState::default()));
+        let cb_state = state.clone();
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                let mut s = cb_state.lock().unwrap();
+                s.result = Some(result.map_err(|e| e.to_string()));
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            });
+        Ok((staging, MapFuture(state)))
+    }
+
+    fn finish_read(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
+        let bytes = (self.len * size_of::<T>()) as u64;
+        let out = if bytes == 0 {
+            Vec::new()
+        } else {
+            let view = staging
+                .slice(..bytes)
+                .get_mapped_range()
+                .map_err(|e| Error::Wgpu(format!("map readback: {e}")))?;
+            bytemuck::pod_collect_to_vec(&view)
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The underlying wgpu buffer.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Whole-buffer binding resource.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        self.buffer.as_entire_binding()
+    }
+}
+
+#[derive(Default)]
+struct MapState {
+    result: Option<Result<(), String>>,
+    waker: Option<Waker>,
+}
+
+/// Resolves when `map_async` has called back.
+struct MapFuture(Arc<Mutex<MapState>>);
+
+impl Future for MapFuture {
+    type Output = Result<(), String>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.0.lock().unwrap();
+        match s.result.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}

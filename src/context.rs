@@ -1,0 +1,206 @@
+//! [`GpuContext`]: the adapter, device and queue every kernel runs on, owned or borrowed.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Optional capabilities the context enabled on its device. Kernels choose their tier
+/// (core WebGPU, subgroups, f16) from this at pipeline creation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `Features::SUBGROUP`: subgroup (wave/warp) operations in WGSL.
+    pub subgroups: bool,
+    /// `Features::SHADER_F16`: `f16` storage and arithmetic in WGSL.
+    pub f16: bool,
+    /// `Features::TIMESTAMP_QUERY` (+ `_INSIDE_ENCODERS`): GPU timing for benchmarks.
+    pub timestamps: bool,
+}
+
+impl Capabilities {
+    fn from_features(f: wgpu::Features) -> Self {
+        Capabilities {
+            subgroups: f.contains(wgpu::Features::SUBGROUP),
+            f16: f.contains(wgpu::Features::SHADER_F16),
+            timestamps: f.contains(
+                wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+            ),
+        }
+    }
+}
+
+/// Features this crate can use when the adapter offers them; none is required.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+
+/// A device and queue plus what they can do.
+///
+/// Create one with [`GpuContext::new`] / [`GpuContext::new_blocking`] (adapter chosen from
+/// `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`, else the best available), or borrow an
+/// application's device with [`GpuContext::from_device`]. Cloning is cheap (wgpu handles are
+/// reference counted).
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    caps: Capabilities,
+    limits: wgpu::Limits,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+fn adapter_rank(info: &wgpu::AdapterInfo) -> u8 {
+    match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+impl GpuContext {
+    /// Picks an adapter and creates a device with every useful optional feature the adapter
+    /// has and the adapter's full limits.
+    ///
+    /// `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`, `gl`) restricts the backends and
+    /// `WGPU_ADAPTER_NAME` picks the first adapter whose name contains it (case-insensitive),
+    /// as in wgpu's own tools. Otherwise discrete GPUs win over integrated, virtual and CPU
+    /// adapters.
+    pub async fn new() -> Result<Self> {
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter(format!(
+                "no adapter for backends {backends:?}; on Linux without a GPU install Mesa's \
+                 lavapipe: apt-get install mesa-vulkan-drivers libvulkan1"
+            )));
+        }
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(want) => {
+                let want = want.to_lowercase();
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                let pos = adapters
+                    .iter()
+                    .position(|a| a.get_info().name.to_lowercase().contains(&want))
+                    .ok_or_else(|| {
+                        Error::NoAdapter(format!(
+                            "WGPU_ADAPTER_NAME={want} matches none of {names:?}"
+                        ))
+                    })?;
+                adapters.swap_remove(pos)
+            }
+            Err(_) => {
+                adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+                adapters.swap_remove(0)
+            }
+        };
+        Self::from_adapter(&adapter).await
+    }
+
+    /// Blocking form of [`GpuContext::new`].
+    pub fn new_blocking() -> Result<Self> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Creates a device on a given adapter (features and limits as in [`GpuContext::new`]).
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        let features = adapter.features() & WANTED_FEATURES;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("knn-attention"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(format!("request_device failed: {e}")))?;
+        let ctx = Self::from_device(device, queue, adapter.get_info());
+        // An owned device reports loss through this callback; `check` turns it into an error.
+        let lost = ctx.lost.clone();
+        ctx.device.set_device_lost_callback(move |reason, msg| {
+            *lost.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+        });
+        Ok(ctx)
+    }
+
+    /// Borrows an application's device and queue (embedding in an inference app). The
+    /// context uses exactly the features and limits that device was created with, and leaves
+    /// the application's device-lost and uncaptured-error handlers untouched.
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter_info: wgpu::AdapterInfo,
+    ) -> Self {
+        GpuContext {
+            caps: Capabilities::from_features(device.features()),
+            limits: device.limits(),
+            device,
+            queue,
+            adapter_info,
+            lost: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Optional capabilities enabled on the device.
+    pub fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    /// Limits the device was created with.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Fails with [`Error::DeviceLost`] once the device has been lost.
+    pub fn check(&self) -> Result<()> {
+        match self.lost.lock().unwrap().as_ref() {
+            Some(msg) => Err(Error::DeviceLost(msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and returns what they caught
+    /// as [`Error::Wgpu`], so bad resource use surfaces as an error instead of a panic.
+    pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        self.check()?;
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        self.check()?;
+        match v.or(o) {
+            Some(e) => Err(Error::Wgpu(e.to_string())),
+            None => Ok(value),
+        }
+    }
+
+    /// Submits `encoder` and blocks until the GPU has finished it.
+    pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let index = self.scoped(|| self.queue.submit([encoder.finish()]))?;
+        self.wait(Some(index))
+    }
+
+    /// Blocks until the given submission (or all work) has completed.
+    pub fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: index,
+                timeout: None,
+            })
+            .map_err(|e| Error::Wgpu(format!("poll: {e}")))?;
+        self.check()
+    }
+
+    /// A new command encoder on this device.
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+}

@@ -1,0 +1,3 @@
+//! GPU kernels, one module per kernel (see `shaders/`, `src/reference/`, `tests/`).
+
+pub mod rng_fill;

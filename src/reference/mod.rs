@@ -1,0 +1,5 @@
+//! CPU oracles, one module per kernel, same names as `src/kernels/`. Public so users can
+//! validate GPU results on their own data. Accumulation is in f64 where it matters.
+
+pub mod dense_attention;
+pub mod rng_fill;

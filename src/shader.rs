@@ -1,0 +1,158 @@
+//! Loading the composed WGSL (see `build.rs`), building pipelines inside error scopes, and
+//! the small dispatch helpers every kernel shares.
+//!
+//! Composition: a kernel file in `shaders/` may contain lines `//! include shared/NAME.wgsl`;
+//! `build.rs` splices those files in (once each), validates the result with naga and embeds
+//! it here as [`sources`]. WGSL structs named `*Params` get generated Rust twins in
+//! [`crate::params`], so uniform layouts have one definition: the shader's.
+
+use wgpu::util::DeviceExt;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// Composed WGSL sources, one constant per kernel file, and [`sources::ALL`].
+pub mod sources {
+    include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+}
+
+/// Capability tier a pipeline is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// Core WebGPU: runs on every adapter.
+    Core,
+    /// Needs `Features::SUBGROUP`.
+    Subgroup,
+    /// Needs `Features::SHADER_F16`.
+    F16,
+}
+
+impl Tier {
+    /// Fails with [`Error::Unsupported`] when the context lacks this tier's feature.
+    pub fn check(self, ctx: &GpuContext) -> Result<()> {
+        let caps = ctx.capabilities();
+        let (ok, feature) = match self {
+            Tier::Core => (true, ""),
+            Tier::Subgroup => (caps.subgroups, "SUBGROUP"),
+            Tier::F16 => (caps.f16, "SHADER_F16"),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                feature: feature.into(),
+            })
+        }
+    }
+}
+
+/// A compiled shader module plus the name used in errors.
+pub struct Module {
+    name: &'static str,
+    module: wgpu::ShaderModule,
+}
+
+impl Module {
+    /// Compiles `source` on the device; compile errors become [`Error::ShaderCompilation`].
+    pub fn new(ctx: &GpuContext, name: &'static str, source: &str, tier: Tier) -> Result<Self> {
+        tier.check(ctx)?;
+        let module = ctx
+            .scoped(|| {
+                ctx.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(name),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    })
+            })
+            .map_err(|e| Error::ShaderCompilation {
+                shader: name.into(),
+                message: e.to_string(),
+            })?;
+        Ok(Module { name, module })
+    }
+
+    /// Builds the compute pipeline for `entry` (bind group layout derived from the shader).
+    pub fn pipeline(&self, ctx: &GpuContext, entry: &str) -> Result<wgpu::ComputePipeline> {
+        ctx.scoped(|| {
+            ctx.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &self.module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        })
+        .map_err(|e| Error::ShaderCompilation {
+            shader: format!("{}::{entry}", self.name),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A small uniform buffer holding `value`. Created per `encode` call so that two encodes
+/// recorded before one submit never see each other's parameters.
+pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// Bind group 0 of `pipeline` with `resources` at bindings 0, 1, 2, ...
+pub fn bind_group(
+    ctx: &GpuContext,
+    pipeline: &wgpu::ComputePipeline,
+    resources: &[wgpu::BindingResource<'_>],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: r.clone(),
+        })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
+/// Folds `groups` workgroups into an (x, y, 1) grid with x ≤ `max_dim` (65535 on core
+/// WebGPU). Kernels recover the flat index with `linear_workgroup` and bounds-check it.
+pub fn grid(groups: u32, max_dim: u32) -> (u32, u32, u32) {
+    if groups <= max_dim {
+        (groups, 1, 1)
+    } else {
+        let y = groups.div_ceil(max_dim);
+        (groups.div_ceil(y), y, 1)
+    }
+}
+
+/// Records one compute pass: `pipeline` with bind group 0, over `groups` workgroups (folded
+/// into a 2D grid when needed).
+pub fn dispatch(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    bind_group: &wgpu::BindGroup,
+    groups: u32,
+) {
+    if groups == 0 {
+        return;
+    }
+    let (x, y, z) = grid(groups, ctx.limits().max_compute_workgroups_per_dimension);
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, bind_group, &[]);
+    pass.dispatch_workgroups(x, y, z);
+}

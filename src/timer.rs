@@ -1,0 +1,102 @@
+//! Kernel timing for benchmarks: GPU timestamps where the adapter has them, wall time of
+//! submit-and-wait otherwise (reported as such, since it includes submission overhead).
+
+use crate::buffer::GpuBuffer;
+use crate::context::GpuContext;
+use crate::error::Result;
+
+/// How a [`Timing`] was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Timestamp queries around the recorded commands.
+    GpuTimestamps,
+    /// Host wall time of submit + wait.
+    Wall,
+}
+
+/// Repeated measurements of one piece of GPU work, in milliseconds.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub clock: Clock,
+    pub samples_ms: Vec<f64>,
+}
+
+impl Timing {
+    fn sorted(&self) -> Vec<f64> {
+        let mut s = self.samples_ms.clone();
+        s.sort_by(f64::total_cmp);
+        s
+    }
+    /// Median sample.
+    pub fn median_ms(&self) -> f64 {
+        let s = self.sorted();
+        s[s.len() / 2]
+    }
+    /// Fastest sample.
+    pub fn min_ms(&self) -> f64 {
+        self.sorted()[0]
+    }
+    /// Slowest sample.
+    pub fn max_ms(&self) -> f64 {
+        *self.sorted().last().unwrap()
+    }
+}
+
+/// Times `record` (which records work into the given encoder) `reps` times after `warmup`
+/// untimed runs. Each run is its own submission.
+pub fn time_gpu(
+    ctx: &GpuContext,
+    warmup: usize,
+    reps: usize,
+    mut record: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<Timing> {
+    let reps = reps.max(1);
+    for _ in 0..warmup {
+        let mut enc = ctx.encoder("warmup");
+        record(&mut enc)?;
+        ctx.submit_and_wait(enc)?;
+    }
+    if !ctx.capabilities().timestamps {
+        let mut samples_ms = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let mut enc = ctx.encoder("timed");
+            record(&mut enc)?;
+            let t = std::time::Instant::now();
+            ctx.submit_and_wait(enc)?;
+            samples_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        return Ok(Timing {
+            clock: Clock::Wall,
+            samples_ms,
+        });
+    }
+    let query_set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("timer"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2,
+    });
+    let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timer.resolve"),
+        size: 16,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let stamps = GpuBuffer::<u64>::zeroed(ctx, 2, "timer.stamps")?;
+    let period_ns = f64::from(ctx.queue.get_timestamp_period());
+    let mut samples_ms = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let mut enc = ctx.encoder("timed");
+        enc.write_timestamp(&query_set, 0);
+        record(&mut enc)?;
+        enc.write_timestamp(&query_set, 1);
+        enc.resolve_query_set(&query_set, 0..2, &resolved, 0);
+        enc.copy_buffer_to_buffer(&resolved, 0, stamps.buffer(), 0, 16);
+        ctx.submit_and_wait(enc)?;
+        let t = stamps.read(ctx)?;
+        samples_ms.push(t[1].wrapping_sub(t[0]) as f64 * period_ns / 1e6);
+    }
+    Ok(Timing {
+        clock: Clock::GpuTimestamps,
+        samples_ms,
+    })
+}

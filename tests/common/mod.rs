@@ -1,0 +1,53 @@
+//! Shared test helpers: the GPU context, statistics, and the real-data loader.
+#![allow(dead_code)]
+
+pub mod stats;
+
+use std::sync::OnceLock;
+
+use knn_attention::GpuContext;
+
+/// True when a missing adapter must fail the test run (CI, or explicitly requested).
+pub fn gpu_required() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+        || std::env::var("KNN_ATTENTION_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+/// One context per test binary, chosen like wgpu's own tests (`WGPU_BACKEND`,
+/// `WGPU_ADAPTER_NAME`). `None` (with a printed reason) when there is no adapter and no GPU
+/// is required; a panic when one is required.
+pub fn gpu() -> Option<GpuContext> {
+    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    match CTX.get_or_init(|| GpuContext::new_blocking().map_err(|e| e.to_string())) {
+        Ok(ctx) => Some(ctx.clone()),
+        Err(e) if gpu_required() => panic!("GPU required (CI or KNN_ATTENTION_REQUIRE_GPU=1): {e}"),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+/// `let ctx = gpu_or_skip!();` at the top of a GPU test.
+#[macro_export]
+macro_rules! gpu_or_skip {
+    () => {
+        match common::gpu() {
+            Some(ctx) => ctx,
+            None => return,
+        }
+    };
+}
+
+/// Deterministic test data from the crate's own generator (so tests need no other RNG).
+pub fn normal_data(len: usize, seed: u64) -> Vec<f32> {
+    use knn_attention::kernels::rng_fill::{Distribution, RngKey};
+    knn_attention::reference::rng_fill::rng_fill_f32(
+        len,
+        RngKey {
+            seed,
+            ..Default::default()
+        },
+        Distribution::Normal,
+    )
+}
