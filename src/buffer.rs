@@ -42,8 +42,12 @@ pub fn check_binding_size(ctx: &GpuContext, what: &'static str, bytes: u64) -> R
 
 /// Bytes actually allocated for `len` elements: copies need 4-byte multiples and bindings need
 /// a non-zero size, so tiny and odd-sized buffers are padded.
+/// `u64::MAX` on overflow, which every size check then rejects.
 fn padded_bytes<T>(len: usize) -> u64 {
-    ((len * size_of::<T>()) as u64).next_multiple_of(4).max(16)
+    (len as u64)
+        .checked_mul(size_of::<T>() as u64)
+        .and_then(|b| b.checked_next_multiple_of(4))
+        .map_or(u64::MAX, |b| b.max(16))
 }
 
 /// A storage buffer holding `len` values of `T`. Usage: `STORAGE | COPY_SRC | COPY_DST`.
@@ -151,10 +155,10 @@ impl<T: Pod> GpuBuffer<T> {
             Vec::new()
         } else {
             let view = staging
-                .slice(..bytes)
+                .slice(..)
                 .get_mapped_range()
                 .map_err(|e| Error::Wgpu(format!("map readback: {e}")))?;
-            bytemuck::pod_collect_to_vec(&view)
+            bytemuck::pod_collect_to_vec(&view[..bytes as usize])
         };
         staging.unmap();
         Ok(out)

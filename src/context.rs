@@ -69,11 +69,23 @@ impl GpuContext {
     /// as in wgpu's own tools. Otherwise discrete GPUs win over integrated, virtual and CPU
     /// adapters.
     pub async fn new() -> Result<Self> {
-        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        desc.backends = backends;
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = instance.enumerate_adapters(backends).await;
+        // Without WGPU_BACKEND, the primary backends (Vulkan, Metal, DX12) are tried first and
+        // GL only when they have no adapter.
+        let mut adapters = Vec::new();
+        let mut backends = wgpu::Backends::empty();
+        let tries = match wgpu::Backends::from_env() {
+            Some(b) => vec![b],
+            None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+        };
+        for b in tries {
+            backends |= b;
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            desc.backends = b;
+            adapters = wgpu::Instance::new(desc).enumerate_adapters(b).await;
+            if !adapters.is_empty() {
+                break;
+            }
+        }
         if adapters.is_empty() {
             return Err(Error::NoAdapter(format!(
                 "no adapter for backends {backends:?}; on Linux without a GPU install Mesa's \

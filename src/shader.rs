@@ -73,11 +73,22 @@ impl Module {
 
     /// Builds the compute pipeline for `entry` (bind group layout derived from the shader).
     pub fn pipeline(&self, ctx: &GpuContext, entry: &str) -> Result<wgpu::ComputePipeline> {
+        self.pipeline_with_layout(ctx, entry, None)
+    }
+
+    /// Builds the compute pipeline for `entry` with an explicit layout, so that one bind group
+    /// can serve several entry points of the module.
+    pub fn pipeline_with_layout(
+        &self,
+        ctx: &GpuContext,
+        entry: &str,
+        layout: Option<&wgpu::PipelineLayout>,
+    ) -> Result<wgpu::ComputePipeline> {
         ctx.scoped(|| {
             ctx.device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(entry),
-                    layout: None,
+                    layout,
                     module: &self.module,
                     entry_point: Some(entry),
                     compilation_options: Default::default(),
@@ -102,10 +113,55 @@ pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
         })
 }
 
+/// Storage (read-only or read-write) or uniform layout entry at `binding`, compute stage.
+pub fn layout_entry(binding: u32, ty: BindingKind) -> wgpu::BindGroupLayoutEntry {
+    let ty = match ty {
+        BindingKind::Uniform => wgpu::BufferBindingType::Uniform,
+        BindingKind::Read => wgpu::BufferBindingType::Storage { read_only: true },
+        BindingKind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+    };
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Kinds of buffer binding for [`layout_entry`] and [`bind_group_layout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+/// A compute bind group layout with the given kinds at bindings 0, 1, 2, ...
+pub fn bind_group_layout(ctx: &GpuContext, label: &str, kinds: &[BindingKind]) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = kinds.iter().enumerate().map(|(i, &k)| layout_entry(i as u32, k)).collect();
+    ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
 /// Bind group 0 of `pipeline` with `resources` at bindings 0, 1, 2, ...
 pub fn bind_group(
     ctx: &GpuContext,
     pipeline: &wgpu::ComputePipeline,
+    resources: &[wgpu::BindingResource<'_>],
+) -> wgpu::BindGroup {
+    bind_group_with_layout(ctx, &pipeline.get_bind_group_layout(0), resources)
+}
+
+/// A bind group of `layout` with `resources` at bindings 0, 1, 2, ...
+pub fn bind_group_with_layout(
+    ctx: &GpuContext,
+    layout: &wgpu::BindGroupLayout,
     resources: &[wgpu::BindingResource<'_>],
 ) -> wgpu::BindGroup {
     let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
@@ -118,7 +174,7 @@ pub fn bind_group(
         .collect();
     ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,
-        layout: &pipeline.get_bind_group_layout(0),
+        layout,
         entries: &entries,
     })
 }
@@ -134,14 +190,14 @@ pub fn grid(groups: u32, max_dim: u32) -> (u32, u32, u32) {
     }
 }
 
-/// Records one compute pass: `pipeline` with bind group 0, over `groups` workgroups (folded
-/// into a 2D grid when needed).
+/// Records one compute pass: `pipeline` with `bind_groups` (group 0, 1, ...), over `groups`
+/// workgroups (folded into a 2D grid when needed).
 pub fn dispatch(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     label: &str,
     pipeline: &wgpu::ComputePipeline,
-    bind_group: &wgpu::BindGroup,
+    bind_groups: &[&wgpu::BindGroup],
     groups: u32,
 ) {
     if groups == 0 {
@@ -153,6 +209,8 @@ pub fn dispatch(
         timestamp_writes: None,
     });
     pass.set_pipeline(pipeline);
-    pass.set_bind_group(0, bind_group, &[]);
+    for (i, bg) in bind_groups.iter().enumerate() {
+        pass.set_bind_group(i as u32, *bg, &[]);
+    }
     pass.dispatch_workgroups(x, y, z);
 }

@@ -82,7 +82,7 @@ impl RngFill {
                 &[uniform.as_entire_binding(), out.binding()],
             );
             let groups = len.div_ceil(4).div_ceil(WG);
-            shader::dispatch(ctx, encoder, "rng_fill", &self.pipeline, &bg, groups);
+            shader::dispatch(ctx, encoder, "rng_fill", &self.pipeline, &[&bg], groups);
         })
     }
 

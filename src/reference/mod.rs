@@ -3,3 +3,4 @@
 
 pub mod dense_attention;
 pub mod rng_fill;
+pub mod topk;

@@ -1,6 +1,7 @@
 //! Shared test helpers: the GPU context, statistics, and the real-data loader.
 #![allow(dead_code)]
 
+pub mod data;
 pub mod stats;
 
 use std::sync::OnceLock;

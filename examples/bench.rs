@@ -1,0 +1,199 @@
+//! Bench CLI: runs named kernels at given shapes, times them with GPU timestamps where the
+//! adapter has them (wall time otherwise, labelled), prints a table and writes JSON.
+//!
+//! cargo run --release --example bench -- [--kernel NAME]... [--size small|full]
+//!     [--reps N] [--warmup N] [--peak-gbps X] [--json FILE]
+
+use clap::{Parser, ValueEnum};
+use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
+use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
+use knn_attention::timer::{Clock, time_gpu};
+use knn_attention::{GpuBuffer, GpuContext, Result};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Size {
+    /// Shapes small enough for a CPU Vulkan driver (lavapipe).
+    Small,
+    /// The shapes named in the issues (H100-scale).
+    Full,
+}
+
+#[derive(Parser)]
+struct Args {
+    /// Kernels to run (default: all). Known: rng_fill, topk.
+    #[arg(long)]
+    kernel: Vec<String>,
+    /// Shape set; default `full` on GPUs, `small` on CPU adapters.
+    #[arg(long, value_enum)]
+    size: Option<Size>,
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Device memory bandwidth in GB/s to report "% of peak" against (e.g. the measured
+    /// device-to-device copy bandwidth from torch_peers.py).
+    #[arg(long)]
+    peak_gbps: Option<f64>,
+    /// Write results as JSON here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// One benchmark case: what it is, how many bytes it must move, and how to record it.
+struct Case {
+    kernel: &'static str,
+    shape: String,
+    bytes: f64,
+    record: Box<dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    kernel: &'static str,
+    shape: String,
+    clock: &'static str,
+    median_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+    gbps: f64,
+    pct_of_peak: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    adapter: String,
+    backend: String,
+    device_type: String,
+    driver: String,
+    driver_info: String,
+    size: String,
+    date_unix: u64,
+    results: Vec<Row>,
+}
+
+fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let fill = std::rc::Rc::new(RngFill::new(ctx)?);
+    let lens: &[usize] = match size {
+        Size::Small => &[1 << 20, 1 << 22],
+        Size::Full => &[1 << 24, 1 << 28],
+    };
+    let mut cases = Vec::new();
+    for &len in lens {
+        for dist in [Distribution::Uniform, Distribution::Gumbel] {
+            let out = GpuBuffer::<f32>::zeroed(ctx, len, "bench.rng")?;
+            let fill = fill.clone();
+            cases.push(Case {
+                kernel: "rng_fill",
+                shape: format!("{len} {dist:?}"),
+                bytes: len as f64 * 4.0,
+                record: Box::new(move |enc| fill.encode(enc, &out, RngKey::default(), dist)),
+            });
+        }
+    }
+    Ok(cases)
+}
+
+fn topk_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let shapes: &[(usize, usize, usize)] = match size {
+        Size::Small => &[(64, 4096, 32), (16, 65536, 256), (1, 131072, 2048), (1024, 1024, 64)],
+        Size::Full => &[
+            (4096, 65536, 32),
+            (4096, 65536, 256),
+            (1, 131072, 2048),
+            (64, 131072, 2048),
+            (65536, 4096, 64),
+        ],
+    };
+    let mut cases = Vec::new();
+    for &(rows, n, k) in shapes {
+        let scores = GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.scores")?;
+        let mut fill_enc = ctx.encoder("fill");
+        RngFill::new(ctx)?.encode(&mut fill_enc, &scores, RngKey::default(), Distribution::Normal)?;
+        ctx.submit_and_wait(fill_enc)?;
+        let topk = Topk::new(ctx, TopkConfig { rows, n, k, ..Default::default() })?;
+        let out = topk.outputs()?;
+        cases.push(Case {
+            kernel: "topk",
+            shape: format!("{rows}x{n} k={k}"),
+            bytes: (rows * n * 4) as f64,
+            record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
+        });
+    }
+    Ok(cases)
+}
+
+fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let ctx = GpuContext::new_blocking()?;
+    let info = ctx.adapter_info.clone();
+    let size = args.size.unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
+        Size::Small
+    } else {
+        Size::Full
+    });
+    println!(
+        "adapter: {} ({:?}, {:?}), driver: {} {}",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    );
+    let want = |k: &str| args.kernel.is_empty() || args.kernel.iter().any(|x| x == k);
+    let mut cases = Vec::new();
+    if want("rng_fill") {
+        cases.extend(rng_fill_cases(&ctx, size)?);
+    }
+    if want("topk") {
+        cases.extend(topk_cases(&ctx, size)?);
+    }
+    println!(
+        "{:<10} {:<24} {:>6} {:>10} {:>10} {:>10} {:>9} {:>7}",
+        "kernel", "shape", "clock", "median ms", "min ms", "max ms", "GB/s", "% peak"
+    );
+    let mut results = Vec::new();
+    for mut case in cases {
+        let t = time_gpu(&ctx, args.warmup, args.reps, &mut case.record)?;
+        let gbps = case.bytes / t.median_ms() / 1e6;
+        let pct = args.peak_gbps.map(|p| 100.0 * gbps / p);
+        let clock = match t.clock {
+            Clock::GpuTimestamps => "gpu",
+            Clock::Wall => "wall",
+        };
+        println!(
+            "{:<10} {:<24} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>9.1} {:>7}",
+            case.kernel,
+            case.shape,
+            clock,
+            t.median_ms(),
+            t.min_ms(),
+            t.max_ms(),
+            gbps,
+            pct.map_or("-".into(), |p| format!("{p:.1}"))
+        );
+        results.push(Row {
+            kernel: case.kernel,
+            shape: case.shape,
+            clock,
+            median_ms: t.median_ms(),
+            min_ms: t.min_ms(),
+            max_ms: t.max_ms(),
+            gbps,
+            pct_of_peak: pct,
+        });
+    }
+    if let Some(path) = args.json {
+        let report = Report {
+            adapter: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver,
+            driver_info: info.driver_info,
+            size: format!("{size:?}"),
+            date_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            results,
+        };
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,453 @@
+//! `topk`: exact row-wise top-k of a `[rows, n]` f32 score matrix.
+//!
+//! Algorithm (see `shaders/topk.wgsl`): MSB-first radix select over order-preserving u32 keys,
+//! 8 bits per pass; each pass histograms every (row, chunk) in its own workgroup and a per-row
+//! workgroup picks the digit, so one long row spreads over up to 256 workgroups and many rows
+//! fill the GPU without any workgroup waiting on another. A compaction writes the keys above
+//! the threshold and the lowest-index keys equal to it, then a bitonic sort orders them.
+//!
+//! Rules, identical in [`crate::reference::topk`]:
+//! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
+//!   row has fewer than k non-NaN entries.
+//! - −0.0 and +0.0 are equal; ties go to the smaller index, so results are deterministic.
+//! - Values are returned exactly as stored in the input (bit for bit).
+//! - A row with fewer than k entries (ragged `lengths`) returns all of them; the other slots
+//!   hold index `u32::MAX` and value −∞ (+∞ when selecting the smallest), and `counts[row]`
+//!   says how many are real.
+//! - `sorted: false` skips the sort: each row lists the keys above the threshold in index
+//!   order, then the tied ones in index order (still deterministic).
+
+use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::params::{TopkParams, TopkSortParams};
+use crate::shader::{self, BindingKind, Module, Tier};
+
+/// Which end of each row to keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    Largest,
+    Smallest,
+}
+
+/// Shape and options of a top-k call; fixed when the kernel is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopkConfig {
+    pub rows: usize,
+    /// Row length (entries per row).
+    pub n: usize,
+    /// Entries kept per row, `1 ≤ k ≤ n`.
+    pub k: usize,
+    pub order: Order,
+    /// Sort each row best-first (default); `false` skips the sort.
+    pub sorted: bool,
+    /// Elements between row starts in the input (`None`: `n`), to read a slice of a wider
+    /// matrix.
+    pub row_stride: Option<usize>,
+}
+
+impl Default for TopkConfig {
+    fn default() -> Self {
+        TopkConfig {
+            rows: 1,
+            n: 1,
+            k: 1,
+            order: Order::Largest,
+            sorted: true,
+            row_stride: None,
+        }
+    }
+}
+
+impl TopkConfig {
+    /// Row stride actually used.
+    pub fn stride(&self) -> usize {
+        self.row_stride.unwrap_or(self.n)
+    }
+
+    /// Checks `k`, `n` and the stride. `k = 0` is rejected: asking for nothing is almost
+    /// always a bug upstream (e.g. a k policy that rounded down).
+    pub fn validate(&self) -> Result<()> {
+        if self.n == 0 || self.n > u32::MAX as usize / 2 {
+            return Err(Error::shape("n", "1 ≤ n < 2^31", self.n));
+        }
+        if self.k == 0 || self.k > self.n {
+            return Err(Error::shape("k", format!("1 ≤ k ≤ n = {}", self.n), self.k));
+        }
+        if self.stride() < self.n {
+            return Err(Error::shape("row_stride", format!("≥ n = {}", self.n), self.stride()));
+        }
+        Ok(())
+    }
+
+    /// Minimum input length for `offset`.
+    pub fn input_len(&self, offset: usize) -> usize {
+        if self.rows == 0 {
+            0
+        } else {
+            offset + (self.rows - 1) * self.stride() + self.n
+        }
+    }
+
+    /// Checks an input of `len` elements read from `offset`, and optional per-row lengths.
+    pub fn validate_input(&self, len: usize, offset: usize, lengths: Option<usize>) -> Result<()> {
+        self.validate()?;
+        let need = self.input_len(offset);
+        if len < need {
+            return Err(Error::shape("scores", format!("≥ {need} elements"), len));
+        }
+        if let Some(l) = lengths
+            && l < self.rows
+        {
+            return Err(Error::shape("lengths", format!("≥ rows = {}", self.rows), l));
+        }
+        Ok(())
+    }
+}
+
+/// Inputs of one call: the scores, an element offset into them, optional row lengths.
+#[derive(Clone, Copy, Debug)]
+pub struct TopkInput<'a> {
+    pub scores: &'a GpuBuffer<f32>,
+    pub offset: usize,
+    /// Row `r` considers only its first `min(lengths[r], n)` entries (ragged or causal rows).
+    pub lengths: Option<&'a GpuBuffer<u32>>,
+}
+
+impl<'a> TopkInput<'a> {
+    pub fn new(scores: &'a GpuBuffer<f32>) -> Self {
+        TopkInput {
+            scores,
+            offset: 0,
+            lengths: None,
+        }
+    }
+    pub fn with_offset(self, offset: usize) -> Self {
+        TopkInput { offset, ..self }
+    }
+    pub fn with_lengths(self, lengths: &'a GpuBuffer<u32>) -> Self {
+        TopkInput {
+            lengths: Some(lengths),
+            ..self
+        }
+    }
+}
+
+/// GPU outputs: `values` and `indices` are `[rows, k]`, `counts` is `[rows]`.
+#[derive(Debug)]
+pub struct TopkOutput {
+    pub values: GpuBuffer<f32>,
+    pub indices: GpuBuffer<u32>,
+    pub counts: GpuBuffer<u32>,
+}
+
+/// Host copy of a top-k result (from [`Topk::run`] or the CPU reference).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopkResult {
+    pub values: Vec<f32>,
+    pub indices: Vec<u32>,
+    pub counts: Vec<u32>,
+}
+
+const WG: usize = 256;
+const SORT_BLOCK: usize = 1024;
+/// Workgroups we aim for per batch: enough to fill a large GPU.
+const TARGET_GROUPS: usize = 2048;
+/// Largest chunk a workgroup scans, unless the row is so long that 256 chunks need more.
+const MAX_CHUNK: usize = 16384;
+/// Scratch per batch stays below this, whatever the rows.
+const SCRATCH_BYTES: usize = 64 << 20;
+
+/// Sizes derived from the config and the device limits.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    chunk: usize,
+    chunks: usize,
+    sort_size: usize,
+    batch_rows: usize,
+    work_per_row: usize,
+}
+
+impl Plan {
+    fn new(cfg: &TopkConfig, limits: &wgpu::Limits) -> Result<Self> {
+        let n = cfg.n;
+        // ≤ 256 chunks per row (one select thread each), ≥ 256 entries (one per thread).
+        let lower = n.div_ceil(WG).next_multiple_of(WG).max(WG);
+        let target = (cfg.rows.max(1) * n).div_ceil(TARGET_GROUPS).next_multiple_of(WG);
+        let chunk = target
+            .min(MAX_CHUNK)
+            .min(n.next_multiple_of(WG))
+            .max(lower);
+        let chunks = n.div_ceil(chunk);
+        let sort_size = cfg.k.next_power_of_two().max(2);
+        let work_per_row = chunks * 256 + chunks * 4 + 4;
+        let binding = limits.max_storage_buffer_binding_size as usize;
+        let scratch = SCRATCH_BYTES.min(binding);
+        let input_row = cfg.stride() * 4;
+        let by_work = scratch / (work_per_row * 4);
+        let by_pairs = binding / (sort_size * 8);
+        // One batch's input slice, plus up to one alignment unit of shift, fits one binding.
+        let align = limits.min_storage_buffer_offset_alignment as usize;
+        let by_input = match binding.checked_sub(align + n * 4) {
+            Some(rest) => rest / input_row + 1,
+            None => 0,
+        };
+        let by_index = (u32::MAX as usize / 2) / cfg.stride();
+        let batch_rows = cfg.rows.min(by_work).min(by_pairs).min(by_input).min(by_index);
+        if batch_rows == 0 && cfg.rows > 0 {
+            return Err(Error::BufferTooLarge {
+                what: "one top-k row (input, scratch or sort buffer)",
+                requested: (input_row.max(sort_size * 8).max(work_per_row * 4)) as u64,
+                limit: "max_storage_buffer_binding_size",
+                max: binding as u64,
+            });
+        }
+        Ok(Plan {
+            chunk,
+            chunks,
+            sort_size,
+            batch_rows: batch_rows.max(1),
+            work_per_row,
+        })
+    }
+}
+
+struct SortStep {
+    global: bool,
+    bind_group: wgpu::BindGroup,
+}
+
+/// The top-k kernel for one [`TopkConfig`]. Build once (compiles pipelines, allocates
+/// scratch for one row batch), then [`Topk::encode`] as often as needed.
+pub struct Topk {
+    ctx: GpuContext,
+    cfg: TopkConfig,
+    plan: Plan,
+    layout: wgpu::BindGroupLayout,
+    histogram: wgpu::ComputePipeline,
+    select: wgpu::ComputePipeline,
+    compact: wgpu::ComputePipeline,
+    sort_local: wgpu::ComputePipeline,
+    sort_global: wgpu::ComputePipeline,
+    finalize: wgpu::ComputePipeline,
+    sort_steps: Vec<SortStep>,
+    work: wgpu::Buffer,
+    pairs: wgpu::Buffer,
+    no_lengths: GpuBuffer<u32>,
+}
+
+fn scratch(ctx: &GpuContext, label: &str, bytes: usize) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (bytes as u64).max(16),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+impl Topk {
+    /// Validates `cfg` against the device and compiles the pipelines.
+    pub fn new(ctx: &GpuContext, cfg: TopkConfig) -> Result<Self> {
+        cfg.validate()?;
+        let plan = Plan::new(&cfg, ctx.limits())?;
+        check_binding_size(ctx, "topk output", (cfg.rows * cfg.k * 4) as u64)?;
+        use BindingKind::{Read, ReadWrite, Uniform};
+        let layout = shader::bind_group_layout(
+            ctx,
+            "topk",
+            &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+        );
+        let sort_layout = shader::bind_group_layout(ctx, "topk.sort", &[Uniform]);
+        let pl = |layouts: &[Option<&wgpu::BindGroupLayout>]| {
+            ctx.device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some("topk"),
+                    bind_group_layouts: layouts,
+                    immediate_size: 0,
+                })
+        };
+        let main = pl(&[Some(&layout)]);
+        let with_sort = pl(&[Some(&layout), Some(&sort_layout)]);
+        let module = Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?;
+        let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
+
+        // Bitonic schedule: sort blocks locally, then for each larger size the strides
+        // ≥ block as global steps and the rest as one local step.
+        let block = SORT_BLOCK.min(plan.sort_size);
+        let mut steps = vec![(false, TopkSortParams { full: 1, ..Default::default() })];
+        let mut size = 2 * block;
+        while size <= plan.sort_size {
+            let mut j = size / 2;
+            while j >= block {
+                let p = TopkSortParams { size: size as u32, stride: j as u32, ..Default::default() };
+                steps.push((true, p));
+                j /= 2;
+            }
+            steps.push((false, TopkSortParams { size: size as u32, ..Default::default() }));
+            size *= 2;
+        }
+        let sort_steps = steps
+            .into_iter()
+            .map(|(global, p)| {
+                let u = shader::uniform(ctx, &p);
+                SortStep {
+                    global,
+                    bind_group: shader::bind_group_with_layout(ctx, &sort_layout, &[u.as_entire_binding()]),
+                }
+            })
+            .collect();
+
+        let batch = plan.batch_rows;
+        Ok(Topk {
+            histogram: build("topk_histogram", &main)?,
+            select: build("topk_select", &main)?,
+            compact: build("topk_compact", &main)?,
+            finalize: build("topk_finalize", &main)?,
+            sort_local: build("topk_sort_local", &with_sort)?,
+            sort_global: build("topk_sort_global", &with_sort)?,
+            sort_steps,
+            work: scratch(ctx, "topk.work", batch * plan.work_per_row * 4),
+            pairs: scratch(ctx, "topk.pairs", batch * plan.sort_size * 8),
+            no_lengths: GpuBuffer::zeroed(ctx, 4, "topk.no_lengths")?,
+            layout,
+            plan,
+            cfg,
+            ctx: ctx.clone(),
+        })
+    }
+
+    /// The configuration this kernel was built for.
+    pub fn config(&self) -> &TopkConfig {
+        &self.cfg
+    }
+
+    /// Allocates output buffers of the right size.
+    pub fn outputs(&self) -> Result<TopkOutput> {
+        let (rows, k) = (self.cfg.rows, self.cfg.k);
+        Ok(TopkOutput {
+            values: GpuBuffer::zeroed(&self.ctx, rows * k, "topk.values")?,
+            indices: GpuBuffer::zeroed(&self.ctx, rows * k, "topk.indices")?,
+            counts: GpuBuffer::zeroed(&self.ctx, rows, "topk.counts")?,
+        })
+    }
+
+    /// Records the top-k of `input` into `out`. Validates every size first; records nothing
+    /// on error. Allocates only small uniform buffers and bind groups.
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: TopkInput<'_>,
+        out: &TopkOutput,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        cfg.validate_input(input.scores.len(), input.offset, input.lengths.map(|l| l.len()))?;
+        for (arg, have, want) in [
+            ("out.values", out.values.len(), cfg.rows * cfg.k),
+            ("out.indices", out.indices.len(), cfg.rows * cfg.k),
+            ("out.counts", out.counts.len(), cfg.rows),
+        ] {
+            if have < want {
+                return Err(Error::shape(arg, format!("≥ {want} elements"), have));
+            }
+        }
+        let ctx = &self.ctx;
+        let plan = &self.plan;
+        let stride = cfg.stride();
+        let align = ctx.limits().min_storage_buffer_offset_alignment as usize;
+        ctx.scoped(|| {
+            let mut row0 = 0;
+            while row0 < cfg.rows {
+                let rows = plan.batch_rows.min(cfg.rows - row0);
+                let first = (input.offset + row0 * stride) * 4;
+                let aligned = first / align * align;
+                let in_shift = (first - aligned) / 4;
+                let bytes = (in_shift + (rows - 1) * stride + cfg.n) * 4;
+                let hist_len = rows * plan.chunks * 256;
+                let info_len = rows * plan.chunks * 4;
+                let params = TopkParams {
+                    rows: rows as u32,
+                    n: cfg.n as u32,
+                    k: cfg.k as u32,
+                    stride: stride as u32,
+                    row0: row0 as u32,
+                    in_shift: in_shift as u32,
+                    has_lengths: input.lengths.is_some() as u32,
+                    smallest: (cfg.order == Order::Smallest) as u32,
+                    chunk: plan.chunk as u32,
+                    chunks: plan.chunks as u32,
+                    sort_size: plan.sort_size as u32,
+                    hist_base: 0,
+                    info_base: hist_len as u32,
+                    state_base: (hist_len + info_len) as u32,
+                    ..Default::default()
+                };
+                let uniform = shader::uniform(ctx, &params);
+                let scores = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: input.scores.buffer(),
+                    offset: aligned as u64,
+                    size: std::num::NonZeroU64::new(bytes as u64),
+                });
+                let lengths = input.lengths.unwrap_or(&self.no_lengths);
+                let bg = shader::bind_group_with_layout(
+                    ctx,
+                    &self.layout,
+                    &[
+                        uniform.as_entire_binding(),
+                        scores,
+                        lengths.binding(),
+                        self.work.as_entire_binding(),
+                        self.pairs.as_entire_binding(),
+                        out.values.binding(),
+                        out.indices.binding(),
+                        out.counts.binding(),
+                    ],
+                );
+                // Fresh per-row state (prefix, remaining, gt_total, pass) for this batch.
+                encoder.clear_buffer(&self.work, (params.state_base as u64) * 4, Some(rows as u64 * 16));
+                let tiles = (rows * plan.chunks) as u32;
+                for _ in 0..4 {
+                    shader::dispatch(ctx, encoder, "topk_histogram", &self.histogram, &[&bg], tiles);
+                    shader::dispatch(ctx, encoder, "topk_select", &self.select, &[&bg], rows as u32);
+                }
+                shader::dispatch(ctx, encoder, "topk_compact", &self.compact, &[&bg], tiles);
+                if cfg.sorted {
+                    let blocks = (plan.sort_size / SORT_BLOCK.min(plan.sort_size)) as u32;
+                    let halves = (rows * plan.sort_size / 2).div_ceil(WG) as u32;
+                    for step in &self.sort_steps {
+                        let (pipeline, groups) = if step.global {
+                            (&self.sort_global, halves)
+                        } else {
+                            (&self.sort_local, rows as u32 * blocks)
+                        };
+                        shader::dispatch(ctx, encoder, "topk_sort", pipeline, &[&bg, &step.bind_group], groups);
+                    }
+                }
+                let slots = (rows * cfg.k).div_ceil(WG) as u32;
+                shader::dispatch(ctx, encoder, "topk_finalize", &self.finalize, &[&bg], slots);
+                row0 += rows;
+            }
+        })
+    }
+
+    /// Uploads `scores` (and `lengths`), runs, and reads the result back.
+    pub fn run(&self, scores: &[f32], lengths: Option<&[u32]>) -> Result<TopkResult> {
+        let ctx = &self.ctx;
+        self.cfg.validate_input(scores.len(), 0, lengths.map(<[u32]>::len))?;
+        let s = GpuBuffer::from_slice(ctx, scores, "topk.scores")?;
+        let l = lengths.map(|l| GpuBuffer::from_slice(ctx, l, "topk.lengths")).transpose()?;
+        let mut input = TopkInput::new(&s);
+        if let Some(l) = &l {
+            input = input.with_lengths(l);
+        }
+        let out = self.outputs()?;
+        let mut enc = ctx.encoder("topk");
+        self.encode(&mut enc, input, &out)?;
+        ctx.submit_and_wait(enc)?;
+        Ok(TopkResult {
+            values: out.values.read(ctx)?,
+            indices: out.indices.read(ctx)?,
+            counts: out.counts.read(ctx)?,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! GpuContext and GpuBuffer: round trips, limits, borrowed devices, device loss.
+
+mod common;
+
+use knn_attention::kernels::rng_fill::{RngFill, RngKey};
+use knn_attention::reference::rng_fill::rng_fill_bits;
+use knn_attention::{Error, GpuBuffer, GpuContext};
+
+#[test]
+fn buffers_round_trip_any_pod_type_and_length() {
+    let ctx = gpu_or_skip!();
+    let f: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.0).collect();
+    assert_eq!(GpuBuffer::from_slice(&ctx, &f, "f").unwrap().read(&ctx).unwrap(), f);
+    // 2-byte elements with an odd count exercise the 4-byte copy padding.
+    let h: Vec<u16> = vec![1, 2, 65535];
+    let b = GpuBuffer::from_slice(&ctx, &h, "h").unwrap();
+    assert_eq!(b.len(), 3);
+    assert_eq!(b.read(&ctx).unwrap(), h);
+    let e = GpuBuffer::<u32>::zeroed(&ctx, 0, "empty").unwrap();
+    assert!(e.is_empty() && e.read(&ctx).unwrap().is_empty());
+    // Partial writes land where asked.
+    let w = GpuBuffer::<u32>::zeroed(&ctx, 8, "w").unwrap();
+    w.write(&ctx, 4, &[9, 8]).unwrap();
+    assert_eq!(w.read(&ctx).unwrap(), vec![0, 0, 0, 0, 9, 8, 0, 0]);
+}
+
+#[test]
+fn oversized_buffers_and_writes_are_typed_errors() {
+    let ctx = gpu_or_skip!();
+    let max = ctx.limits().max_buffer_size;
+    let too_many = usize::try_from(max / 4 + 1).unwrap_or(usize::MAX);
+    match GpuBuffer::<f32>::zeroed(&ctx, too_many, "huge") {
+        Err(Error::BufferTooLarge { limit, max: m, .. }) => {
+            assert_eq!(limit, "max_buffer_size");
+            assert_eq!(m, max);
+        }
+        other => panic!("expected BufferTooLarge, got {other:?}"),
+    }
+    assert!(matches!(
+        GpuBuffer::<u64>::zeroed(&ctx, usize::MAX, "overflow"),
+        Err(Error::BufferTooLarge { .. })
+    ));
+    let b = GpuBuffer::<u32>::zeroed(&ctx, 4, "small").unwrap();
+    assert!(matches!(b.write(&ctx, 2, &[1, 2, 3]), Err(Error::InvalidShape { arg: "data", .. })));
+}
+
+#[test]
+fn async_readback_completes_while_the_device_is_polled() {
+    let ctx = gpu_or_skip!();
+    let data: Vec<u32> = (0..4096).collect();
+    let b = GpuBuffer::from_slice(&ctx, &data, "async").unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (device, done) = (ctx.device.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = device.poll(wgpu::PollType::Poll);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let got = pollster::block_on(b.read_async(&ctx)).unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    poller.join().unwrap();
+    assert_eq!(got, data);
+}
+
+#[test]
+fn borrowed_device_runs_kernels() {
+    if common::gpu().is_none() {
+        return;
+    }
+    // An application creates its own device; the library borrows it.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&Default::default())).unwrap();
+    let ctx = GpuContext::from_device(device, queue, adapter.get_info());
+    assert_eq!(*ctx.limits(), wgpu::Limits::default());
+    assert!(!ctx.capabilities().subgroups && !ctx.capabilities().timestamps);
+    let key = RngKey { seed: 5, stream: 6, counter: 7 };
+    let got = RngFill::new(&ctx).unwrap().run_bits(999, key).unwrap();
+    assert_eq!(got, rng_fill_bits(999, key));
+}
+
+#[test]
+fn owned_context_reports_its_adapter_and_limits() {
+    let ctx = gpu_or_skip!();
+    assert!(!ctx.adapter_info.name.is_empty());
+    // The context asks for the adapter's limits, which are at least WebGPU's defaults.
+    assert!(ctx.limits().max_storage_buffer_binding_size >= 128 << 20);
+}
+
+#[test]
+fn device_loss_becomes_an_error_on_the_next_call() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let ctx = GpuContext::new_blocking().unwrap();
+    let fill = RngFill::new(&ctx).unwrap();
+    ctx.device.destroy();
+    let _ = ctx.wait(None);
+    assert!(matches!(ctx.check(), Err(Error::DeviceLost(_))));
+    assert!(matches!(fill.run_bits(16, RngKey::default()), Err(Error::DeviceLost(_))));
+}

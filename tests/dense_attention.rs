@@ -1,0 +1,150 @@
+//! CPU reference of exact dense attention: hand-computed cases, invariants, shapes, and the
+//! real captures' stored outputs.
+
+mod common;
+
+use approx::assert_relative_eq;
+use knn_attention::reference::dense_attention::{dense_attention, probabilities_row};
+use knn_attention::{AttentionShape, Error, Mask};
+
+#[test]
+fn hand_computed_two_keys() {
+    // scores 0 and ln 3 → p = (1/4, 3/4); out = 1/4·1 + 3/4·5 = 4; lse = ln 4.
+    let shape = AttentionShape::new(1, 1, 2, 1);
+    let r = dense_attention(&shape, &[1.0], &[0.0, 3f32.ln()], &[1.0, 5.0], 1.0, Mask::None)
+        .unwrap();
+    assert_relative_eq!(r.out[0], 4.0, max_relative = 1e-6);
+    assert_relative_eq!(r.lse[0], 4f32.ln(), max_relative = 1e-6);
+}
+
+#[test]
+fn hand_computed_scale_and_causal() {
+    // d = 2, q = (1, 1), keys (1, 0), (0, 2), scale 0.5 → scores 0.5, 1.0.
+    let shape = AttentionShape::new(1, 2, 2, 2);
+    let q = [1.0, 1.0, 1.0, 1.0];
+    let k = [1.0, 0.0, 0.0, 2.0];
+    let v = [2.0, 0.0, 0.0, 4.0];
+    let r = dense_attention(&shape, &q, &k, &v, 0.5, Mask::Causal { offset: 0 }).unwrap();
+    // Row 0 sees key 0 only.
+    assert_eq!(&r.out[..2], &[2.0, 0.0]);
+    assert_relative_eq!(r.lse[0], 0.5, max_relative = 1e-6);
+    // Row 1 sees both: p1 = e^1 / (e^0.5 + e^1).
+    let p1 = 1f64.exp() / (0.5f64.exp() + 1f64.exp());
+    assert_relative_eq!(r.out[2], (2.0 * (1.0 - p1)) as f32, max_relative = 1e-6);
+    assert_relative_eq!(r.out[3], (4.0 * p1) as f32, max_relative = 1e-6);
+}
+
+fn random_case(shape: &AttentionShape, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    (
+        common::normal_data(shape.q_len(), seed),
+        common::normal_data(shape.kv_len(), seed + 1),
+        common::normal_data(shape.kv_len(), seed + 2),
+    )
+}
+
+#[test]
+fn probability_rows_sum_to_one_and_output_is_convex() {
+    let shape = AttentionShape { batch: 2, heads_q: 4, heads_kv: 2, n_q: 9, n_kv: 17, head_dim: 8 };
+    let (q, k, v) = random_case(&shape, 10);
+    for mask in [Mask::None, Mask::Causal { offset: 8 }] {
+        let r = dense_attention(&shape, &q, &k, &v, 0.35, mask).unwrap();
+        for b in 0..2 {
+            for h in 0..4 {
+                for i in 0..9 {
+                    let p = probabilities_row(&shape, &q, &k, 0.35, mask, (b, h, i));
+                    assert_eq!(p.len(), mask.visible_keys(i, 17));
+                    assert_relative_eq!(p.iter().sum::<f64>(), 1.0, max_relative = 1e-12);
+                    assert!(p.iter().all(|&x| x > 0.0));
+                }
+            }
+        }
+        // Each output coordinate lies within the range of the visible values.
+        let (vmin, vmax) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(r.out.iter().all(|&o| o >= vmin - 1e-5 && o <= vmax + 1e-5));
+    }
+}
+
+#[test]
+fn causal_rows_ignore_future_keys() {
+    let shape = AttentionShape::new(2, 6, 10, 4);
+    let (q, k, v) = random_case(&shape, 20);
+    let offset = 4; // query i sees keys 0..=i+4
+    let mask = Mask::Causal { offset };
+    let base = dense_attention(&shape, &q, &k, &v, 0.5, mask).unwrap();
+    // Overwrite every key/value that query 0 must not see.
+    let (mut k2, mut v2) = (k.clone(), v.clone());
+    for h in 0..2 {
+        for j in offset + 1..10 {
+            for c in 0..4 {
+                k2[(h * 10 + j) * 4 + c] = 1e3;
+                v2[(h * 10 + j) * 4 + c] = -1e3;
+            }
+        }
+    }
+    let moved = dense_attention(&shape, &q, &k2, &v2, 0.5, mask).unwrap();
+    for h in 0..2 {
+        let row = h * 6; // query 0 of each head
+        assert_eq!(base.out[row * 4..][..4], moved.out[row * 4..][..4]);
+        assert_eq!(base.lse[row], moved.lse[row]);
+        // The last query sees everything, so it must have changed.
+        assert_ne!(base.out[(row + 5) * 4], moved.out[(row + 5) * 4]);
+    }
+}
+
+#[test]
+fn grouped_query_heads_equal_repeated_kv_heads() {
+    for (heads_q, heads_kv) in [(6, 2), (6, 3), (8, 1), (4, 4)] {
+        let shape = AttentionShape { batch: 2, heads_q, heads_kv, n_q: 5, n_kv: 7, head_dim: 3 };
+        let (q, k, v) = random_case(&shape, 30);
+        let g = heads_q / heads_kv;
+        // Expand K and V so that every query head has its own copy.
+        let expand = |x: &[f32]| -> Vec<f32> {
+            let per_head = 7 * 3;
+            (0..2)
+                .flat_map(|b| (0..heads_q).map(move |h| (b, h)))
+                .flat_map(|(b, h)| x[(b * heads_kv + h / g) * per_head..][..per_head].to_vec())
+                .collect()
+        };
+        let full = AttentionShape { heads_kv: heads_q, ..shape };
+        let a = dense_attention(&shape, &q, &k, &v, 0.6, Mask::None).unwrap();
+        let b = dense_attention(&full, &q, &expand(&k), &expand(&v), 0.6, Mask::None).unwrap();
+        assert_eq!(a, b, "heads {heads_q}/{heads_kv}");
+    }
+}
+
+#[test]
+fn empty_key_set_gives_zero_output_and_neg_inf_lse() {
+    let shape = AttentionShape::new(1, 2, 0, 4);
+    let r = dense_attention(&shape, &[1.0; 8], &[], &[], 1.0, Mask::None).unwrap();
+    assert!(r.out.iter().all(|&x| x == 0.0));
+    assert!(r.lse.iter().all(|&x| x == f32::NEG_INFINITY));
+}
+
+#[test]
+fn bad_shapes_are_typed_errors() {
+    let shape = AttentionShape { batch: 1, heads_q: 3, heads_kv: 2, n_q: 1, n_kv: 1, head_dim: 1 };
+    let e = dense_attention(&shape, &[0.0; 3], &[0.0; 2], &[0.0; 2], 1.0, Mask::None);
+    assert!(matches!(e, Err(Error::InvalidShape { arg: "heads_kv", .. })));
+    let shape = AttentionShape::new(1, 2, 2, 2);
+    let e = dense_attention(&shape, &[0.0; 3], &[0.0; 4], &[0.0; 4], 1.0, Mask::None);
+    assert!(matches!(e, Err(Error::InvalidShape { arg: "q", .. })));
+    let e = dense_attention(&shape, &[0.0; 4], &[0.0; 4], &[0.0; 5], 1.0, Mask::None);
+    assert!(matches!(e, Err(Error::InvalidShape { arg: "v", .. })));
+}
+
+/// The reference reproduces the exact outputs stored with the real captures (computed in f64
+/// by numpy from the same f16 inputs); differences are f32 output rounding only.
+#[test]
+fn matches_stored_outputs_of_real_model() {
+    for file in ["gpl3-layer0.safetensors", "gpl3-layer5.safetensors"] {
+        let Some(c) = common::data::load(file) else { return };
+        let shape = AttentionShape::new(c.heads, c.tokens, c.tokens, c.head_dim);
+        let r = dense_attention(&shape, &c.q, &c.k, &c.v, c.scale, Mask::None).unwrap();
+        for (a, b) in r.out.iter().zip(&c.out) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{file}: {a} vs {b}");
+        }
+        for (a, b) in r.lse.iter().zip(&c.lse) {
+            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{file}: lse {a} vs {b}");
+        }
+    }
+}

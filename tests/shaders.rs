@@ -1,0 +1,84 @@
+//! Every composed kernel translates to SPIR-V, MSL, HLSL and GLSL with naga, so Metal, DX12
+//! and GL problems show up on Linux. Each backend validates with its own capability set.
+
+use knn_attention::shader::sources::ALL;
+use naga::back::{glsl, hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn module(name: &str, src: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
+}
+
+fn validate(name: &str, m: &naga::Module, caps: Capabilities) -> naga::valid::ModuleInfo {
+    Validator::new(ValidationFlags::all(), caps)
+        .validate(m)
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+}
+
+#[test]
+fn every_kernel_is_listed() {
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wgsl"))
+        .count();
+    assert_eq!(files, ALL.len());
+    assert!(!ALL.is_empty());
+}
+
+#[test]
+fn translates_to_spirv() {
+    for (name, src) in ALL {
+        let m = module(name, src);
+        let info = validate(name, &m, spv::supported_capabilities());
+        let words = spv::write_vec(&m, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
+        assert_eq!(words[0], 0x0723_0203, "{name}: SPIR-V magic");
+    }
+}
+
+#[test]
+fn translates_to_msl() {
+    for (name, src) in ALL {
+        let m = module(name, src);
+        let info = validate(name, &m, msl::supported_capabilities());
+        let (out, _) = msl::write_string(&m, &info, &msl::Options::default(), &Default::default())
+            .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
+        assert!(out.contains("kernel"), "{name}: no MSL kernel");
+    }
+}
+
+#[test]
+fn translates_to_hlsl() {
+    for (name, src) in ALL {
+        let m = module(name, src);
+        let info = validate(name, &m, hlsl::supported_capabilities());
+        let options = hlsl::Options::default();
+        let pipeline = hlsl::PipelineOptions::default();
+        let mut out = String::new();
+        hlsl::Writer::new(&mut out, &options, &pipeline)
+            .write(&m, &info, None)
+            .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
+        assert!(out.contains("numthreads"), "{name}: no HLSL compute entry");
+    }
+}
+
+#[test]
+fn translates_to_glsl() {
+    for (name, src) in ALL {
+        let m = module(name, src);
+        let info = validate(name, &m, glsl::supported_capabilities());
+        for ep in &m.entry_points {
+            let options = glsl::Options::default(); // GLSL ES 3.10, the compute baseline
+            let pipeline = glsl::PipelineOptions {
+                shader_stage: ep.stage,
+                entry_point: ep.name.clone(),
+                multiview: None,
+            };
+            let mut out = String::new();
+            glsl::Writer::new(&mut out, &m, &info, &options, &pipeline, Default::default())
+                .and_then(|mut w| w.write())
+                .unwrap_or_else(|e| panic!("{name}::{}: GLSL: {e}", ep.name));
+            assert!(out.contains("local_size_x"), "{name}: no GLSL compute layout");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! `topk` on the GPU against the CPU reference: values bit-equal, indices equal (ties go to
+//! the smaller index, so there is exactly one right answer).
+
+mod common;
+
+use knn_attention::kernels::topk::{Order, Topk, TopkConfig, TopkInput, TopkResult};
+use knn_attention::reference::topk::topk as topk_ref;
+use knn_attention::{Error, GpuBuffer, GpuContext};
+use proptest::prelude::*;
+
+fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
+    assert_eq!(gpu.counts, cpu.counts, "{what}: counts");
+    assert_eq!(gpu.indices, cpu.indices, "{what}: indices");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&gpu.values), bits(&cpu.values), "{what}: values");
+}
+
+fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
+    let gpu = Topk::new(ctx, cfg).unwrap().run(scores, lengths).unwrap();
+    let cpu = topk_ref(scores, &cfg, 0, lengths).unwrap();
+    if cfg.sorted {
+        assert_same(&gpu, &cpu, what);
+    } else {
+        // Unsorted: same multiset per row, listed in a deterministic order.
+        let mut g = gpu.clone();
+        for r in 0..cfg.rows {
+            let row = &mut g.indices[r * cfg.k..][..cfg.k];
+            let vals = &mut g.values[r * cfg.k..][..cfg.k];
+            let mut pairs: Vec<(u32, f32)> = row.iter().copied().zip(vals.iter().copied()).collect();
+            let key = |x: f32| knn_attention::reference::topk::order_key(x, cfg.order);
+            pairs.sort_by_key(|&(i, v)| (std::cmp::Reverse(if i == u32::MAX { 0 } else { key(v) }), i));
+            for (s, (i, v)) in pairs.into_iter().enumerate() {
+                row[s] = i;
+                vals[s] = v;
+            }
+        }
+        assert_same(&g, &cpu, what);
+        let again = Topk::new(ctx, cfg).unwrap().run(scores, lengths).unwrap();
+        assert_same(&again, &gpu, "unsorted run twice");
+    }
+}
+
+fn cfg(rows: usize, n: usize, k: usize) -> TopkConfig {
+    TopkConfig { rows, n, k, ..Default::default() }
+}
+
+#[test]
+fn lengths_around_every_tile_boundary() {
+    let ctx = gpu_or_skip!();
+    // 256 = workgroup, 1024 = sort block, 4096/16384 = chunk sizes.
+    for n in [1, 2, 3, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 16383, 16384, 16385] {
+        let rows = 3;
+        let data = common::normal_data(rows * n, n as u64);
+        for k in [1, 2, 31, 256, 1024, 1025, n] {
+            if k <= n {
+                check(&ctx, cfg(rows, n, k), &data, None, &format!("n={n} k={k}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn adversarial_distributions() {
+    let ctx = gpu_or_skip!();
+    let n = 3000;
+    let normal = common::normal_data(n, 99);
+    let cases: Vec<(&str, Vec<f32>)> = vec![
+        ("ascending", (0..n).map(|i| i as f32).collect()),
+        ("descending", (0..n).map(|i| -(i as f32)).collect()),
+        ("all equal", vec![1.5; n]),
+        ("few distinct", (0..n).map(|i| (i * 7 % 3) as f32).collect()),
+        ("signed zeros", (0..n).map(|i| if i % 2 == 0 { 0.0 } else { -0.0 }).collect()),
+        ("denormals", (0..n).map(|i| f32::from_bits(i as u32 % 17 + 1) * if i % 3 == 0 { -1.0 } else { 1.0 }).collect()),
+        ("nan and inf", normal.iter().enumerate().map(|(i, &x)| match i % 7 {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => f32::NEG_INFINITY,
+            3 => -f32::NAN,
+            _ => x,
+        }).collect()),
+        ("mostly nan", (0..n).map(|i| if i % 100 == 5 { i as f32 } else { f32::NAN }).collect()),
+    ];
+    for (name, data) in &cases {
+        for k in [1, 10, 40, 1500, n] {
+            for order in [Order::Largest, Order::Smallest] {
+                for sorted in [true, false] {
+                    let c = TopkConfig { rows: 1, n, k, order, sorted, row_stride: None };
+                    check(&ctx, c, data, None, &format!("{name} k={k} {order:?} sorted={sorted}"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn nan_is_selected_only_after_every_number() {
+    let ctx = gpu_or_skip!();
+    let data = [f32::NAN, f32::NEG_INFINITY, f32::NAN, -1.0];
+    let r = Topk::new(&ctx, cfg(1, 4, 3)).unwrap().run(&data, None).unwrap();
+    assert_eq!(r.indices, vec![3, 1, 0]);
+    assert!(r.values[2].is_nan());
+}
+
+#[test]
+fn ragged_and_causal_rows_including_empty() {
+    let ctx = gpu_or_skip!();
+    let (rows, n) = (300, 700);
+    let data = common::normal_data(rows * n, 5);
+    // Causal: row r sees its first r + 1 entries; plus some empty and over-long rows.
+    let lengths: Vec<u32> = (0..rows as u32).map(|r| match r % 50 { 0 => 0, 1 => 10_000, _ => r + 1 }).collect();
+    for k in [1, 16, 64, 700] {
+        for sorted in [true, false] {
+            let c = TopkConfig { sorted, ..cfg(rows, n, k) };
+            check(&ctx, c, &data, Some(&lengths), &format!("ragged k={k}"));
+        }
+    }
+    // Padding is documented: index u32::MAX, value −∞, count 0.
+    let r = Topk::new(&ctx, cfg(rows, n, 16)).unwrap().run(&data, Some(&lengths)).unwrap();
+    assert_eq!(r.counts[0], 0);
+    assert!(r.indices[..16].iter().all(|&i| i == u32::MAX));
+    assert!(r.values[..16].iter().all(|&v| v == f32::NEG_INFINITY));
+}
+
+#[test]
+fn more_than_65535_rows_fold_the_grid() {
+    let ctx = gpu_or_skip!();
+    let (rows, n) = (70_000, 8);
+    let data = common::normal_data(rows * n, 6);
+    check(&ctx, cfg(rows, n, 3), &data, None, "70000 rows");
+}
+
+#[test]
+fn long_row_and_large_k() {
+    let ctx = gpu_or_skip!();
+    let n = 1 << 20;
+    let data = common::normal_data(n, 7);
+    check(&ctx, cfg(1, n, 4096), &data, None, "n=2^20 k=4096");
+    check(&ctx, cfg(1, n, 1), &data, None, "n=2^20 k=1");
+    let data = common::normal_data(4 * 8192, 8);
+    check(&ctx, cfg(4, 8192, 4096), &data, None, "k=4096 (global bitonic steps)");
+    check(&ctx, cfg(4, 8192, 8192), &data, None, "k=n=8192");
+}
+
+#[test]
+fn strided_slice_of_a_wider_buffer() {
+    let ctx = gpu_or_skip!();
+    let (rows, n, stride, offset) = (9, 300, 517, 33);
+    let data = common::normal_data(offset + rows * stride, 9);
+    let c = TopkConfig { row_stride: Some(stride), ..cfg(rows, n, 20) };
+    let topk = Topk::new(&ctx, c).unwrap();
+    let s = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
+    let out = topk.outputs().unwrap();
+    let mut enc = ctx.encoder("t");
+    topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out).unwrap();
+    ctx.submit_and_wait(enc).unwrap();
+    let gpu = TopkResult {
+        values: out.values.read(&ctx).unwrap(),
+        indices: out.indices.read(&ctx).unwrap(),
+        counts: out.counts.read(&ctx).unwrap(),
+    };
+    assert_same(&gpu, &topk_ref(&data, &c, offset, None).unwrap(), "strided");
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let ctx = gpu_or_skip!();
+    let shape_err = |r: Result<Topk, Error>, want: &str| match r {
+        Err(Error::InvalidShape { arg, .. }) => assert_eq!(arg, want),
+        Err(e) => panic!("expected InvalidShape({want}), got {e}"),
+        Ok(_) => panic!("expected InvalidShape({want})"),
+    };
+    shape_err(Topk::new(&ctx, cfg(1, 10, 0)), "k");
+    shape_err(Topk::new(&ctx, cfg(1, 10, 11)), "k");
+    shape_err(Topk::new(&ctx, cfg(1, 0, 1)), "n");
+    shape_err(Topk::new(&ctx, TopkConfig { row_stride: Some(5), ..cfg(2, 10, 1) }), "row_stride");
+    let topk = Topk::new(&ctx, cfg(4, 10, 2)).unwrap();
+    assert!(matches!(topk.run(&[0.0; 39], None), Err(Error::InvalidShape { arg: "scores", .. })));
+    assert!(matches!(topk.run(&[0.0; 40], Some(&[1, 2])), Err(Error::InvalidShape { arg: "lengths", .. })));
+    let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 40], "s").unwrap();
+    let small = Topk::new(&ctx, cfg(2, 10, 2)).unwrap().outputs().unwrap();
+    let mut enc = ctx.encoder("t");
+    assert!(matches!(
+        topk.encode(&mut enc, TopkInput::new(&s), &small),
+        Err(Error::InvalidShape { arg: "out.values", .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn random_shapes_match_reference(
+        rows in 1usize..40, n in 1usize..5000, kf in 0.0f64..1.0, seed in 0u64..1000,
+        sorted: bool, smallest: bool, ragged: bool,
+    ) {
+        let Some(ctx) = common::gpu() else { return Ok(()) };
+        let k = ((n as f64 * kf * kf) as usize).clamp(1, n);
+        let data: Vec<f32> = common::normal_data(rows * n, seed).iter()
+            .map(|x| (x * 4.0).round()) // many ties
+            .collect();
+        let lengths: Vec<u32> = (0..rows).map(|r| ((r * 7919 + seed as usize) % (n + 2)) as u32).collect();
+        let order = if smallest { Order::Smallest } else { Order::Largest };
+        let c = TopkConfig { rows, n, k, order, sorted, row_stride: None };
+        check(&ctx, c, &data, ragged.then_some(&lengths[..]), "proptest");
+    }
+}
