@@ -2,11 +2,13 @@
 //! adapter has them (wall time otherwise, labelled), prints a table and writes JSON.
 //!
 //! cargo run --release --example bench -- [--kernel NAME]... [--size small|full]
-//!     [--reps N] [--warmup N] [--peak-gbps X] [--json FILE]
+//!     [--reps N] [--warmup N] [--peak-gbps X] [--cpu] [--json FILE]
 
 use clap::{Parser, ValueEnum};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
+use knn_attention::reference::rng_fill::rng_fill_f32;
+use knn_attention::reference::topk::topk as topk_cpu;
 use knn_attention::timer::{Clock, time_gpu};
 use knn_attention::{GpuBuffer, GpuContext, Result};
 use serde::Serialize;
@@ -35,17 +37,25 @@ struct Args {
     /// device-to-device copy bandwidth from torch_peers.py).
     #[arg(long)]
     peak_gbps: Option<f64>,
+    /// Also time the CPU reference once per case (slow at full size).
+    #[arg(long)]
+    cpu: bool,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
 }
+
+/// Records one run of a case into an encoder.
+type Record = Box<dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>>;
 
 /// One benchmark case: what it is, how many bytes it must move, and how to record it.
 struct Case {
     kernel: &'static str,
     shape: String,
     bytes: f64,
-    record: Box<dyn FnMut(&mut wgpu::CommandEncoder) -> Result<()>>,
+    record: Record,
+    /// The CPU reference on the same input, timed once (wall time), for comparison.
+    cpu: Option<Box<dyn Fn()>>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +68,7 @@ struct Row {
     max_ms: f64,
     gbps: f64,
     pct_of_peak: Option<f64>,
+    cpu_reference_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -88,6 +99,9 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                 shape: format!("{len} {dist:?}"),
                 bytes: len as f64 * 4.0,
                 record: Box::new(move |enc| fill.encode(enc, &out, RngKey::default(), dist)),
+                cpu: Some(Box::new(move || {
+                    std::hint::black_box(rng_fill_f32(len, RngKey::default(), dist));
+                })),
             });
         }
     }
@@ -96,7 +110,12 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
 
 fn topk_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     let shapes: &[(usize, usize, usize)] = match size {
-        Size::Small => &[(64, 4096, 32), (16, 65536, 256), (1, 131072, 2048), (1024, 1024, 64)],
+        Size::Small => &[
+            (64, 4096, 32),
+            (16, 65536, 256),
+            (1, 131072, 2048),
+            (1024, 1024, 64),
+        ],
         Size::Full => &[
             (4096, 65536, 32),
             (4096, 65536, 256),
@@ -109,15 +128,30 @@ fn topk_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     for &(rows, n, k) in shapes {
         let scores = GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.scores")?;
         let mut fill_enc = ctx.encoder("fill");
-        RngFill::new(ctx)?.encode(&mut fill_enc, &scores, RngKey::default(), Distribution::Normal)?;
+        RngFill::new(ctx)?.encode(
+            &mut fill_enc,
+            &scores,
+            RngKey::default(),
+            Distribution::Normal,
+        )?;
         ctx.submit_and_wait(fill_enc)?;
-        let topk = Topk::new(ctx, TopkConfig { rows, n, k, ..Default::default() })?;
+        let cfg = TopkConfig {
+            rows,
+            n,
+            k,
+            ..Default::default()
+        };
+        let topk = Topk::new(ctx, cfg)?;
         let out = topk.outputs()?;
+        let host = scores.read(ctx)?;
         cases.push(Case {
             kernel: "topk",
             shape: format!("{rows}x{n} k={k}"),
             bytes: (rows * n * 4) as f64,
             record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
+            cpu: Some(Box::new(move || {
+                std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
+            })),
         });
     }
     Ok(cases)
@@ -127,11 +161,13 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let ctx = GpuContext::new_blocking()?;
     let info = ctx.adapter_info.clone();
-    let size = args.size.unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
-        Size::Small
-    } else {
-        Size::Full
-    });
+    let size = args
+        .size
+        .unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
+            Size::Small
+        } else {
+            Size::Full
+        });
     println!(
         "adapter: {} ({:?}, {:?}), driver: {} {}",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
@@ -145,20 +181,25 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         cases.extend(topk_cases(&ctx, size)?);
     }
     println!(
-        "{:<10} {:<24} {:>6} {:>10} {:>10} {:>10} {:>9} {:>7}",
-        "kernel", "shape", "clock", "median ms", "min ms", "max ms", "GB/s", "% peak"
+        "{:<10} {:<24} {:>6} {:>10} {:>10} {:>10} {:>9} {:>7} {:>10}",
+        "kernel", "shape", "clock", "median ms", "min ms", "max ms", "GB/s", "% peak", "CPU ref ms"
     );
     let mut results = Vec::new();
     for mut case in cases {
         let t = time_gpu(&ctx, args.warmup, args.reps, &mut case.record)?;
         let gbps = case.bytes / t.median_ms() / 1e6;
         let pct = args.peak_gbps.map(|p| 100.0 * gbps / p);
+        let cpu_ms = case.cpu.as_ref().filter(|_| args.cpu).map(|f| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        });
         let clock = match t.clock {
             Clock::GpuTimestamps => "gpu",
             Clock::Wall => "wall",
         };
         println!(
-            "{:<10} {:<24} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>9.1} {:>7}",
+            "{:<10} {:<24} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>9.2} {:>7} {:>10}",
             case.kernel,
             case.shape,
             clock,
@@ -166,7 +207,8 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             t.min_ms(),
             t.max_ms(),
             gbps,
-            pct.map_or("-".into(), |p| format!("{p:.1}"))
+            pct.map_or("-".into(), |p| format!("{p:.1}")),
+            cpu_ms.map_or("-".into(), |c| format!("{c:.2}"))
         );
         results.push(Row {
             kernel: case.kernel,
@@ -177,6 +219,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             max_ms: t.max_ms(),
             gbps,
             pct_of_peak: pct,
+            cpu_reference_ms: cpu_ms,
         });
     }
     if let Some(path) = args.json {

@@ -28,7 +28,7 @@ pub fn check_buffer_size(ctx: &GpuContext, what: &'static str, bytes: u64) -> Re
 /// Fails with [`Error::BufferTooLarge`] when one storage binding of `bytes` exceeds
 /// `max_storage_buffer_binding_size`.
 pub fn check_binding_size(ctx: &GpuContext, what: &'static str, bytes: u64) -> Result<()> {
-    let max = u64::from(ctx.limits().max_storage_buffer_binding_size);
+    let max = ctx.limits().max_storage_buffer_binding_size;
     if bytes > max {
         return Err(Error::BufferTooLarge {
             what,
@@ -92,14 +92,21 @@ impl<T: Pod> GpuBuffer<T> {
         if offset + data.len() > self.len {
             return Err(Error::shape(
                 "data",
-                format!("at most {} elements after offset {offset}", self.len - offset.min(self.len)),
+                format!(
+                    "at most {} elements after offset {offset}",
+                    self.len - offset.min(self.len)
+                ),
                 data.len(),
             ));
         }
         let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
         let start = (offset * size_of::<T>()) as u64;
-        if start % 4 != 0 {
-            return Err(Error::shape("offset", "a 4-byte aligned element offset", offset));
+        if !start.is_multiple_of(4) {
+            return Err(Error::shape(
+                "offset",
+                "a 4-byte aligned element offset",
+                offset,
+            ));
         }
         bytes.resize(bytes.len().next_multiple_of(4), 0);
         ctx.scoped(|| ctx.queue.write_buffer(&self.buffer, start, &bytes))

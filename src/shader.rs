@@ -141,12 +141,21 @@ pub enum BindingKind {
 }
 
 /// A compute bind group layout with the given kinds at bindings 0, 1, 2, ...
-pub fn bind_group_layout(ctx: &GpuContext, label: &str, kinds: &[BindingKind]) -> wgpu::BindGroupLayout {
-    let entries: Vec<_> = kinds.iter().enumerate().map(|(i, &k)| layout_entry(i as u32, k)).collect();
-    ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries: &entries,
-    })
+pub fn bind_group_layout(
+    ctx: &GpuContext,
+    label: &str,
+    kinds: &[BindingKind],
+) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| layout_entry(i as u32, k))
+        .collect();
+    ctx.device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        })
 }
 
 /// Bind group 0 of `pipeline` with `resources` at bindings 0, 1, 2, ...

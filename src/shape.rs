@@ -75,7 +75,7 @@ impl AttentionShape {
         if self.head_dim == 0 {
             return Err(Error::shape("head_dim", "> 0", 0));
         }
-        if self.heads_kv == 0 || self.heads_q % self.heads_kv != 0 {
+        if self.heads_kv == 0 || !self.heads_q.is_multiple_of(self.heads_kv) {
             return Err(Error::shape(
                 "heads_kv",
                 format!("a non-zero divisor of heads_q = {}", self.heads_q),
@@ -88,7 +88,11 @@ impl AttentionShape {
             ("v", self.kv_len(), v),
         ] {
             if want != got {
-                return Err(Error::shape(arg, format!("{want} elements for {self:?}"), got));
+                return Err(Error::shape(
+                    arg,
+                    format!("{want} elements for {self:?}"),
+                    got,
+                ));
             }
         }
         Ok(())

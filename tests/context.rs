@@ -10,7 +10,13 @@ use knn_attention::{Error, GpuBuffer, GpuContext};
 fn buffers_round_trip_any_pod_type_and_length() {
     let ctx = gpu_or_skip!();
     let f: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.0).collect();
-    assert_eq!(GpuBuffer::from_slice(&ctx, &f, "f").unwrap().read(&ctx).unwrap(), f);
+    assert_eq!(
+        GpuBuffer::from_slice(&ctx, &f, "f")
+            .unwrap()
+            .read(&ctx)
+            .unwrap(),
+        f
+    );
     // 2-byte elements with an odd count exercise the 4-byte copy padding.
     let h: Vec<u16> = vec![1, 2, 65535];
     let b = GpuBuffer::from_slice(&ctx, &h, "h").unwrap();
@@ -41,7 +47,10 @@ fn oversized_buffers_and_writes_are_typed_errors() {
         Err(Error::BufferTooLarge { .. })
     ));
     let b = GpuBuffer::<u32>::zeroed(&ctx, 4, "small").unwrap();
-    assert!(matches!(b.write(&ctx, 2, &[1, 2, 3]), Err(Error::InvalidShape { arg: "data", .. })));
+    assert!(matches!(
+        b.write(&ctx, 2, &[1, 2, 3]),
+        Err(Error::InvalidShape { arg: "data", .. })
+    ));
 }
 
 #[test]
@@ -71,14 +80,18 @@ fn borrowed_device_runs_kernels() {
         return;
     }
     // An application creates its own device; the library borrows it.
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
-    let (device, queue) =
-        pollster::block_on(adapter.request_device(&Default::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&Default::default())).unwrap();
     let ctx = GpuContext::from_device(device, queue, adapter.get_info());
     assert_eq!(*ctx.limits(), wgpu::Limits::default());
     assert!(!ctx.capabilities().subgroups && !ctx.capabilities().timestamps);
-    let key = RngKey { seed: 5, stream: 6, counter: 7 };
+    let key = RngKey {
+        seed: 5,
+        stream: 6,
+        counter: 7,
+    };
     let got = RngFill::new(&ctx).unwrap().run_bits(999, key).unwrap();
     assert_eq!(got, rng_fill_bits(999, key));
 }
@@ -101,5 +114,8 @@ fn device_loss_becomes_an_error_on_the_next_call() {
     ctx.device.destroy();
     let _ = ctx.wait(None);
     assert!(matches!(ctx.check(), Err(Error::DeviceLost(_))));
-    assert!(matches!(fill.run_bits(16, RngKey::default()), Err(Error::DeviceLost(_))));
+    assert!(matches!(
+        fill.run_bits(16, RngKey::default()),
+        Err(Error::DeviceLost(_))
+    ));
 }

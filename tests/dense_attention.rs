@@ -11,8 +11,15 @@ use knn_attention::{AttentionShape, Error, Mask};
 fn hand_computed_two_keys() {
     // scores 0 and ln 3 → p = (1/4, 3/4); out = 1/4·1 + 3/4·5 = 4; lse = ln 4.
     let shape = AttentionShape::new(1, 1, 2, 1);
-    let r = dense_attention(&shape, &[1.0], &[0.0, 3f32.ln()], &[1.0, 5.0], 1.0, Mask::None)
-        .unwrap();
+    let r = dense_attention(
+        &shape,
+        &[1.0],
+        &[0.0, 3f32.ln()],
+        &[1.0, 5.0],
+        1.0,
+        Mask::None,
+    )
+    .unwrap();
     assert_relative_eq!(r.out[0], 4.0, max_relative = 1e-6);
     assert_relative_eq!(r.lse[0], 4f32.ln(), max_relative = 1e-6);
 }
@@ -44,7 +51,14 @@ fn random_case(shape: &AttentionShape, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f3
 
 #[test]
 fn probability_rows_sum_to_one_and_output_is_convex() {
-    let shape = AttentionShape { batch: 2, heads_q: 4, heads_kv: 2, n_q: 9, n_kv: 17, head_dim: 8 };
+    let shape = AttentionShape {
+        batch: 2,
+        heads_q: 4,
+        heads_kv: 2,
+        n_q: 9,
+        n_kv: 17,
+        head_dim: 8,
+    };
     let (q, k, v) = random_case(&shape, 10);
     for mask in [Mask::None, Mask::Causal { offset: 8 }] {
         let r = dense_attention(&shape, &q, &k, &v, 0.35, mask).unwrap();
@@ -59,7 +73,9 @@ fn probability_rows_sum_to_one_and_output_is_convex() {
             }
         }
         // Each output coordinate lies within the range of the visible values.
-        let (vmin, vmax) = v.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (vmin, vmax) = v
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         assert!(r.out.iter().all(|&o| o >= vmin - 1e-5 && o <= vmax + 1e-5));
     }
 }
@@ -94,7 +110,14 @@ fn causal_rows_ignore_future_keys() {
 #[test]
 fn grouped_query_heads_equal_repeated_kv_heads() {
     for (heads_q, heads_kv) in [(6, 2), (6, 3), (8, 1), (4, 4)] {
-        let shape = AttentionShape { batch: 2, heads_q, heads_kv, n_q: 5, n_kv: 7, head_dim: 3 };
+        let shape = AttentionShape {
+            batch: 2,
+            heads_q,
+            heads_kv,
+            n_q: 5,
+            n_kv: 7,
+            head_dim: 3,
+        };
         let (q, k, v) = random_case(&shape, 30);
         let g = heads_q / heads_kv;
         // Expand K and V so that every query head has its own copy.
@@ -105,7 +128,10 @@ fn grouped_query_heads_equal_repeated_kv_heads() {
                 .flat_map(|(b, h)| x[(b * heads_kv + h / g) * per_head..][..per_head].to_vec())
                 .collect()
         };
-        let full = AttentionShape { heads_kv: heads_q, ..shape };
+        let full = AttentionShape {
+            heads_kv: heads_q,
+            ..shape
+        };
         let a = dense_attention(&shape, &q, &k, &v, 0.6, Mask::None).unwrap();
         let b = dense_attention(&full, &q, &expand(&k), &expand(&v), 0.6, Mask::None).unwrap();
         assert_eq!(a, b, "heads {heads_q}/{heads_kv}");
@@ -122,9 +148,22 @@ fn empty_key_set_gives_zero_output_and_neg_inf_lse() {
 
 #[test]
 fn bad_shapes_are_typed_errors() {
-    let shape = AttentionShape { batch: 1, heads_q: 3, heads_kv: 2, n_q: 1, n_kv: 1, head_dim: 1 };
+    let shape = AttentionShape {
+        batch: 1,
+        heads_q: 3,
+        heads_kv: 2,
+        n_q: 1,
+        n_kv: 1,
+        head_dim: 1,
+    };
     let e = dense_attention(&shape, &[0.0; 3], &[0.0; 2], &[0.0; 2], 1.0, Mask::None);
-    assert!(matches!(e, Err(Error::InvalidShape { arg: "heads_kv", .. })));
+    assert!(matches!(
+        e,
+        Err(Error::InvalidShape {
+            arg: "heads_kv",
+            ..
+        })
+    ));
     let shape = AttentionShape::new(1, 2, 2, 2);
     let e = dense_attention(&shape, &[0.0; 3], &[0.0; 4], &[0.0; 4], 1.0, Mask::None);
     assert!(matches!(e, Err(Error::InvalidShape { arg: "q", .. })));
@@ -137,14 +176,22 @@ fn bad_shapes_are_typed_errors() {
 #[test]
 fn matches_stored_outputs_of_real_model() {
     for file in ["gpl3-layer0.safetensors", "gpl3-layer5.safetensors"] {
-        let Some(c) = common::data::load(file) else { return };
+        let Some(c) = common::data::load(file) else {
+            return;
+        };
         let shape = AttentionShape::new(c.heads, c.tokens, c.tokens, c.head_dim);
         let r = dense_attention(&shape, &c.q, &c.k, &c.v, c.scale, Mask::None).unwrap();
         for (a, b) in r.out.iter().zip(&c.out) {
-            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{file}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{file}: {a} vs {b}"
+            );
         }
         for (a, b) in r.lse.iter().zip(&c.lse) {
-            assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{file}: lse {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{file}: lse {a} vs {b}"
+            );
         }
     }
 }

@@ -9,7 +9,11 @@ use knn_attention::reference::rng_fill::{rng_fill_bits, rng_fill_f32};
 
 /// Random123's published Philox4x32-10 known-answer vectors: (counter, key, output).
 const KAT: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-    ([0; 4], [0; 2], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
+    (
+        [0; 4],
+        [0; 2],
+        [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+    ),
     (
         [u32::MAX; 4],
         [u32::MAX; 2],
@@ -50,9 +54,21 @@ fn philox_known_answers_gpu() {
 /// Lengths that are not multiples of 4 or of the workgroup (1024 outputs), and a counter
 /// that carries from the low into the high word mid-buffer.
 const KEYS: [RngKey; 3] = [
-    RngKey { seed: 7, stream: 0, counter: 0 },
-    RngKey { seed: 0xDEAD_BEEF_0123_4567, stream: 3, counter: 0xFFFF_FF00 },
-    RngKey { seed: u64::MAX, stream: u64::MAX, counter: u64::MAX - 10 },
+    RngKey {
+        seed: 7,
+        stream: 0,
+        counter: 0,
+    },
+    RngKey {
+        seed: 0xDEAD_BEEF_0123_4567,
+        stream: 3,
+        counter: 0xFFFF_FF00,
+    },
+    RngKey {
+        seed: u64::MAX,
+        stream: u64::MAX,
+        counter: u64::MAX - 10,
+    },
 ];
 
 #[test]
@@ -60,10 +76,19 @@ fn gpu_bits_and_uniforms_equal_cpu_bit_for_bit() {
     let ctx = gpu_or_skip!();
     let fill = RngFill::new(&ctx).unwrap();
     for (key, len) in KEYS.into_iter().zip([1 << 20, 1023 * 1025 + 3, 5]) {
-        assert_eq!(fill.run_bits(len, key).unwrap(), rng_fill_bits(len, key), "{key:?}");
+        assert_eq!(
+            fill.run_bits(len, key).unwrap(),
+            rng_fill_bits(len, key),
+            "{key:?}"
+        );
         let gpu = fill.run_f32(len, key, Distribution::Uniform).unwrap();
         let cpu = rng_fill_f32(len, key, Distribution::Uniform);
-        assert!(gpu.iter().zip(&cpu).all(|(a, b)| a.to_bits() == b.to_bits()), "{key:?}");
+        assert!(
+            gpu.iter()
+                .zip(&cpu)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{key:?}"
+        );
         assert!(gpu.iter().all(|&u| u > 0.0 && u < 1.0));
     }
 }
@@ -81,7 +106,10 @@ fn gpu_normals_and_gumbels_match_cpu_within_wgsl_accuracy() {
         let g = fill.run_f32(len, key, Distribution::Gumbel).unwrap();
         let gc = rng_fill_f32(len, key, Distribution::Gumbel);
         for (i, (a, b)) in g.iter().zip(&gc).enumerate() {
-            assert!((a - b).abs() <= 2e-6 * b.abs().max(1.0), "gumbel {i}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 2e-6 * b.abs().max(1.0),
+                "gumbel {i}: {a} vs {b}"
+            );
         }
         let n = fill.run_f32(len, key, Distribution::Normal).unwrap();
         let nc = rng_fill_f32(len, key, Distribution::Normal);
@@ -97,7 +125,11 @@ fn gpu_distributions_pass_kolmogorov_smirnov() {
     let ctx = gpu_or_skip!();
     let fill = RngFill::new(&ctx).unwrap();
     let n = 1 << 20;
-    let key = RngKey { seed: 2026, stream: 1, counter: 0 };
+    let key = RngKey {
+        seed: 2026,
+        stream: 1,
+        counter: 0,
+    };
     let crit = ks_critical_001(n);
     let u = fill.run_f32(n, key, Distribution::Uniform).unwrap();
     let d = ks_statistic(&u, |x| x.clamp(0.0, 1.0));
@@ -109,17 +141,44 @@ fn gpu_distributions_pass_kolmogorov_smirnov() {
     let d = ks_statistic(&g, |x| (-(-x).exp()).exp());
     assert!(d < crit, "gumbel D = {d} ≥ {crit}");
     // Neighbouring normals come from one Box–Muller pair: they must be uncorrelated.
-    let corr: f64 = z.chunks_exact(2).map(|p| f64::from(p[0]) * f64::from(p[1])).sum::<f64>()
+    let corr: f64 = z
+        .chunks_exact(2)
+        .map(|p| f64::from(p[0]) * f64::from(p[1]))
+        .sum::<f64>()
         / (n / 2) as f64;
-    assert!(corr.abs() < 4.0 / ((n / 2) as f64).sqrt(), "pair correlation {corr}");
+    assert!(
+        corr.abs() < 4.0 / ((n / 2) as f64).sqrt(),
+        "pair correlation {corr}"
+    );
 }
 
 /// Distinct streams and seeds give independent-looking words (no accidental key reuse).
 #[test]
 fn streams_and_seeds_differ() {
-    let a = rng_fill_bits(4096, RngKey { seed: 1, stream: 0, counter: 0 });
-    let b = rng_fill_bits(4096, RngKey { seed: 1, stream: 1, counter: 0 });
-    let c = rng_fill_bits(4096, RngKey { seed: 2, stream: 0, counter: 0 });
+    let a = rng_fill_bits(
+        4096,
+        RngKey {
+            seed: 1,
+            stream: 0,
+            counter: 0,
+        },
+    );
+    let b = rng_fill_bits(
+        4096,
+        RngKey {
+            seed: 1,
+            stream: 1,
+            counter: 0,
+        },
+    );
+    let c = rng_fill_bits(
+        4096,
+        RngKey {
+            seed: 2,
+            stream: 0,
+            counter: 0,
+        },
+    );
     let same = |x: &[u32], y: &[u32]| x.iter().zip(y).filter(|(p, q)| p == q).count();
     assert!(same(&a, &b) < 3 && same(&a, &c) < 3);
 }
@@ -131,6 +190,9 @@ fn exponential_is_accurate_near_one() {
         let u = ((m << 1) | 1) as f32 / 16_777_216.0;
         let exact = -f64::from(u).ln();
         let got = f64::from(philox::exponential_from_uniform(u));
-        assert!((got - exact).abs() <= 4e-7 * exact, "u = {u}: {got} vs {exact}");
+        assert!(
+            (got - exact).abs() <= 4e-7 * exact,
+            "u = {u}: {got} vs {exact}"
+        );
     }
 }

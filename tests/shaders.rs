@@ -6,7 +6,8 @@ use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn module(name: &str, src: &str) -> naga::Module {
-    naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
+    naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
 }
 
 fn validate(name: &str, m: &naga::Module, caps: Capabilities) -> naga::valid::ModuleInfo {
@@ -19,7 +20,13 @@ fn validate(name: &str, m: &naga::Module, caps: Capabilities) -> naga::valid::Mo
 fn every_kernel_is_listed() {
     let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wgsl"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wgsl")
+        })
         .count();
     assert_eq!(files, ALL.len());
     assert!(!ALL.is_empty());
@@ -78,7 +85,10 @@ fn translates_to_glsl() {
             glsl::Writer::new(&mut out, &m, &info, &options, &pipeline, Default::default())
                 .and_then(|mut w| w.write())
                 .unwrap_or_else(|e| panic!("{name}::{}: GLSL: {e}", ep.name));
-            assert!(out.contains("local_size_x"), "{name}: no GLSL compute layout");
+            assert!(
+                out.contains("local_size_x"),
+                "{name}: no GLSL compute layout"
+            );
         }
     }
 }

@@ -26,9 +26,12 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
         for r in 0..cfg.rows {
             let row = &mut g.indices[r * cfg.k..][..cfg.k];
             let vals = &mut g.values[r * cfg.k..][..cfg.k];
-            let mut pairs: Vec<(u32, f32)> = row.iter().copied().zip(vals.iter().copied()).collect();
+            let mut pairs: Vec<(u32, f32)> =
+                row.iter().copied().zip(vals.iter().copied()).collect();
             let key = |x: f32| knn_attention::reference::topk::order_key(x, cfg.order);
-            pairs.sort_by_key(|&(i, v)| (std::cmp::Reverse(if i == u32::MAX { 0 } else { key(v) }), i));
+            pairs.sort_by_key(|&(i, v)| {
+                (std::cmp::Reverse(if i == u32::MAX { 0 } else { key(v) }), i)
+            });
             for (s, (i, v)) in pairs.into_iter().enumerate() {
                 row[s] = i;
                 vals[s] = v;
@@ -41,14 +44,21 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 }
 
 fn cfg(rows: usize, n: usize, k: usize) -> TopkConfig {
-    TopkConfig { rows, n, k, ..Default::default() }
+    TopkConfig {
+        rows,
+        n,
+        k,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn lengths_around_every_tile_boundary() {
     let ctx = gpu_or_skip!();
     // 256 = workgroup, 1024 = sort block, 4096/16384 = chunk sizes.
-    for n in [1, 2, 3, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 16383, 16384, 16385] {
+    for n in [
+        1, 2, 3, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 16383, 16384, 16385,
+    ] {
         let rows = 3;
         let data = common::normal_data(rows * n, n as u64);
         for k in [1, 2, 31, 256, 1024, 1025, n] {
@@ -69,23 +79,58 @@ fn adversarial_distributions() {
         ("descending", (0..n).map(|i| -(i as f32)).collect()),
         ("all equal", vec![1.5; n]),
         ("few distinct", (0..n).map(|i| (i * 7 % 3) as f32).collect()),
-        ("signed zeros", (0..n).map(|i| if i % 2 == 0 { 0.0 } else { -0.0 }).collect()),
-        ("denormals", (0..n).map(|i| f32::from_bits(i as u32 % 17 + 1) * if i % 3 == 0 { -1.0 } else { 1.0 }).collect()),
-        ("nan and inf", normal.iter().enumerate().map(|(i, &x)| match i % 7 {
-            0 => f32::NAN,
-            1 => f32::INFINITY,
-            2 => f32::NEG_INFINITY,
-            3 => -f32::NAN,
-            _ => x,
-        }).collect()),
-        ("mostly nan", (0..n).map(|i| if i % 100 == 5 { i as f32 } else { f32::NAN }).collect()),
+        (
+            "signed zeros",
+            (0..n)
+                .map(|i| if i % 2 == 0 { 0.0 } else { -0.0 })
+                .collect(),
+        ),
+        (
+            "denormals",
+            (0..n)
+                .map(|i| f32::from_bits(i as u32 % 17 + 1) * if i % 3 == 0 { -1.0 } else { 1.0 })
+                .collect(),
+        ),
+        (
+            "nan and inf",
+            normal
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| match i % 7 {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2 => f32::NEG_INFINITY,
+                    3 => -f32::NAN,
+                    _ => x,
+                })
+                .collect(),
+        ),
+        (
+            "mostly nan",
+            (0..n)
+                .map(|i| if i % 100 == 5 { i as f32 } else { f32::NAN })
+                .collect(),
+        ),
     ];
     for (name, data) in &cases {
         for k in [1, 10, 40, 1500, n] {
             for order in [Order::Largest, Order::Smallest] {
                 for sorted in [true, false] {
-                    let c = TopkConfig { rows: 1, n, k, order, sorted, row_stride: None };
-                    check(&ctx, c, data, None, &format!("{name} k={k} {order:?} sorted={sorted}"));
+                    let c = TopkConfig {
+                        rows: 1,
+                        n,
+                        k,
+                        order,
+                        sorted,
+                        row_stride: None,
+                    };
+                    check(
+                        &ctx,
+                        c,
+                        data,
+                        None,
+                        &format!("{name} k={k} {order:?} sorted={sorted}"),
+                    );
                 }
             }
         }
@@ -96,7 +141,10 @@ fn adversarial_distributions() {
 fn nan_is_selected_only_after_every_number() {
     let ctx = gpu_or_skip!();
     let data = [f32::NAN, f32::NEG_INFINITY, f32::NAN, -1.0];
-    let r = Topk::new(&ctx, cfg(1, 4, 3)).unwrap().run(&data, None).unwrap();
+    let r = Topk::new(&ctx, cfg(1, 4, 3))
+        .unwrap()
+        .run(&data, None)
+        .unwrap();
     assert_eq!(r.indices, vec![3, 1, 0]);
     assert!(r.values[2].is_nan());
 }
@@ -107,15 +155,27 @@ fn ragged_and_causal_rows_including_empty() {
     let (rows, n) = (300, 700);
     let data = common::normal_data(rows * n, 5);
     // Causal: row r sees its first r + 1 entries; plus some empty and over-long rows.
-    let lengths: Vec<u32> = (0..rows as u32).map(|r| match r % 50 { 0 => 0, 1 => 10_000, _ => r + 1 }).collect();
+    let lengths: Vec<u32> = (0..rows as u32)
+        .map(|r| match r % 50 {
+            0 => 0,
+            1 => 10_000,
+            _ => r + 1,
+        })
+        .collect();
     for k in [1, 16, 64, 700] {
         for sorted in [true, false] {
-            let c = TopkConfig { sorted, ..cfg(rows, n, k) };
+            let c = TopkConfig {
+                sorted,
+                ..cfg(rows, n, k)
+            };
             check(&ctx, c, &data, Some(&lengths), &format!("ragged k={k}"));
         }
     }
     // Padding is documented: index u32::MAX, value −∞, count 0.
-    let r = Topk::new(&ctx, cfg(rows, n, 16)).unwrap().run(&data, Some(&lengths)).unwrap();
+    let r = Topk::new(&ctx, cfg(rows, n, 16))
+        .unwrap()
+        .run(&data, Some(&lengths))
+        .unwrap();
     assert_eq!(r.counts[0], 0);
     assert!(r.indices[..16].iter().all(|&i| i == u32::MAX));
     assert!(r.values[..16].iter().all(|&v| v == f32::NEG_INFINITY));
@@ -137,7 +197,13 @@ fn long_row_and_large_k() {
     check(&ctx, cfg(1, n, 4096), &data, None, "n=2^20 k=4096");
     check(&ctx, cfg(1, n, 1), &data, None, "n=2^20 k=1");
     let data = common::normal_data(4 * 8192, 8);
-    check(&ctx, cfg(4, 8192, 4096), &data, None, "k=4096 (global bitonic steps)");
+    check(
+        &ctx,
+        cfg(4, 8192, 4096),
+        &data,
+        None,
+        "k=4096 (global bitonic steps)",
+    );
     check(&ctx, cfg(4, 8192, 8192), &data, None, "k=n=8192");
 }
 
@@ -146,12 +212,16 @@ fn strided_slice_of_a_wider_buffer() {
     let ctx = gpu_or_skip!();
     let (rows, n, stride, offset) = (9, 300, 517, 33);
     let data = common::normal_data(offset + rows * stride, 9);
-    let c = TopkConfig { row_stride: Some(stride), ..cfg(rows, n, 20) };
+    let c = TopkConfig {
+        row_stride: Some(stride),
+        ..cfg(rows, n, 20)
+    };
     let topk = Topk::new(&ctx, c).unwrap();
     let s = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
     let out = topk.outputs().unwrap();
     let mut enc = ctx.encoder("t");
-    topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out).unwrap();
+    topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
+        .unwrap();
     ctx.submit_and_wait(enc).unwrap();
     let gpu = TopkResult {
         values: out.values.read(&ctx).unwrap(),
@@ -172,16 +242,34 @@ fn bad_input_is_a_typed_error() {
     shape_err(Topk::new(&ctx, cfg(1, 10, 0)), "k");
     shape_err(Topk::new(&ctx, cfg(1, 10, 11)), "k");
     shape_err(Topk::new(&ctx, cfg(1, 0, 1)), "n");
-    shape_err(Topk::new(&ctx, TopkConfig { row_stride: Some(5), ..cfg(2, 10, 1) }), "row_stride");
+    shape_err(
+        Topk::new(
+            &ctx,
+            TopkConfig {
+                row_stride: Some(5),
+                ..cfg(2, 10, 1)
+            },
+        ),
+        "row_stride",
+    );
     let topk = Topk::new(&ctx, cfg(4, 10, 2)).unwrap();
-    assert!(matches!(topk.run(&[0.0; 39], None), Err(Error::InvalidShape { arg: "scores", .. })));
-    assert!(matches!(topk.run(&[0.0; 40], Some(&[1, 2])), Err(Error::InvalidShape { arg: "lengths", .. })));
+    assert!(matches!(
+        topk.run(&[0.0; 39], None),
+        Err(Error::InvalidShape { arg: "scores", .. })
+    ));
+    assert!(matches!(
+        topk.run(&[0.0; 40], Some(&[1, 2])),
+        Err(Error::InvalidShape { arg: "lengths", .. })
+    ));
     let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 40], "s").unwrap();
     let small = Topk::new(&ctx, cfg(2, 10, 2)).unwrap().outputs().unwrap();
     let mut enc = ctx.encoder("t");
     assert!(matches!(
         topk.encode(&mut enc, TopkInput::new(&s), &small),
-        Err(Error::InvalidShape { arg: "out.values", .. })
+        Err(Error::InvalidShape {
+            arg: "out.values",
+            ..
+        })
     ));
 }
 

@@ -57,7 +57,11 @@ impl RngFill {
         dist: Distribution,
     ) -> Result<()> {
         if size_of::<T>() != 4 {
-            return Err(Error::shape("out", "4-byte elements (u32 or f32)", size_of::<T>()));
+            return Err(Error::shape(
+                "out",
+                "4-byte elements (u32 or f32)",
+                size_of::<T>(),
+            ));
         }
         let len = u32::try_from(out.len())
             .map_err(|_| Error::shape("out", "at most u32::MAX elements", out.len()))?;
@@ -71,7 +75,6 @@ impl RngFill {
             counter_lo: key.counter as u32,
             counter_hi: (key.counter >> 32) as u32,
             distribution: dist as u32,
-            ..Default::default()
         };
         let ctx = &self.ctx;
         ctx.scoped(|| {

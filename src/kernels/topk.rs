@@ -76,7 +76,11 @@ impl TopkConfig {
             return Err(Error::shape("k", format!("1 ≤ k ≤ n = {}", self.n), self.k));
         }
         if self.stride() < self.n {
-            return Err(Error::shape("row_stride", format!("≥ n = {}", self.n), self.stride()));
+            return Err(Error::shape(
+                "row_stride",
+                format!("≥ n = {}", self.n),
+                self.stride(),
+            ));
         }
         Ok(())
     }
@@ -100,7 +104,11 @@ impl TopkConfig {
         if let Some(l) = lengths
             && l < self.rows
         {
-            return Err(Error::shape("lengths", format!("≥ rows = {}", self.rows), l));
+            return Err(Error::shape(
+                "lengths",
+                format!("≥ rows = {}", self.rows),
+                l,
+            ));
         }
         Ok(())
     }
@@ -174,11 +182,10 @@ impl Plan {
         let n = cfg.n;
         // ≤ 256 chunks per row (one select thread each), ≥ 256 entries (one per thread).
         let lower = n.div_ceil(WG).next_multiple_of(WG).max(WG);
-        let target = (cfg.rows.max(1) * n).div_ceil(TARGET_GROUPS).next_multiple_of(WG);
-        let chunk = target
-            .min(MAX_CHUNK)
-            .min(n.next_multiple_of(WG))
-            .max(lower);
+        let target = (cfg.rows.max(1) * n)
+            .div_ceil(TARGET_GROUPS)
+            .next_multiple_of(WG);
+        let chunk = target.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
         let chunks = n.div_ceil(chunk);
         let sort_size = cfg.k.next_power_of_two().max(2);
         let work_per_row = chunks * 256 + chunks * 4 + 4;
@@ -194,7 +201,12 @@ impl Plan {
             None => 0,
         };
         let by_index = (u32::MAX as usize / 2) / cfg.stride();
-        let batch_rows = cfg.rows.min(by_work).min(by_pairs).min(by_input).min(by_index);
+        let batch_rows = cfg
+            .rows
+            .min(by_work)
+            .min(by_pairs)
+            .min(by_input)
+            .min(by_index);
         if batch_rows == 0 && cfg.rows > 0 {
             return Err(Error::BufferTooLarge {
                 what: "one top-k row (input, scratch or sort buffer)",
@@ -256,7 +268,9 @@ impl Topk {
         let layout = shader::bind_group_layout(
             ctx,
             "topk",
-            &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+            &[
+                Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+            ],
         );
         let sort_layout = shader::bind_group_layout(ctx, "topk.sort", &[Uniform]);
         let pl = |layouts: &[Option<&wgpu::BindGroupLayout>]| {
@@ -275,16 +289,32 @@ impl Topk {
         // Bitonic schedule: sort blocks locally, then for each larger size the strides
         // ≥ block as global steps and the rest as one local step.
         let block = SORT_BLOCK.min(plan.sort_size);
-        let mut steps = vec![(false, TopkSortParams { full: 1, ..Default::default() })];
+        let mut steps = vec![(
+            false,
+            TopkSortParams {
+                full: 1,
+                ..Default::default()
+            },
+        )];
         let mut size = 2 * block;
         while size <= plan.sort_size {
             let mut j = size / 2;
             while j >= block {
-                let p = TopkSortParams { size: size as u32, stride: j as u32, ..Default::default() };
+                let p = TopkSortParams {
+                    size: size as u32,
+                    stride: j as u32,
+                    ..Default::default()
+                };
                 steps.push((true, p));
                 j /= 2;
             }
-            steps.push((false, TopkSortParams { size: size as u32, ..Default::default() }));
+            steps.push((
+                false,
+                TopkSortParams {
+                    size: size as u32,
+                    ..Default::default()
+                },
+            ));
             size *= 2;
         }
         let sort_steps = steps
@@ -293,7 +323,11 @@ impl Topk {
                 let u = shader::uniform(ctx, &p);
                 SortStep {
                     global,
-                    bind_group: shader::bind_group_with_layout(ctx, &sort_layout, &[u.as_entire_binding()]),
+                    bind_group: shader::bind_group_with_layout(
+                        ctx,
+                        &sort_layout,
+                        &[u.as_entire_binding()],
+                    ),
                 }
             })
             .collect();
@@ -341,7 +375,11 @@ impl Topk {
         out: &TopkOutput,
     ) -> Result<()> {
         let cfg = &self.cfg;
-        cfg.validate_input(input.scores.len(), input.offset, input.lengths.map(|l| l.len()))?;
+        cfg.validate_input(
+            input.scores.len(),
+            input.offset,
+            input.lengths.map(|l| l.len()),
+        )?;
         for (arg, have, want) in [
             ("out.values", out.values.len(), cfg.rows * cfg.k),
             ("out.indices", out.indices.len(), cfg.rows * cfg.k),
@@ -404,11 +442,29 @@ impl Topk {
                     ],
                 );
                 // Fresh per-row state (prefix, remaining, gt_total, pass) for this batch.
-                encoder.clear_buffer(&self.work, (params.state_base as u64) * 4, Some(rows as u64 * 16));
+                encoder.clear_buffer(
+                    &self.work,
+                    (params.state_base as u64) * 4,
+                    Some(rows as u64 * 16),
+                );
                 let tiles = (rows * plan.chunks) as u32;
                 for _ in 0..4 {
-                    shader::dispatch(ctx, encoder, "topk_histogram", &self.histogram, &[&bg], tiles);
-                    shader::dispatch(ctx, encoder, "topk_select", &self.select, &[&bg], rows as u32);
+                    shader::dispatch(
+                        ctx,
+                        encoder,
+                        "topk_histogram",
+                        &self.histogram,
+                        &[&bg],
+                        tiles,
+                    );
+                    shader::dispatch(
+                        ctx,
+                        encoder,
+                        "topk_select",
+                        &self.select,
+                        &[&bg],
+                        rows as u32,
+                    );
                 }
                 shader::dispatch(ctx, encoder, "topk_compact", &self.compact, &[&bg], tiles);
                 if cfg.sorted {
@@ -420,7 +476,14 @@ impl Topk {
                         } else {
                             (&self.sort_local, rows as u32 * blocks)
                         };
-                        shader::dispatch(ctx, encoder, "topk_sort", pipeline, &[&bg, &step.bind_group], groups);
+                        shader::dispatch(
+                            ctx,
+                            encoder,
+                            "topk_sort",
+                            pipeline,
+                            &[&bg, &step.bind_group],
+                            groups,
+                        );
                     }
                 }
                 let slots = (rows * cfg.k).div_ceil(WG) as u32;
@@ -433,9 +496,12 @@ impl Topk {
     /// Uploads `scores` (and `lengths`), runs, and reads the result back.
     pub fn run(&self, scores: &[f32], lengths: Option<&[u32]>) -> Result<TopkResult> {
         let ctx = &self.ctx;
-        self.cfg.validate_input(scores.len(), 0, lengths.map(<[u32]>::len))?;
+        self.cfg
+            .validate_input(scores.len(), 0, lengths.map(<[u32]>::len))?;
         let s = GpuBuffer::from_slice(ctx, scores, "topk.scores")?;
-        let l = lengths.map(|l| GpuBuffer::from_slice(ctx, l, "topk.lengths")).transpose()?;
+        let l = lengths
+            .map(|l| GpuBuffer::from_slice(ctx, l, "topk.lengths"))
+            .transpose()?;
         let mut input = TopkInput::new(&s);
         if let Some(l) = &l {
             input = input.with_lengths(l);

@@ -29,7 +29,11 @@ pub fn scores_row(
     (0..mask.visible_keys(i, shape.n_kv))
         .map(|j| {
             let krow = &k[kbase + j * d..][..d];
-            let dot: f64 = qrow.iter().zip(krow).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+            let dot: f64 = qrow
+                .iter()
+                .zip(krow)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
             dot * f64::from(scale)
         })
         .collect()
