@@ -5,6 +5,14 @@
 //! `r` is the same number on every GPU and on the CPU, with no generator state to share.
 //! The counter block is `[counter_lo, counter_hi, stream_lo, stream_hi]`, the key
 //! `[seed_lo, seed_hi]`.
+//!
+//! ```
+//! use knn_attention::philox;
+//! // Random123's known-answer vector for a zero counter and key.
+//! assert_eq!(philox::philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+//! let u = philox::uniform_open01(u32::MAX);
+//! assert!(u > 0.0 && u < 1.0);
+//! ```
 
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;

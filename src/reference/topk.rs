@@ -24,6 +24,15 @@ pub fn order_key(x: f32, order: Order) -> u32 {
 /// Top-k of every row of `scores` (read from `offset` with the config's stride), sorted
 /// best-first with ties to the smaller index; `lengths` as in the kernel. The `sorted` flag is
 /// ignored: the reference is always sorted.
+///
+/// ```
+/// use knn_attention::kernels::topk::TopkConfig;
+/// use knn_attention::reference::topk::topk;
+/// let cfg = TopkConfig { rows: 1, n: 5, k: 3, ..Default::default() };
+/// let r = topk(&[2.0, f32::NAN, 7.0, 2.0, -0.0], &cfg, 0, None).unwrap();
+/// assert_eq!(r.indices, vec![2, 0, 3]); // 7, then the tied 2.0s by index; NaN never first
+/// assert_eq!(r.counts, vec![3]);
+/// ```
 pub fn topk(
     scores: &[f32],
     cfg: &TopkConfig,
