@@ -172,6 +172,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         "adapter: {} ({:?}, {:?}), driver: {} {}",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
+    println!("capabilities: {:?}", ctx.capabilities());
     let want = |k: &str| args.kernel.is_empty() || args.kernel.iter().any(|x| x == k);
     let mut cases = Vec::new();
     if want("rng_fill") {

@@ -82,9 +82,24 @@ fn translates_to_glsl() {
                 multiview: None,
             };
             let mut out = String::new();
-            glsl::Writer::new(&mut out, &m, &info, &options, &pipeline, Default::default())
-                .and_then(|mut w| w.write())
-                .unwrap_or_else(|e| panic!("{name}::{}: GLSL: {e}", ep.name));
+            let written =
+                glsl::Writer::new(&mut out, &m, &info, &options, &pipeline, Default::default())
+                    .and_then(|mut w| w.write());
+            // wgpu's GL backend never offers SHADER_F16, so the f16 tier is never built for
+            // GL; naga's GLSL writer refuses entry points that touch f16, and that refusal is
+            // the only one allowed.
+            if let Err(e) = &written
+                && src.contains("enable f16;")
+            {
+                let e = e.to_string();
+                assert!(
+                    e.contains("unsupported width"),
+                    "{name}::{}: GLSL: {e}",
+                    ep.name
+                );
+                continue;
+            }
+            written.unwrap_or_else(|e| panic!("{name}::{}: GLSL: {e}", ep.name));
             assert!(
                 out.contains("local_size_x"),
                 "{name}: no GLSL compute layout"

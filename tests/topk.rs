@@ -3,7 +3,7 @@
 
 mod common;
 
-use knn_attention::kernels::topk::{Order, Topk, TopkConfig, TopkInput, TopkResult};
+use knn_attention::kernels::topk::{Order, ScoreType, Topk, TopkConfig, TopkInput, TopkResult};
 use knn_attention::reference::topk::topk as topk_ref;
 use knn_attention::{Error, GpuBuffer, GpuContext};
 use proptest::prelude::*;
@@ -122,7 +122,7 @@ fn adversarial_distributions() {
                         k,
                         order,
                         sorted,
-                        row_stride: None,
+                        ..Default::default()
                     };
                     check(
                         &ctx,
@@ -287,7 +287,7 @@ proptest! {
             .collect();
         let lengths: Vec<u32> = (0..rows).map(|r| ((r * 7919 + seed as usize) % (n + 2)) as u32).collect();
         let order = if smallest { Order::Smallest } else { Order::Largest };
-        let c = TopkConfig { rows, n, k, order, sorted, row_stride: None };
+        let c = TopkConfig { rows, n, k, order, sorted, ..Default::default() };
         check(&ctx, c, &data, ragged.then_some(&lengths[..]), "proptest");
     }
 }
@@ -315,12 +315,16 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
     let ctx = GpuContext::from_device(device, queue, adapter.get_info());
     let (rows, n, stride, offset) = (300, 5000, 5003, 7);
     let data = common::normal_data(offset + rows * stride, 11);
-    let c = TopkConfig { row_stride: Some(stride), ..cfg(rows, n, 50) };
+    let c = TopkConfig {
+        row_stride: Some(stride),
+        ..cfg(rows, n, 50)
+    };
     let topk = Topk::new(&ctx, c).unwrap();
     let s = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
     let out = topk.outputs().unwrap();
     let mut enc = ctx.encoder("t");
-    topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out).unwrap();
+    topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
+        .unwrap();
     ctx.submit_and_wait(enc).unwrap();
     let gpu = TopkResult {
         values: out.values.read(&ctx).unwrap(),
@@ -330,6 +334,69 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
     assert_same(&gpu, &topk_ref(&data, &c, offset, None).unwrap(), "batched");
     assert!(matches!(
         Topk::new(&ctx, cfg(1, 300_000, 4)),
-        Err(Error::BufferTooLarge { limit: "max_storage_buffer_binding_size", .. })
+        Err(Error::BufferTooLarge {
+            limit: "max_storage_buffer_binding_size",
+            ..
+        })
+    ));
+}
+
+/// f16 scores (tier `Tier::F16`): the same rules on the exactly widened values, including
+/// f16 NaN, ±inf, −0.0, subnormals and the many ties a 16-bit type produces.
+#[test]
+fn f16_scores_match_reference_on_widened_values() {
+    let ctx = gpu_or_skip!();
+    let f16_cfg = |rows, n, k| TopkConfig {
+        scores: ScoreType::F16,
+        ..cfg(rows, n, k)
+    };
+    if !ctx.capabilities().f16 {
+        assert!(matches!(
+            Topk::new(&ctx, f16_cfg(1, 4, 1)),
+            Err(Error::Unsupported { .. })
+        ));
+        return;
+    }
+    let (rows, n) = (37, 2049);
+    let mut bits: Vec<u16> = common::normal_data(rows * n, 12)
+        .iter()
+        .map(|&x| half::f16::from_f32(x * 3.0).to_bits())
+        .collect();
+    for (i, b) in bits.iter_mut().enumerate() {
+        *b = match i % 97 {
+            0 => 0x7E00, // NaN
+            1 => 0x7C00, // +inf
+            2 => 0xFC00, // -inf
+            3 => 0x8000, // -0.0
+            4 => 0x0001, // smallest subnormal
+            _ => *b,
+        };
+    }
+    let widened: Vec<f32> = bits
+        .iter()
+        .map(|&b| half::f16::from_bits(b).to_f32())
+        .collect();
+    let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 61 % 2100).collect();
+    for k in [1, 33, 700, 2049] {
+        for order in [Order::Largest, Order::Smallest] {
+            let c = TopkConfig {
+                order,
+                ..f16_cfg(rows, n, k)
+            };
+            let gpu = Topk::new(&ctx, c)
+                .unwrap()
+                .run_f16(&bits, Some(&lengths))
+                .unwrap();
+            let cpu = topk_ref(&widened, &c, 0, Some(&lengths)).unwrap();
+            assert_same(&gpu, &cpu, &format!("f16 k={k} {order:?}"));
+        }
+    }
+    // An f32 buffer handed to an f16 kernel is a typed error, not garbage.
+    let topk = Topk::new(&ctx, f16_cfg(1, 8, 2)).unwrap();
+    let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 8], "s").unwrap();
+    let out = topk.outputs().unwrap();
+    assert!(matches!(
+        topk.encode(&mut ctx.encoder("t"), TopkInput::new(&s), &out),
+        Err(Error::InvalidShape { arg: "scores", .. })
     ));
 }

@@ -10,7 +10,8 @@
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
 //!   row has fewer than k non-NaN entries.
 //! - −0.0 and +0.0 are equal; ties go to the smaller index, so results are deterministic.
-//! - Values are returned exactly as stored in the input (bit for bit).
+//! - Values are returned exactly as stored in the input (bit for bit; f16 input widened
+//!   exactly to f32).
 //! - A row with fewer than k entries (ragged `lengths`) returns all of them; the other slots
 //!   hold index `u32::MAX` and value −∞ (+∞ when selecting the smallest), and `counts[row]`
 //!   says how many are real.
@@ -31,6 +32,25 @@ pub enum Order {
     Smallest,
 }
 
+/// Element type of the scores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScoreType {
+    #[default]
+    F32,
+    /// IEEE half precision, passed as raw bits in a `GpuBuffer<u16>`; needs
+    /// `Features::SHADER_F16` (else [`Error::Unsupported`]). Values come back widened to f32.
+    F16,
+}
+
+impl ScoreType {
+    fn bytes(self) -> usize {
+        match self {
+            ScoreType::F32 => 4,
+            ScoreType::F16 => 2,
+        }
+    }
+}
+
 /// Shape and options of a top-k call; fixed when the kernel is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopkConfig {
@@ -45,6 +65,7 @@ pub struct TopkConfig {
     /// Elements between row starts in the input (`None`: `n`), to read a slice of a wider
     /// matrix.
     pub row_stride: Option<usize>,
+    pub scores: ScoreType,
 }
 
 impl Default for TopkConfig {
@@ -56,6 +77,7 @@ impl Default for TopkConfig {
             order: Order::Largest,
             sorted: true,
             row_stride: None,
+            scores: ScoreType::F32,
         }
     }
 }
@@ -114,10 +136,39 @@ impl TopkConfig {
     }
 }
 
+/// Score buffer of either element type.
+#[derive(Clone, Copy, Debug)]
+pub enum Scores<'a> {
+    F32(&'a GpuBuffer<f32>),
+    /// f16 bit patterns.
+    F16(&'a GpuBuffer<u16>),
+}
+
+impl Scores<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Scores::F32(b) => b.len(),
+            Scores::F16(b) => b.len(),
+        }
+    }
+    fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            Scores::F32(b) => b.buffer(),
+            Scores::F16(b) => b.buffer(),
+        }
+    }
+    fn ty(&self) -> ScoreType {
+        match self {
+            Scores::F32(_) => ScoreType::F32,
+            Scores::F16(_) => ScoreType::F16,
+        }
+    }
+}
+
 /// Inputs of one call: the scores, an element offset into them, optional row lengths.
 #[derive(Clone, Copy, Debug)]
 pub struct TopkInput<'a> {
-    pub scores: &'a GpuBuffer<f32>,
+    pub scores: Scores<'a>,
     pub offset: usize,
     /// Row `r` considers only its first `min(lengths[r], n)` entries (ragged or causal rows).
     pub lengths: Option<&'a GpuBuffer<u32>>,
@@ -126,7 +177,15 @@ pub struct TopkInput<'a> {
 impl<'a> TopkInput<'a> {
     pub fn new(scores: &'a GpuBuffer<f32>) -> Self {
         TopkInput {
-            scores,
+            scores: Scores::F32(scores),
+            offset: 0,
+            lengths: None,
+        }
+    }
+    /// f16 scores as raw bits (kernel built with [`ScoreType::F16`]).
+    pub fn f16(scores: &'a GpuBuffer<u16>) -> Self {
+        TopkInput {
+            scores: Scores::F16(scores),
             offset: 0,
             lengths: None,
         }
@@ -191,12 +250,13 @@ impl Plan {
         let work_per_row = chunks * 256 + chunks * 4 + 4;
         let binding = limits.max_storage_buffer_binding_size as usize;
         let scratch = SCRATCH_BYTES.min(binding);
-        let input_row = cfg.stride() * 4;
+        let elem = cfg.scores.bytes();
+        let input_row = cfg.stride() * elem;
         let by_work = scratch / (work_per_row * 4);
         let by_pairs = binding / (sort_size * 8);
         // One batch's input slice, plus up to one alignment unit of shift, fits one binding.
         let align = limits.min_storage_buffer_offset_alignment as usize;
-        let by_input = match binding.checked_sub(align + n * 4) {
+        let by_input = match binding.checked_sub(align + n * elem) {
             Some(rest) => rest / input_row + 1,
             None => 0,
         };
@@ -283,7 +343,10 @@ impl Topk {
         };
         let main = pl(&[Some(&layout)]);
         let with_sort = pl(&[Some(&layout), Some(&sort_layout)]);
-        let module = Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?;
+        let module = match cfg.scores {
+            ScoreType::F32 => Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?,
+            ScoreType::F16 => Module::new(ctx, "topk_f16", shader::sources::TOPK_F16, Tier::F16)?,
+        };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
         // Bitonic schedule: sort blocks locally, then for each larger size the strides
@@ -375,6 +438,13 @@ impl Topk {
         out: &TopkOutput,
     ) -> Result<()> {
         let cfg = &self.cfg;
+        if input.scores.ty() != cfg.scores {
+            return Err(Error::shape(
+                "scores",
+                format!("{:?} scores (as configured)", cfg.scores),
+                format!("{:?}", input.scores.ty()),
+            ));
+        }
         cfg.validate_input(
             input.scores.len(),
             input.offset,
@@ -397,10 +467,12 @@ impl Topk {
             let mut row0 = 0;
             while row0 < cfg.rows {
                 let rows = plan.batch_rows.min(cfg.rows - row0);
-                let first = (input.offset + row0 * stride) * 4;
+                let elem = cfg.scores.bytes();
+                let first = (input.offset + row0 * stride) * elem;
                 let aligned = first / align * align;
-                let in_shift = (first - aligned) / 4;
-                let bytes = (in_shift + (rows - 1) * stride + cfg.n) * 4;
+                let in_shift = (first - aligned) / elem;
+                // Bindings are sized in 4-byte units; GpuBuffer pads its allocation to match.
+                let bytes = ((in_shift + (rows - 1) * stride + cfg.n) * elem).next_multiple_of(4);
                 let hist_len = rows * plan.chunks * 256;
                 let info_len = rows * plan.chunks * 4;
                 let params = TopkParams {
@@ -493,19 +565,36 @@ impl Topk {
         })
     }
 
-    /// Uploads `scores` (and `lengths`), runs, and reads the result back.
+    /// Uploads f32 `scores` (and `lengths`), runs, and reads the result back.
     pub fn run(&self, scores: &[f32], lengths: Option<&[u32]>) -> Result<TopkResult> {
-        let ctx = &self.ctx;
         self.cfg
             .validate_input(scores.len(), 0, lengths.map(<[u32]>::len))?;
-        let s = GpuBuffer::from_slice(ctx, scores, "topk.scores")?;
-        let l = lengths
-            .map(|l| GpuBuffer::from_slice(ctx, l, "topk.lengths"))
-            .transpose()?;
-        let mut input = TopkInput::new(&s);
-        if let Some(l) = &l {
-            input = input.with_lengths(l);
-        }
+        let s = GpuBuffer::from_slice(&self.ctx, scores, "topk.scores")?;
+        let l = self.upload_lengths(lengths)?;
+        self.run_on(TopkInput::new(&s), l.as_ref())
+    }
+
+    /// Uploads f16 `scores` (raw bits), runs, and reads the result back.
+    pub fn run_f16(&self, scores: &[u16], lengths: Option<&[u32]>) -> Result<TopkResult> {
+        self.cfg
+            .validate_input(scores.len(), 0, lengths.map(<[u32]>::len))?;
+        let s = GpuBuffer::from_slice(&self.ctx, scores, "topk.scores")?;
+        let l = self.upload_lengths(lengths)?;
+        self.run_on(TopkInput::f16(&s), l.as_ref())
+    }
+
+    fn upload_lengths(&self, lengths: Option<&[u32]>) -> Result<Option<GpuBuffer<u32>>> {
+        lengths
+            .map(|l| GpuBuffer::from_slice(&self.ctx, l, "topk.lengths"))
+            .transpose()
+    }
+
+    fn run_on(&self, input: TopkInput<'_>, lengths: Option<&GpuBuffer<u32>>) -> Result<TopkResult> {
+        let ctx = &self.ctx;
+        let input = match lengths {
+            Some(l) => input.with_lengths(l),
+            None => input,
+        };
         let out = self.outputs()?;
         let mut enc = ctx.encoder("topk");
         self.encode(&mut enc, input, &out)?;

@@ -1,0 +1,392 @@
+// Body of the topk kernels; the including file defines `alias Score` (f32 or f16).
+
+//! include shared/common.wgsl
+
+
+struct TopkParams {
+    rows: u32,         // rows in this batch
+    n: u32,            // row length (columns)
+    k: u32,
+    stride: u32,       // elements between row starts in the input
+    row0: u32,         // global index of this batch's first row (outputs, lengths)
+    in_shift: u32,     // element offset of row 0 inside the input binding
+    has_lengths: u32,  // 1: row r considers only its first min(lengths[r], n) entries
+    smallest: u32,     // 1: select the k smallest
+    chunk: u32,        // elements per histogram/compact workgroup (multiple of WG)
+    chunks: u32,       // chunks per row (≤ WG)
+    sort_size: u32,    // power of two ≥ k: row pitch of `pairs`
+    hist_base: u32,    // u32 offsets into `work`
+    info_base: u32,
+    state_base: u32,
+}
+
+struct TopkSortParams {
+    size: u32,     // bitonic merge size s
+    stride: u32,   // compare distance j (global step), or 0 for a local step
+    full: u32,     // 1: local step sorts whole blocks from scratch (sizes 2..block)
+}
+
+const WG: u32 = 256u;
+const BLOCK: u32 = 1024u;        // elements a local bitonic step holds in workgroup memory
+const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
+
+// work layout: hist [rows][chunks][256] | info [rows][chunks][4] | state [rows][4]
+// info: gt count, eq count, gt base, eq base. state: prefix, remaining, gt_total, pass.
+
+@group(0) @binding(0) var<uniform> p: TopkParams;
+@group(0) @binding(1) var<storage, read> scores: array<Score>;
+@group(0) @binding(2) var<storage, read> lengths: array<u32>;
+@group(0) @binding(3) var<storage, read_write> work: array<u32>;
+@group(0) @binding(4) var<storage, read_write> pairs: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read_write> out_values: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out_indices: array<u32>;
+@group(0) @binding(7) var<storage, read_write> out_counts: array<u32>;
+@group(1) @binding(0) var<uniform> sp: TopkSortParams;
+
+fn order_key(x: f32) -> u32 {
+    var bits = bitcast<u32>(x);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
+        return 0u; // NaN: below everything, whichever order
+    }
+    if (bits == 0x80000000u) {
+        bits = 0u; // -0.0 == +0.0
+    }
+    var key = select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
+    if (p.smallest != 0u) {
+        key = ~key;
+    }
+    return key;
+}
+
+fn row_len(row: u32) -> u32 {
+    if (p.has_lengths != 0u) {
+        return min(lengths[p.row0 + row], p.n);
+    }
+    return p.n;
+}
+
+// Widening f16 to f32 is exact (NaN, ±inf and -0.0 included), so both tiers share one order.
+fn score(row: u32, col: u32) -> f32 {
+    return f32(scores[p.in_shift + row * p.stride + col]);
+}
+
+fn state_at(row: u32) -> u32 {
+    return p.state_base + row * 4u;
+}
+
+fn hist_at(row: u32, chunk: u32) -> u32 {
+    return p.hist_base + (row * p.chunks + chunk) * 256u;
+}
+
+fn info_at(row: u32, chunk: u32) -> u32 {
+    return p.info_base + (row * p.chunks + chunk) * 4u;
+}
+
+var<workgroup> wg_hist: array<atomic<u32>, 256>;
+
+// One workgroup per (row, chunk): histogram of the current 8-bit digit over the entries whose
+// higher digits equal the prefix chosen so far.
+@compute @workgroup_size(WG)
+fn topk_histogram(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = linear_workgroup(wid, nwg);
+    if (g >= p.rows * p.chunks) {
+        return;
+    }
+    let row = g / p.chunks;
+    let chunk = g % p.chunks;
+    atomicStore(&wg_hist[lid], 0u);
+    workgroupBarrier();
+    let st = state_at(row);
+    let pass_ = work[st + 3u];
+    let shift = 24u - 8u * pass_;
+    let prefix = work[st];
+    // Bits above the current digit; none on the first pass.
+    let high = select(0xFFFFFFFFu << (shift + 8u), 0u, pass_ == 0u);
+    let len = row_len(row);
+    let start = chunk * p.chunk;
+    let end = min(start + p.chunk, len);
+    for (var col = start + lid; col < end; col += WG) {
+        let key = order_key(score(row, col));
+        if ((key & high) == (prefix & high)) {
+            atomicAdd(&wg_hist[(key >> shift) & 255u], 1u);
+        }
+    }
+    workgroupBarrier();
+    work[hist_at(row, chunk) + lid] = atomicLoad(&wg_hist[lid]);
+}
+
+var<workgroup> wg_total: array<u32, 256>;
+var<workgroup> wg_chosen: u32;
+
+// One workgroup per row: sum the chunk histograms, pick the digit holding the k-th largest
+// key, and track per chunk how many entries are already known to be above the threshold.
+@compute @workgroup_size(WG)
+fn topk_select(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_workgroup(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let st = state_at(row);
+    let pass_ = work[st + 3u];
+    var total = 0u;
+    for (var c = 0u; c < p.chunks; c++) {
+        total += work[hist_at(row, c) + lid];
+    }
+    wg_total[lid] = total;
+    workgroupBarrier();
+    if (lid == 0u) {
+        var remaining = work[st + 1u];
+        if (pass_ == 0u) {
+            remaining = min(p.k, row_len(row));
+        }
+        // Walk digits from the top until the bucket holding the remaining-th key.
+        var above = 0u;
+        var chosen = 0u;
+        for (var b = 255i; b >= 0i; b--) {
+            let t = wg_total[u32(b)];
+            if (above + t >= remaining) {
+                chosen = u32(b);
+                break;
+            }
+            above += t;
+        }
+        let shift = 24u - 8u * pass_;
+        work[st] = work[st] | (chosen << shift);
+        work[st + 1u] = remaining - above;
+        work[st + 2u] = select(work[st + 2u], 0u, pass_ == 0u) + above;
+        work[st + 3u] = pass_ + 1u;
+        wg_chosen = chosen;
+    }
+    workgroupBarrier();
+    let chosen = wg_chosen;
+    for (var c = lid; c < p.chunks; c += WG) {
+        let h = hist_at(row, c);
+        var gt = 0u;
+        for (var b = chosen + 1u; b < 256u; b++) {
+            gt += work[h + b];
+        }
+        let info = info_at(row, c);
+        work[info] = select(work[info], 0u, pass_ == 0u) + gt;
+        if (pass_ == 3u) {
+            work[info + 1u] = work[h + chosen];
+        }
+    }
+    if (pass_ == 3u) {
+        workgroupBarrier();
+        if (lid == 0u) {
+            var gt_base = 0u;
+            var eq_base = 0u;
+            for (var c = 0u; c < p.chunks; c++) {
+                let info = info_at(row, c);
+                work[info + 2u] = gt_base;
+                work[info + 3u] = eq_base;
+                gt_base += work[info];
+                eq_base += work[info + 1u];
+            }
+        }
+    }
+}
+
+var<workgroup> wg_gt: array<u32, 256>;
+var<workgroup> wg_eq: array<u32, 256>;
+
+// One workgroup per (row, chunk): write keys above the threshold, then the lowest-index keys
+// equal to it, in index order, so the unsorted result is deterministic too. Each thread owns a
+// contiguous run of the chunk so that a prefix sum over threads orders by index.
+@compute @workgroup_size(WG)
+fn topk_compact(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = linear_workgroup(wid, nwg);
+    if (g >= p.rows * p.chunks) {
+        return;
+    }
+    let row = g / p.chunks;
+    let chunk = g % p.chunks;
+    let st = state_at(row);
+    let threshold = work[st];
+    let need_eq = work[st + 1u];
+    let gt_total = work[st + 2u];
+    let info = info_at(row, chunk);
+    let chunk_gt = work[info];
+    let eq_base = work[info + 3u];
+    if (chunk_gt == 0u && (work[info + 1u] == 0u || eq_base >= need_eq)) {
+        return; // uniform across the workgroup: nothing selected here
+    }
+    let len = row_len(row);
+    let per = p.chunk / WG;
+    let start = min(chunk * p.chunk + lid * per, len);
+    let end = min(start + per, len);
+    var gt = 0u;
+    var eq = 0u;
+    for (var col = start; col < end; col++) {
+        let key = order_key(score(row, col));
+        gt += select(0u, 1u, key > threshold);
+        eq += select(0u, 1u, key == threshold);
+    }
+    wg_gt[lid] = gt;
+    wg_eq[lid] = eq;
+    // Inclusive Hillis-Steele scan over the 256 threads.
+    for (var off = 1u; off < WG; off <<= 1u) {
+        workgroupBarrier();
+        var a = 0u;
+        var b = 0u;
+        if (lid >= off) {
+            a = wg_gt[lid - off];
+            b = wg_eq[lid - off];
+        }
+        workgroupBarrier();
+        wg_gt[lid] += a;
+        wg_eq[lid] += b;
+    }
+    workgroupBarrier();
+    var gt_slot = work[info + 2u] + wg_gt[lid] - gt;
+    var eq_rank = eq_base + wg_eq[lid] - eq;
+    let base = row * p.sort_size;
+    for (var col = start; col < end; col++) {
+        let key = order_key(score(row, col));
+        if (key > threshold) {
+            pairs[base + gt_slot] = vec2<u32>(key, col);
+            gt_slot++;
+        } else if (key == threshold) {
+            if (eq_rank < need_eq) {
+                pairs[base + gt_total + eq_rank] = vec2<u32>(key, col);
+            }
+            eq_rank++;
+        }
+    }
+}
+
+// True when a comes first: larger key, then smaller index.
+fn before(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.x > b.x || (a.x == b.x && a.y < b.y);
+}
+
+var<workgroup> wg_pairs: array<vec2<u32>, BLOCK>;
+
+fn kept(row: u32) -> u32 {
+    let st = state_at(row);
+    return work[st + 2u] + work[st + 1u];
+}
+
+// Bitonic steps with stride < BLOCK inside one workgroup. `full`: all sizes 2..block from
+// scratch (padding the row with sentinels past its kept count); else the tail of size `size`.
+@compute @workgroup_size(WG)
+fn topk_sort_local(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let block = min(BLOCK, p.sort_size);
+    let blocks = p.sort_size / block;
+    let g = linear_workgroup(wid, nwg);
+    if (g >= p.rows * blocks) {
+        return;
+    }
+    let row = g / blocks;
+    let first = (g % blocks) * block;
+    let base = row * p.sort_size;
+    let count = kept(row);
+    for (var t = lid; t < block; t += WG) {
+        var v = pairs[base + first + t];
+        if (sp.full != 0u && first + t >= count) {
+            v = vec2<u32>(0u, SENTINEL_IDX);
+        }
+        wg_pairs[t] = v;
+    }
+    var size = select(sp.size, 2u, sp.full != 0u);
+    let last = select(sp.size, block, sp.full != 0u);
+    loop {
+        var j = min(size, block) / 2u;
+        loop {
+            workgroupBarrier();
+            for (var t = lid; t < block / 2u; t += WG) {
+                let i = 2u * j * (t / j) + (t % j);
+                let a = wg_pairs[i];
+                let b = wg_pairs[i + j];
+                let asc = ((first + i) & size) == 0u;
+                if (select(before(a, b), before(b, a), asc)) {
+                    wg_pairs[i] = b;
+                    wg_pairs[i + j] = a;
+                }
+            }
+            if (j == 1u) {
+                break;
+            }
+            j /= 2u;
+        }
+        if (size >= last) {
+            break;
+        }
+        size *= 2u;
+    }
+    workgroupBarrier();
+    for (var t = lid; t < block; t += WG) {
+        pairs[base + first + t] = wg_pairs[t];
+    }
+}
+
+// One bitonic step with stride ≥ BLOCK, on global memory.
+@compute @workgroup_size(WG)
+fn topk_sort_global(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = linear_workgroup(wid, nwg) * WG + lid;
+    let half_ = p.sort_size / 2u;
+    if (t >= p.rows * half_) {
+        return;
+    }
+    let row = t / half_;
+    let q = t % half_;
+    let j = sp.stride;
+    let i = 2u * j * (q / j) + (q % j);
+    let base = row * p.sort_size;
+    let a = pairs[base + i];
+    let b = pairs[base + i + j];
+    let asc = (i & sp.size) == 0u;
+    if (select(before(a, b), before(b, a), asc)) {
+        pairs[base + i] = b;
+        pairs[base + i + j] = a;
+    }
+}
+
+// One thread per output slot: the selected index, its original value (so NaN payloads and
+// -0.0 come back untouched), or the padding sentinel; slot 0 also writes the row's count.
+@compute @workgroup_size(WG)
+fn topk_finalize(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = linear_workgroup(wid, nwg) * WG + lid;
+    if (t >= p.rows * p.k) {
+        return;
+    }
+    let row = t / p.k;
+    let slot = t % p.k;
+    let count = kept(row);
+    let out = (p.row0 + row) * p.k + slot;
+    if (slot < count) {
+        let idx = pairs[row * p.sort_size + slot].y;
+        out_indices[out] = idx;
+        out_values[out] = score(row, idx);
+    } else {
+        out_indices[out] = SENTINEL_IDX;
+        out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * bitcast<f32>(0x7F800000u);
+    }
+    if (slot == 0u) {
+        out_counts[p.row0 + row] = count;
+    }
+}
