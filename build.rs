@@ -130,17 +130,22 @@ fn main() {
         };
         compose(&root, file, &mut Vec::new(), &mut c);
 
+        // A failure is reported at its original file and line, then naga's own rendering.
+        let report = |line: Option<u32>, message: String, rendered: String| {
+            let at = line.map(|l| origin_of(&c, l as usize));
+            format!(
+                "{}: {message}\n{rendered}",
+                at.unwrap_or_else(|| format!("shaders/{file}"))
+            )
+        };
         let module = match naga::front::wgsl::parse_str(&c.text) {
             Ok(m) => m,
             Err(e) => {
-                let at = e
-                    .location(&c.text)
-                    .map(|l| origin_of(&c, l.line_number as usize));
-                failures.push(format!(
-                    "{}: {}\n{}",
-                    at.unwrap_or_else(|| format!("shaders/{file}")),
-                    e.message(),
-                    e.emit_to_string_with_path(&c.text, file)
+                let line = e.location(&c.text).map(|l| l.line_number);
+                failures.push(report(
+                    line,
+                    e.message().into(),
+                    e.emit_to_string_with_path(&c.text, file),
                 ));
                 continue;
             }
@@ -150,14 +155,11 @@ fn main() {
             naga::valid::Capabilities::all(),
         );
         if let Err(e) = validator.validate(&module) {
-            let at = e
-                .location(&c.text)
-                .map(|l| origin_of(&c, l.line_number as usize));
-            failures.push(format!(
-                "{}: {}\n{}",
-                at.unwrap_or_else(|| format!("shaders/{file}")),
-                e.as_inner(),
-                e.emit_to_string_with_path(&c.text, file)
+            let line = e.location(&c.text).map(|l| l.line_number);
+            failures.push(report(
+                line,
+                e.as_inner().to_string(),
+                e.emit_to_string_with_path(&c.text, file),
             ));
             continue;
         }

@@ -80,11 +80,7 @@ fn borrowed_device_runs_kernels() {
         return;
     }
     // An application creates its own device; the library borrows it.
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
-    let (device, queue) = pollster::block_on(adapter.request_device(&Default::default())).unwrap();
-    let ctx = GpuContext::from_device(device, queue, adapter.get_info());
+    let ctx = common::borrowed_context(wgpu::Limits::default());
     assert_eq!(*ctx.limits(), wgpu::Limits::default());
     assert!(!ctx.capabilities().subgroups && !ctx.capabilities().timestamps);
     let key = RngKey {

@@ -223,11 +223,7 @@ fn strided_slice_of_a_wider_buffer() {
     topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
         .unwrap();
     ctx.submit_and_wait(enc).unwrap();
-    let gpu = TopkResult {
-        values: out.values.read(&ctx).unwrap(),
-        indices: out.indices.read(&ctx).unwrap(),
-        counts: out.counts.read(&ctx).unwrap(),
-    };
+    let gpu = out.read(&ctx).unwrap();
     assert_same(&gpu, &topk_ref(&data, &c, offset, None).unwrap(), "strided");
 }
 
@@ -300,19 +296,10 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
     if common::gpu().is_none() {
         return;
     }
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
-    let limits = wgpu::Limits {
+    let ctx = common::borrowed_context(wgpu::Limits {
         max_storage_buffer_binding_size: 1 << 20,
         ..Default::default()
-    };
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        required_limits: limits,
-        ..Default::default()
-    }))
-    .unwrap();
-    let ctx = GpuContext::from_device(device, queue, adapter.get_info());
+    });
     let (rows, n, stride, offset) = (300, 5000, 5003, 7);
     let data = common::normal_data(offset + rows * stride, 11);
     let c = TopkConfig {
@@ -326,11 +313,7 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
     topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
         .unwrap();
     ctx.submit_and_wait(enc).unwrap();
-    let gpu = TopkResult {
-        values: out.values.read(&ctx).unwrap(),
-        indices: out.indices.read(&ctx).unwrap(),
-        counts: out.counts.read(&ctx).unwrap(),
-    };
+    let gpu = out.read(&ctx).unwrap();
     assert_same(&gpu, &topk_ref(&data, &c, offset, None).unwrap(), "batched");
     assert!(matches!(
         Topk::new(&ctx, cfg(1, 300_000, 4)),

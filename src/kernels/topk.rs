@@ -209,6 +209,17 @@ pub struct TopkOutput {
     pub counts: GpuBuffer<u32>,
 }
 
+impl TopkOutput {
+    /// Reads all three outputs back (blocking).
+    pub fn read(&self, ctx: &GpuContext) -> Result<TopkResult> {
+        Ok(TopkResult {
+            values: self.values.read(ctx)?,
+            indices: self.indices.read(ctx)?,
+            counts: self.counts.read(ctx)?,
+        })
+    }
+}
+
 /// Host copy of a top-k result (from [`Topk::run`] or the CPU reference).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopkResult {
@@ -599,10 +610,6 @@ impl Topk {
         let mut enc = ctx.encoder("topk");
         self.encode(&mut enc, input, &out)?;
         ctx.submit_and_wait(enc)?;
-        Ok(TopkResult {
-            values: out.values.read(ctx)?,
-            indices: out.indices.read(ctx)?,
-            counts: out.counts.read(ctx)?,
-        })
+        out.read(ctx)
     }
 }

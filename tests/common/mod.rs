@@ -52,3 +52,17 @@ pub fn normal_data(len: usize, seed: u64) -> Vec<f32> {
         Distribution::Normal,
     )
 }
+
+/// A context on a device the test created itself with `limits`, as an application embedding
+/// the library would (`GpuContext::from_device`).
+pub fn borrowed_context(limits: wgpu::Limits) -> GpuContext {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .unwrap();
+    GpuContext::from_device(device, queue, adapter.get_info())
+}
