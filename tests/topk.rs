@@ -207,24 +207,32 @@ fn long_row_and_large_k() {
     check(&ctx, cfg(4, 8192, 8192), &data, None, "k=n=8192");
 }
 
-#[test]
-fn strided_slice_of_a_wider_buffer() {
-    let ctx = gpu_or_skip!();
-    let (rows, n, stride, offset) = (9, 300, 517, 33);
-    let data = common::normal_data(offset + rows * stride, 9);
+/// Runs `topk` through `encode` on rows `stride` apart starting at element `offset`.
+fn check_strided(
+    ctx: &GpuContext,
+    (rows, n, stride, offset): (usize, usize, usize, usize),
+    k: usize,
+) {
+    let data = common::normal_data(offset + rows * stride, (n + stride) as u64);
     let c = TopkConfig {
         row_stride: Some(stride),
-        ..cfg(rows, n, 20)
+        ..cfg(rows, n, k)
     };
-    let topk = Topk::new(&ctx, c).unwrap();
-    let s = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
+    let topk = Topk::new(ctx, c).unwrap();
+    let s = GpuBuffer::from_slice(ctx, &data, "s").unwrap();
     let out = topk.outputs().unwrap();
     let mut enc = ctx.encoder("t");
     topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
         .unwrap();
     ctx.submit_and_wait(enc).unwrap();
-    let gpu = out.read(&ctx).unwrap();
+    let gpu = out.read(ctx).unwrap();
     assert_same(&gpu, &topk_ref(&data, &c, offset, None).unwrap(), "strided");
+}
+
+#[test]
+fn strided_slice_of_a_wider_buffer() {
+    let ctx = gpu_or_skip!();
+    check_strided(&ctx, (9, 300, 517, 33), 20);
 }
 
 #[test]
@@ -300,21 +308,7 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
         max_storage_buffer_binding_size: 1 << 20,
         ..Default::default()
     });
-    let (rows, n, stride, offset) = (300, 5000, 5003, 7);
-    let data = common::normal_data(offset + rows * stride, 11);
-    let c = TopkConfig {
-        row_stride: Some(stride),
-        ..cfg(rows, n, 50)
-    };
-    let topk = Topk::new(&ctx, c).unwrap();
-    let s = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
-    let out = topk.outputs().unwrap();
-    let mut enc = ctx.encoder("t");
-    topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
-        .unwrap();
-    ctx.submit_and_wait(enc).unwrap();
-    let gpu = out.read(&ctx).unwrap();
-    assert_same(&gpu, &topk_ref(&data, &c, offset, None).unwrap(), "batched");
+    check_strided(&ctx, (300, 5000, 5003, 7), 50);
     assert!(matches!(
         Topk::new(&ctx, cfg(1, 300_000, 4)),
         Err(Error::BufferTooLarge {
