@@ -10,13 +10,12 @@ fn bench(c: &mut Criterion) {
         Ok(ctx) => ctx,
         Err(e) => return eprintln!("no adapter, skipping topk bench: {e}"),
     };
+    let fill = RngFill::new(&ctx).unwrap();
     let mut group = c.benchmark_group("topk");
     for (rows, n, k) in [(64, 4096, 32), (16, 65536, 256), (1, 131072, 2048)] {
         let scores = GpuBuffer::<f32>::zeroed(&ctx, rows * n, "scores").unwrap();
         let mut enc = ctx.encoder("fill");
-        RngFill::new(&ctx)
-            .unwrap()
-            .encode(&mut enc, &scores, RngKey::default(), Distribution::Normal)
+        fill.encode(&mut enc, &scores, RngKey::default(), Distribution::Normal)
             .unwrap();
         ctx.submit_and_wait(enc).unwrap();
         let topk = Topk::new(

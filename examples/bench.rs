@@ -108,7 +108,10 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
-fn topk_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+/// `with_cpu`: also keep a host copy of the scores to time the CPU reference on (a full-size
+/// readback is 1 GiB, so it is only made when asked for).
+fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>> {
+    let fill = RngFill::new(ctx)?;
     let shapes: &[(usize, usize, usize)] = match size {
         Size::Small => &[
             (64, 4096, 32),
@@ -128,7 +131,7 @@ fn topk_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     for &(rows, n, k) in shapes {
         let scores = GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.scores")?;
         let mut fill_enc = ctx.encoder("fill");
-        RngFill::new(ctx)?.encode(
+        fill.encode(
             &mut fill_enc,
             &scores,
             RngKey::default(),
@@ -143,15 +146,20 @@ fn topk_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         };
         let topk = Topk::new(ctx, cfg)?;
         let out = topk.outputs()?;
-        let host = scores.read(ctx)?;
+        let cpu: Option<Box<dyn Fn()>> = if with_cpu {
+            let host = scores.read(ctx)?;
+            Some(Box::new(move || {
+                std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
+            }))
+        } else {
+            None
+        };
         cases.push(Case {
             kernel: "topk",
             shape: format!("{rows}x{n} k={k}"),
             bytes: (rows * n * 4) as f64,
             record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
-            cpu: Some(Box::new(move || {
-                std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
-            })),
+            cpu,
         });
     }
     Ok(cases)
@@ -179,7 +187,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         cases.extend(rng_fill_cases(&ctx, size)?);
     }
     if want("topk") {
-        cases.extend(topk_cases(&ctx, size)?);
+        cases.extend(topk_cases(&ctx, size, args.cpu)?);
     }
     println!(
         "{:<10} {:<24} {:>6} {:>10} {:>10} {:>10} {:>9} {:>7} {:>10}",
