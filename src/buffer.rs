@@ -40,6 +40,66 @@ pub fn check_binding_size(ctx: &GpuContext, what: &'static str, bytes: u64) -> R
     Ok(())
 }
 
+/// Element type of a tensor on the GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ElemType {
+    #[default]
+    F32,
+    /// IEEE half precision stored as raw bits (`GpuBuffer<u16>`); kernels reading it need
+    /// `Features::SHADER_F16` and compute in f32.
+    F16,
+}
+
+impl ElemType {
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            ElemType::F32 => 4,
+            ElemType::F16 => 2,
+        }
+    }
+}
+
+/// A borrowed GPU tensor of either element type.
+#[derive(Clone, Copy, Debug)]
+pub enum Elems<'a> {
+    F32(&'a GpuBuffer<f32>),
+    /// f16 bit patterns.
+    F16(&'a GpuBuffer<u16>),
+}
+
+impl Elems<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Elems::F32(b) => b.len(),
+            Elems::F16(b) => b.len(),
+        }
+    }
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The underlying buffer.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            Elems::F32(b) => b.buffer(),
+            Elems::F16(b) => b.buffer(),
+        }
+    }
+    /// Binding of the whole buffer.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        self.buffer().as_entire_binding()
+    }
+    /// Element type.
+    pub fn ty(&self) -> ElemType {
+        match self {
+            Elems::F32(_) => ElemType::F32,
+            Elems::F16(_) => ElemType::F16,
+        }
+    }
+}
+
 /// Bytes actually allocated for `len` elements: copies need 4-byte multiples and bindings need
 /// a non-zero size, so tiny and odd-sized buffers are padded.
 /// `u64::MAX` on overflow, which every size check then rejects.
@@ -211,6 +271,37 @@ impl Future for MapFuture {
                 s.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
+        }
+    }
+}
+
+/// An owned GPU tensor of either element type, uploaded from f32 host data.
+#[derive(Debug)]
+pub enum Tensor {
+    F32(GpuBuffer<f32>),
+    F16(GpuBuffer<u16>),
+}
+
+impl Tensor {
+    /// Uploads `data` as `ty` (f16: rounded to nearest even, as `half` does).
+    pub fn upload(ctx: &GpuContext, ty: ElemType, data: &[f32], label: &str) -> Result<Self> {
+        Ok(match ty {
+            ElemType::F32 => Tensor::F32(GpuBuffer::from_slice(ctx, data, label)?),
+            ElemType::F16 => {
+                let bits: Vec<u16> = data
+                    .iter()
+                    .map(|&x| half::f16::from_f32(x).to_bits())
+                    .collect();
+                Tensor::F16(GpuBuffer::from_slice(ctx, &bits, label)?)
+            }
+        })
+    }
+
+    /// Borrowed view.
+    pub fn elems(&self) -> Elems<'_> {
+        match self {
+            Tensor::F32(b) => Elems::F32(b),
+            Tensor::F16(b) => Elems::F16(b),
         }
     }
 }

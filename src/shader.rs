@@ -84,6 +84,18 @@ impl Module {
         entry: &str,
         layout: Option<&wgpu::PipelineLayout>,
     ) -> Result<wgpu::ComputePipeline> {
+        self.pipeline_with_constants(ctx, entry, layout, &[])
+    }
+
+    /// As [`Module::pipeline_with_layout`], with values for the shader's `override` constants
+    /// (e.g. `HEAD_DIM`, so that loops over it have a fixed trip count and unroll).
+    pub fn pipeline_with_constants(
+        &self,
+        ctx: &GpuContext,
+        entry: &str,
+        layout: Option<&wgpu::PipelineLayout>,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
         ctx.scoped(|| {
             ctx.device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -91,7 +103,10 @@ impl Module {
                     layout,
                     module: &self.module,
                     entry_point: Some(entry),
-                    compilation_options: Default::default(),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        ..Default::default()
+                    },
                     cache: None,
                 })
         })
@@ -146,15 +161,41 @@ pub fn bind_group_layout(
     label: &str,
     kinds: &[BindingKind],
 ) -> wgpu::BindGroupLayout {
-    let entries: Vec<_> = kinds
+    let at: Vec<_> = kinds
         .iter()
         .enumerate()
-        .map(|(i, &k)| layout_entry(i as u32, k))
+        .map(|(i, &k)| (i as u32, k))
         .collect();
+    bind_group_layout_at(ctx, label, &at)
+}
+
+/// A compute bind group layout with explicit binding numbers, for entry points that use only
+/// some of a module's bindings.
+pub fn bind_group_layout_at(
+    ctx: &GpuContext,
+    label: &str,
+    entries: &[(u32, BindingKind)],
+) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = entries.iter().map(|&(b, k)| layout_entry(b, k)).collect();
     ctx.device
         .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(label),
             entries: &entries,
+        })
+}
+
+/// A pipeline layout of the given bind group layouts (groups 0, 1, ...).
+pub fn pipeline_layout(
+    ctx: &GpuContext,
+    label: &str,
+    layouts: &[&wgpu::BindGroupLayout],
+) -> wgpu::PipelineLayout {
+    let layouts: Vec<Option<&wgpu::BindGroupLayout>> = layouts.iter().map(|&l| Some(l)).collect();
+    ctx.device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &layouts,
+            immediate_size: 0,
         })
 }
 
@@ -173,11 +214,24 @@ pub fn bind_group_with_layout(
     layout: &wgpu::BindGroupLayout,
     resources: &[wgpu::BindingResource<'_>],
 ) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
+    let at: Vec<_> = resources
         .iter()
         .enumerate()
-        .map(|(i, r)| wgpu::BindGroupEntry {
-            binding: i as u32,
+        .map(|(i, r)| (i as u32, r.clone()))
+        .collect();
+    bind_group_at(ctx, layout, &at)
+}
+
+/// A bind group of `layout` with explicit binding numbers.
+pub fn bind_group_at(
+    ctx: &GpuContext,
+    layout: &wgpu::BindGroupLayout,
+    resources: &[(u32, wgpu::BindingResource<'_>)],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
+        .iter()
+        .map(|(b, r)| wgpu::BindGroupEntry {
+            binding: *b,
             resource: r.clone(),
         })
         .collect();

@@ -195,3 +195,207 @@ fn matches_stored_outputs_of_real_model() {
         }
     }
 }
+
+// ---- GPU kernel vs the reference ----
+
+use knn_attention::attention::{AttentionConfig, AttentionOutputs, Qkv};
+use knn_attention::buffer::{ElemType, GpuBuffer};
+use knn_attention::kernels::dense_attention::DenseAttention;
+use knn_attention::tolerance::ATTENTION;
+
+/// Runs the GPU kernel and the reference on the same (storage-rounded) data.
+fn check_gpu(ctx: &knn_attention::GpuContext, cfg: AttentionConfig, seed: u64) {
+    let (mut q, mut k, mut v) = random_case(&cfg.shape, seed);
+    if cfg.storage == ElemType::F16 {
+        (q, k, v) = (
+            common::round_f16(&q),
+            common::round_f16(&k),
+            common::round_f16(&v),
+        );
+    }
+    check_gpu_on(ctx, cfg, &q, &k, &v);
+}
+
+fn check_gpu_on(
+    ctx: &knn_attention::GpuContext,
+    cfg: AttentionConfig,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+) {
+    let got = DenseAttention::new(ctx, cfg).unwrap().run(q, k, v).unwrap();
+    let want = dense_attention(&cfg.shape, q, k, v, cfg.scale, cfg.mask).unwrap();
+    let what = format!("{cfg:?}");
+    common::assert_close(&format!("out {what}"), &got.out, &want.out, ATTENTION);
+    common::assert_close(&format!("lse {what}"), &got.lse, &want.lse, ATTENTION);
+}
+
+/// Query counts and key counts just below, at and above the 16-query and 64-key tiles.
+#[test]
+fn gpu_matches_reference_across_tile_boundaries() {
+    let ctx = gpu_or_skip!();
+    for (n_q, n_kv) in [
+        (1usize, 1usize),
+        (15, 63),
+        (16, 64),
+        (17, 65),
+        (33, 130),
+        (5, 200),
+    ] {
+        for mask in [
+            Mask::None,
+            Mask::Causal {
+                offset: n_kv.saturating_sub(n_q),
+            },
+        ] {
+            let shape = AttentionShape::new(2, n_q, n_kv, 32);
+            check_gpu(
+                &ctx,
+                AttentionConfig::new(shape).with_mask(mask),
+                10 + n_q as u64,
+            );
+        }
+    }
+}
+
+#[test]
+fn gpu_matches_reference_for_head_dims_and_gqa() {
+    let ctx = gpu_or_skip!();
+    for d in [1, 32, 64, 72, 80, 96, 128, 256] {
+        let shape = AttentionShape::new(1, 18, 70, d);
+        check_gpu(&ctx, AttentionConfig::new(shape), 100 + d as u64);
+    }
+    for (hq, hkv) in [(2, 1), (4, 1), (8, 1), (3, 1), (6, 2), (8, 8)] {
+        let shape = AttentionShape {
+            batch: 2,
+            heads_q: hq,
+            heads_kv: hkv,
+            n_q: 20,
+            n_kv: 40,
+            head_dim: 16,
+        };
+        let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 20 });
+        check_gpu(&ctx, cfg, 200 + hq as u64);
+    }
+}
+
+/// Plain causal self-attention (offset 0), a chunk after a cache (offset > 0), and rows that
+/// see every key because the offset is past the end.
+#[test]
+fn gpu_causal_offsets() {
+    let ctx = gpu_or_skip!();
+    for offset in [0, 7, 64, 1000] {
+        let shape = AttentionShape::new(2, 40, 90, 24);
+        let cfg = AttentionConfig::new(shape)
+            .with_mask(Mask::Causal { offset })
+            .with_scale(0.3);
+        check_gpu(&ctx, cfg, 300 + offset as u64);
+    }
+}
+
+#[test]
+fn gpu_f16_storage() {
+    let ctx = gpu_or_skip!();
+    if !ctx.capabilities().f16 {
+        let shape = AttentionShape::new(1, 4, 4, 8);
+        let cfg = AttentionConfig::new(shape).with_storage(ElemType::F16);
+        assert!(matches!(
+            DenseAttention::new(&ctx, cfg),
+            Err(Error::Unsupported { .. })
+        ));
+        return;
+    }
+    for mask in [Mask::None, Mask::Causal { offset: 0 }] {
+        let shape = AttentionShape::new(2, 33, 77, 64);
+        let cfg = AttentionConfig::new(shape)
+            .with_mask(mask)
+            .with_storage(ElemType::F16);
+        check_gpu(&ctx, cfg, 400);
+    }
+}
+
+/// NaN or ±∞ in keys a row sees makes that row NaN (or moves it to the ∞ key) exactly as in
+/// the reference; NaN in keys and values a causal row cannot see leaves it untouched.
+#[test]
+fn gpu_special_values_follow_the_reference() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape::new(1, 20, 20, 8);
+    let (q, mut k, mut v) = random_case(&shape, 500);
+    // Key 10 and value 12 are NaN: rows 0..10 never see them.
+    k[10 * 8 + 3] = f32::NAN;
+    v[12 * 8 + 1] = f32::NAN;
+    // Key 5 has a −∞ component: scores of key 5 become ±∞ (or NaN where q is 0).
+    k[5 * 8] = f32::NEG_INFINITY;
+    let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+    check_gpu_on(&ctx, cfg, &q, &k, &v);
+    let got = DenseAttention::new(&ctx, cfg)
+        .unwrap()
+        .run(&q, &k, &v)
+        .unwrap();
+    // Rows 0..5 see neither the infinite nor the NaN keys: finite outputs.
+    assert!(got.out[..5 * 8].iter().all(|x| x.is_finite()));
+    // Rows from 10 on see the NaN key: NaN.
+    assert!(got.lse[10..].iter().all(|x| x.is_nan()));
+}
+
+#[test]
+fn gpu_matches_stored_outputs_of_real_model() {
+    let ctx = gpu_or_skip!();
+    let file = "gpl3-layer3.safetensors";
+    let Some(c) = common::data::load(file) else {
+        return;
+    };
+    let shape = AttentionShape::new(c.heads, c.tokens, c.tokens, c.head_dim);
+    let cfg = AttentionConfig::new(shape).with_scale(c.scale);
+    let got = DenseAttention::new(&ctx, cfg)
+        .unwrap()
+        .run(&c.q, &c.k, &c.v)
+        .unwrap();
+    common::assert_close(file, &got.out, &c.out, ATTENTION);
+    common::assert_close(file, &got.lse, &c.lse, ATTENTION);
+}
+
+#[test]
+fn gpu_bad_input_is_a_typed_error() {
+    let ctx = gpu_or_skip!();
+    let bad = |shape| DenseAttention::new(&ctx, AttentionConfig::new(shape)).err();
+    assert!(matches!(
+        bad(AttentionShape::new(1, 2, 2, 300)),
+        Some(Error::InvalidShape {
+            arg: "head_dim",
+            ..
+        })
+    ));
+    assert!(matches!(
+        bad(AttentionShape::new(1, 2, 0, 8)),
+        Some(Error::InvalidShape { arg: "n_kv", .. })
+    ));
+    let cfg = AttentionConfig::new(AttentionShape::new(1, 2, 2, 4)).with_scale(f32::NAN);
+    assert!(matches!(
+        DenseAttention::new(&ctx, cfg).err(),
+        Some(Error::InvalidShape { arg: "scale", .. })
+    ));
+    let shape = AttentionShape::new(1, 2, 3, 4);
+    let kernel = DenseAttention::new(&ctx, AttentionConfig::new(shape)).unwrap();
+    let q = GpuBuffer::<f32>::zeroed(&ctx, 8, "q").unwrap();
+    let kv = GpuBuffer::<f32>::zeroed(&ctx, 11, "k").unwrap();
+    let out = AttentionOutputs::new(&ctx, &shape).unwrap();
+    let mut enc = ctx.encoder("bad");
+    let e = kernel.encode(&mut enc, Qkv::f32(&q, &kv, &kv), &out);
+    assert!(matches!(e, Err(Error::InvalidShape { arg: "k", .. })));
+    let h = GpuBuffer::<u16>::zeroed(&ctx, 12, "k16").unwrap();
+    let e = kernel.encode(
+        &mut enc,
+        Qkv {
+            q: knn_attention::buffer::Elems::F32(&q),
+            k: knn_attention::buffer::Elems::F16(&h),
+            v: knn_attention::buffer::Elems::F16(&h),
+        },
+        &out,
+    );
+    assert!(matches!(e, Err(Error::InvalidShape { arg: "k", .. })));
+    let small = AttentionOutputs::new(&ctx, &AttentionShape::new(1, 1, 3, 4)).unwrap();
+    let k = GpuBuffer::<f32>::zeroed(&ctx, 12, "k").unwrap();
+    let e = kernel.encode(&mut enc, Qkv::f32(&q, &k, &k), &small);
+    assert!(matches!(e, Err(Error::InvalidShape { arg: "out", .. })));
+}

@@ -10,10 +10,26 @@ fn module(name: &str, src: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
 }
 
-fn validate(name: &str, m: &naga::Module, caps: Capabilities) -> naga::valid::ModuleInfo {
-    Validator::new(ValidationFlags::all(), caps)
+/// Validates `m` and resolves its `override` constants as a pipeline would: `HEAD_DIM = 80`
+/// (five 16-wide chunks, not a power of two), defaults for the rest.
+fn validate(
+    name: &str,
+    m: &naga::Module,
+    caps: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(m)
-        .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let mut constants = naga::back::PipelineConstants::default();
+    if m.overrides
+        .iter()
+        .any(|(_, o)| o.name.as_deref() == Some("HEAD_DIM"))
+    {
+        constants.insert("HEAD_DIM".into(), 80.0);
+    }
+    let (m, info) = naga::back::pipeline_constants::process_overrides(m, &info, None, &constants)
+        .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
+    (m.into_owned(), info.into_owned())
 }
 
 #[test]
@@ -35,8 +51,7 @@ fn every_kernel_is_listed() {
 #[test]
 fn translates_to_spirv() {
     for (name, src) in ALL {
-        let m = module(name, src);
-        let info = validate(name, &m, spv::supported_capabilities());
+        let (m, info) = validate(name, &module(name, src), spv::supported_capabilities());
         let words = spv::write_vec(&m, &info, &spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
         assert_eq!(words[0], 0x0723_0203, "{name}: SPIR-V magic");
@@ -46,8 +61,7 @@ fn translates_to_spirv() {
 #[test]
 fn translates_to_msl() {
     for (name, src) in ALL {
-        let m = module(name, src);
-        let info = validate(name, &m, msl::supported_capabilities());
+        let (m, info) = validate(name, &module(name, src), msl::supported_capabilities());
         let (out, _) = msl::write_string(&m, &info, &msl::Options::default(), &Default::default())
             .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
         assert!(out.contains("kernel"), "{name}: no MSL kernel");
@@ -57,8 +71,7 @@ fn translates_to_msl() {
 #[test]
 fn translates_to_hlsl() {
     for (name, src) in ALL {
-        let m = module(name, src);
-        let info = validate(name, &m, hlsl::supported_capabilities());
+        let (m, info) = validate(name, &module(name, src), hlsl::supported_capabilities());
         let options = hlsl::Options::default();
         let pipeline = hlsl::PipelineOptions::default();
         let mut out = String::new();
@@ -72,8 +85,7 @@ fn translates_to_hlsl() {
 #[test]
 fn translates_to_glsl() {
     for (name, src) in ALL {
-        let m = module(name, src);
-        let info = validate(name, &m, glsl::supported_capabilities());
+        let (m, info) = validate(name, &module(name, src), glsl::supported_capabilities());
         for ep in &m.entry_points {
             let options = glsl::Options::default(); // GLSL ES 3.10, the compute baseline
             let pipeline = glsl::PipelineOptions {

@@ -1,4 +1,6 @@
 //! GPU kernels, one module per kernel (see `shaders/`, `src/reference/`, `tests/`).
 
+pub mod dense_attention;
+pub mod gather_attention;
 pub mod rng_fill;
 pub mod topk;

@@ -18,7 +18,7 @@
 //! - `sorted: false` skips the sort: each row lists the keys above the threshold in index
 //!   order, then the tied ones in index order (still deterministic).
 
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{ElemType, Elems, GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{TopkParams, TopkSortParams};
@@ -32,24 +32,9 @@ pub enum Order {
     Smallest,
 }
 
-/// Element type of the scores.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ScoreType {
-    #[default]
-    F32,
-    /// IEEE half precision, passed as raw bits in a `GpuBuffer<u16>`; needs
-    /// `Features::SHADER_F16` (else [`Error::Unsupported`]). Values come back widened to f32.
-    F16,
-}
-
-impl ScoreType {
-    fn bytes(self) -> usize {
-        match self {
-            ScoreType::F32 => 4,
-            ScoreType::F16 => 2,
-        }
-    }
-}
+/// Element type of the scores: [`ElemType::F16`] scores are raw bits in a `GpuBuffer<u16>`,
+/// need `Features::SHADER_F16` (else [`Error::Unsupported`]) and come back widened to f32.
+pub type ScoreType = ElemType;
 
 /// Shape and options of a top-k call; fixed when the kernel is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,33 +122,7 @@ impl TopkConfig {
 }
 
 /// Score buffer of either element type.
-#[derive(Clone, Copy, Debug)]
-pub enum Scores<'a> {
-    F32(&'a GpuBuffer<f32>),
-    /// f16 bit patterns.
-    F16(&'a GpuBuffer<u16>),
-}
-
-impl Scores<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Scores::F32(b) => b.len(),
-            Scores::F16(b) => b.len(),
-        }
-    }
-    fn buffer(&self) -> &wgpu::Buffer {
-        match self {
-            Scores::F32(b) => b.buffer(),
-            Scores::F16(b) => b.buffer(),
-        }
-    }
-    fn ty(&self) -> ScoreType {
-        match self {
-            Scores::F32(_) => ScoreType::F32,
-            Scores::F16(_) => ScoreType::F16,
-        }
-    }
-}
+pub type Scores<'a> = Elems<'a>;
 
 /// Inputs of one call: the scores, an element offset into them, optional row lengths.
 #[derive(Clone, Copy, Debug)]

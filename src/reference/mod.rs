@@ -2,5 +2,6 @@
 //! validate GPU results on their own data. Accumulation is in f64 where it matters.
 
 pub mod dense_attention;
+pub mod gather_attention;
 pub mod rng_fill;
 pub mod topk;

@@ -66,3 +66,29 @@ pub fn borrowed_context(limits: wgpu::Limits) -> GpuContext {
     .unwrap();
     GpuContext::from_device(device, queue, adapter.get_info())
 }
+
+/// `data` rounded to f16 and back: what a kernel with f16 storage actually sees.
+pub fn round_f16(data: &[f32]) -> Vec<f32> {
+    data.iter()
+        .map(|&x| half::f16::from_f32(x).to_f32())
+        .collect()
+}
+
+/// Asserts `got ≈ want` under `tol`, naming the first mismatch.
+pub fn assert_close(
+    what: &str,
+    got: &[f32],
+    want: &[f32],
+    tol: knn_attention::tolerance::Tolerance,
+) {
+    if let Some(m) = tol.first_mismatch(got, want) {
+        panic!(
+            "{what}: element {} is {} but the reference says {} (tolerance {tol:?}, len {} vs {})",
+            m.index,
+            m.got,
+            m.want,
+            got.len(),
+            want.len()
+        );
+    }
+}
