@@ -5,3 +5,4 @@ pub mod dense_attention;
 pub mod gather_attention;
 pub mod rng_fill;
 pub mod topk;
+pub mod topk_attention;

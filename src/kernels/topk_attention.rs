@@ -1,0 +1,311 @@
+//! `topk_attention`: kNN attention. Each query attends only to its k highest-scoring keys
+//! (plus optional sinks and a local window), found by an exact search. The n×n score matrix
+//! is never stored.
+//!
+//! Pipeline per block of query tiles, all recorded into the caller's encoder:
+//! 1. `attention_scores`: the block's scaled scores against every visible key, one
+//!    workgroup per (16-query tile, 1024-key span). Long rows spread over many workgroups,
+//!    so the same path serves decode (1–16 queries against a long cache, flash-decoding style).
+//! 2. [`Topk`]: exact radix-select top-k per row, sorted best-first. Ties go to the smaller
+//!    index, and NaN ranks last (see [`crate::kernels::topk`]).
+//! 3. [`GatherAttention`] in block order: softmax over the kept scores and the weighted sum of
+//!    their V rows. Query `i` uses the first `k_rows[i]` of its `k_max` sorted keys, which is
+//!    how per-row k policies work.
+//!
+//! Scratch is one block of scores, `tiles · 16 · n_kv` f32 (at most `block_bytes`). Memory is
+//! O(n·k) for the outputs plus that constant-size block, never O(n²).
+//!
+//! The selection uses f32 scores. The CPU reference ([`crate::reference::topk_attention`])
+//! ranks by f64 scores, so two keys whose scores differ by less than f32 rounding may swap at
+//! the k-th place. Everything else matches exactly.
+
+use crate::attention::{
+    AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, SparseAttentionOutput,
+};
+use crate::buffer::{GpuBuffer, Tensor};
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::kernels::gather_attention::{GatherAttention, GatherConfig};
+use crate::kernels::topk::{Topk, TopkConfig, TopkInput, TopkOutput};
+use crate::shader::{self, BindingKind, sources};
+
+/// How many keys each query keeps, given how many it can see (`n`, its causal length).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KPolicy {
+    /// A fixed k (capped at `n`).
+    Fixed(usize),
+    /// `k = ⌈√n⌉`. kNN Attention Demystified (Haris) shows that the top √n keys plus a few
+    /// sampled tail keys bound the softmax estimate's error; √n is the size of its kNN set.
+    Sqrt,
+    /// `k = ⌈α·n^C⌉`. "Attention is naturally n^C-sparse" (Deng et al.): the top α·n^C
+    /// entries of each row carry almost all of the softmax mass for some C < 1. Far fewer
+    /// keys is unstable.
+    Power { alpha: f64, c: f64 },
+}
+
+impl KPolicy {
+    /// Keys kept by a row that sees `n` keys: between 1 and `n` (0 when `n = 0`).
+    pub fn k_for(&self, n: usize) -> usize {
+        let k = match *self {
+            KPolicy::Fixed(k) => k,
+            KPolicy::Sqrt => {
+                let s = n.isqrt();
+                if s * s < n { s + 1 } else { s }
+            }
+            KPolicy::Power { alpha, c } => (alpha * (n as f64).powf(c)).ceil() as usize,
+        };
+        k.clamp(1, n.max(1)).min(n)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            KPolicy::Fixed(0) => Err(Error::shape("k", "≥ 1", 0)),
+            KPolicy::Power { alpha, .. } if !(alpha > 0.0 && alpha.is_finite()) => {
+                Err(Error::shape("alpha", "a finite number > 0", alpha))
+            }
+            KPolicy::Power { c, .. } if !(c > 0.0 && c <= 1.0) => {
+                Err(Error::shape("c", "in (0, 1]", c))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Shape and options of a top-k attention call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TopkAttentionConfig {
+    pub attn: AttentionConfig,
+    pub k: KPolicy,
+    pub keep: Keep,
+    /// Upper bound on the score-block scratch, in bytes (default 64 MiB); also capped by
+    /// `max_storage_buffer_binding_size`.
+    pub block_bytes: usize,
+}
+
+impl TopkAttentionConfig {
+    pub fn new(attn: AttentionConfig, k: KPolicy) -> Self {
+        TopkAttentionConfig {
+            attn,
+            k,
+            keep: Keep::default(),
+            block_bytes: 64 << 20,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.attn.validate()?;
+        self.k.validate()
+    }
+
+    /// Keys kept per query position `i` (before sinks and window), and their maximum.
+    pub fn k_rows(&self) -> (Vec<u32>, usize) {
+        let s = &self.attn.shape;
+        let rows: Vec<u32> = (0..s.n_q)
+            .map(|i| self.k.k_for(self.attn.mask.visible_keys(i, s.n_kv)) as u32)
+            .collect();
+        let k_max = rows.iter().copied().max().unwrap_or(1).max(1) as usize;
+        (rows, k_max)
+    }
+
+    /// The gather configuration of the softmax·V step: `k_max` slots plus the kept keys.
+    pub fn gather(&self) -> GatherConfig {
+        GatherConfig {
+            keep: self.keep,
+            ..GatherConfig::new(self.attn, self.k_rows().1)
+        }
+    }
+}
+
+/// Queries per tile and keys per scores workgroup (`Q_TILE`; a multiple of `KEY_TILE`).
+const Q_TILE: usize = 16;
+const KEY_SPAN: usize = 1024;
+
+/// The top-k attention kernel for one [`TopkAttentionConfig`].
+pub struct TopkAttention {
+    ctx: GpuContext,
+    cfg: TopkAttentionConfig,
+    tiles_per_block: usize,
+    scores_layout: wgpu::BindGroupLayout,
+    scores_pipeline: wgpu::ComputePipeline,
+    topk: Topk,
+    topk_out: TopkOutput,
+    gather: GatherAttention,
+    scores: GpuBuffer<f32>,
+    lengths: GpuBuffer<u32>,
+    k_rows: GpuBuffer<u32>,
+}
+
+impl TopkAttention {
+    /// Validates `cfg`, compiles the pipelines and allocates one block of scratch.
+    pub fn new(ctx: &GpuContext, cfg: TopkAttentionConfig) -> Result<Self> {
+        cfg.validate()?;
+        let s = &cfg.attn.shape;
+        let (k_rows, k_max) = cfg.k_rows();
+        let total_tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
+        let row_bytes = s.n_kv * 4;
+        let budget = cfg
+            .block_bytes
+            .min(ctx.limits().max_storage_buffer_binding_size as usize);
+        let tiles_per_block = (budget / (Q_TILE * row_bytes)).min(total_tiles);
+        if tiles_per_block == 0 {
+            return Err(Error::BufferTooLarge {
+                what: "one 16-query block of scores",
+                requested: (Q_TILE * row_bytes) as u64,
+                limit: "block_bytes or max_storage_buffer_binding_size",
+                max: budget as u64,
+            });
+        }
+        let block_rows = tiles_per_block * Q_TILE;
+        let topk = Topk::new(
+            ctx,
+            TopkConfig {
+                rows: block_rows,
+                n: s.n_kv,
+                k: k_max,
+                ..Default::default()
+            },
+        )?;
+        use BindingKind::{Read, ReadWrite, Uniform};
+        let scores_layout = shader::bind_group_layout(
+            ctx,
+            "attention_scores",
+            &[Uniform, Read, Read, ReadWrite, ReadWrite],
+        );
+        let module = cfg.attn.module(
+            ctx,
+            ("attention_scores", sources::ATTENTION_SCORES),
+            ("attention_scores_f16", sources::ATTENTION_SCORES_F16),
+        )?;
+        let pl = shader::pipeline_layout(ctx, "attention_scores", &[&scores_layout]);
+        let scores_pipeline = module.pipeline_with_constants(
+            ctx,
+            "attention_scores",
+            Some(&pl),
+            &cfg.attn.constants(),
+        )?;
+        Ok(TopkAttention {
+            topk_out: topk.outputs()?,
+            topk,
+            gather: GatherAttention::new(ctx, cfg.gather())?,
+            scores: GpuBuffer::zeroed(ctx, block_rows * s.n_kv, "topk_attention.scores")?,
+            lengths: GpuBuffer::zeroed(ctx, block_rows, "topk_attention.lengths")?,
+            k_rows: GpuBuffer::from_slice(ctx, &k_rows, "topk_attention.k_rows")?,
+            scores_layout,
+            scores_pipeline,
+            tiles_per_block,
+            cfg,
+            ctx: ctx.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &TopkAttentionConfig {
+        &self.cfg
+    }
+
+    /// Slots per row of the kept outputs: `k_max + sinks + window`.
+    pub fn total_slots(&self) -> usize {
+        self.gather.config().total_slots()
+    }
+
+    /// Records the attention into `out` and, when given, the kept keys and probabilities
+    /// (`[rows, total_slots]`, best-first within the top-k part). Validates sizes first.
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        qkv: Qkv<'_>,
+        out: &AttentionOutputs,
+        kept: Option<&KeptOutputs>,
+    ) -> Result<()> {
+        let (ctx, cfg) = (&self.ctx, &self.cfg);
+        let s = &cfg.attn.shape;
+        qkv.check(ctx, &cfg.attn, s.kv_len())?;
+        out.check(s)?;
+        if let Some(kept) = kept {
+            kept.check(s.rows(), self.total_slots())?;
+        }
+        let total_tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
+        let spans = s.n_kv.div_ceil(KEY_SPAN);
+        let mut tile0 = 0;
+        while tile0 < total_tiles {
+            let tiles = self.tiles_per_block.min(total_tiles - tile0);
+            let mut params = self.gather.config().params();
+            params.tiled = 1;
+            params.tile0 = tile0 as u32;
+            params.block_rows = (tiles * Q_TILE) as u32;
+            params.key_span = KEY_SPAN as u32;
+            params.has_k_rows = 1;
+            ctx.scoped(|| {
+                // Rows past this block's tiles must read as empty in the top-k.
+                encoder.clear_buffer(self.lengths.buffer(), 0, None);
+                let uniform = shader::uniform(ctx, &params);
+                let bg = shader::bind_group_with_layout(
+                    ctx,
+                    &self.scores_layout,
+                    &[
+                        uniform.as_entire_binding(),
+                        qkv.q.binding(),
+                        qkv.k.binding(),
+                        self.scores.binding(),
+                        self.lengths.binding(),
+                    ],
+                );
+                shader::dispatch(
+                    ctx,
+                    encoder,
+                    "attention_scores",
+                    &self.scores_pipeline,
+                    &[&bg],
+                    (tiles * spans) as u32,
+                );
+            })?;
+            self.topk.encode(
+                encoder,
+                TopkInput::new(&self.scores).with_lengths(&self.lengths),
+                &self.topk_out,
+            )?;
+            ctx.scoped(|| {
+                self.gather.record(
+                    encoder,
+                    params,
+                    qkv,
+                    &self.topk_out.indices,
+                    &self.k_rows,
+                    out,
+                    kept,
+                );
+            })?;
+            tile0 += tiles;
+        }
+        Ok(())
+    }
+
+    /// Uploads `q, k, v`, runs with kept outputs, reads back.
+    pub fn run(&self, q: &[f32], k: &[f32], v: &[f32]) -> Result<SparseAttentionOutput> {
+        let ctx = &self.ctx;
+        let st = self.cfg.attn.storage;
+        let (q, k, v) = (
+            Tensor::upload(ctx, st, q, "q")?,
+            Tensor::upload(ctx, st, k, "k")?,
+            Tensor::upload(ctx, st, v, "v")?,
+        );
+        let s = &self.cfg.attn.shape;
+        let out = AttentionOutputs::new(ctx, s)?;
+        let kept = KeptOutputs::new(ctx, s.rows(), self.total_slots())?;
+        let mut enc = ctx.encoder("topk_attention");
+        let qkv = Qkv {
+            q: q.elems(),
+            k: k.elems(),
+            v: v.elems(),
+        };
+        self.encode(&mut enc, qkv, &out, Some(&kept))?;
+        ctx.submit_and_wait(enc)?;
+        let o = out.read(ctx)?;
+        Ok(SparseAttentionOutput {
+            out: o.out,
+            lse: o.lse,
+            slots: self.total_slots(),
+            kept: kept.indices.read(ctx)?,
+            probs: kept.probs.read(ctx)?,
+        })
+    }
+}
