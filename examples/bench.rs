@@ -5,12 +5,19 @@
 //!     [--reps N] [--warmup N] [--peak-gbps X] [--cpu] [--json FILE]
 
 use clap::{Parser, ValueEnum};
+use knn_attention::attention::{AttentionConfig, AttentionOutputs, Qkv};
+use knn_attention::buffer::{ElemType, Tensor};
+use knn_attention::kernels::dense_attention::DenseAttention;
+use knn_attention::kernels::gather_attention::{GatherAttention, GatherConfig, GatherInputs};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::reference::rng_fill::rng_fill_f32;
 use knn_attention::reference::topk::topk as topk_cpu;
 use knn_attention::timer::{Clock, time_gpu};
-use knn_attention::{GpuBuffer, GpuContext, Result};
+use knn_attention::{AttentionShape, GpuBuffer, GpuContext, Mask, Result};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -23,7 +30,8 @@ enum Size {
 
 #[derive(Parser)]
 struct Args {
-    /// Kernels to run (default: all). Known: rng_fill, topk.
+    /// Kernels to run (default: all). Known: rng_fill, topk, dense_attention,
+    /// topk_attention, gather_attention.
     #[arg(long)]
     kernel: Vec<String>,
     /// Shape set; default `full` on GPUs, `small` on CPU adapters.
@@ -53,6 +61,8 @@ struct Case {
     kernel: &'static str,
     shape: String,
     bytes: f64,
+    /// Floating-point operations of one run (0: a memory-bound kernel).
+    flops: f64,
     record: Record,
     /// The CPU reference on the same input, timed once (wall time), for comparison.
     cpu: Option<Box<dyn Fn()>>,
@@ -67,6 +77,7 @@ struct Row {
     min_ms: f64,
     max_ms: f64,
     gbps: f64,
+    tflops: f64,
     pct_of_peak: Option<f64>,
     cpu_reference_ms: Option<f64>,
 }
@@ -98,6 +109,7 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                 kernel: "rng_fill",
                 shape: format!("{len} {dist:?}"),
                 bytes: len as f64 * 4.0,
+                flops: 0.0,
                 record: Box::new(move |enc| fill.encode(enc, &out, RngKey::default(), dist)),
                 cpu: Some(Box::new(move || {
                     std::hint::black_box(rng_fill_f32(len, RngKey::default(), dist));
@@ -158,11 +170,148 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
             kernel: "topk",
             shape: format!("{rows}x{n} k={k}"),
             bytes: (rows * n * 4) as f64,
+            flops: 0.0,
             record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
             cpu,
         });
     }
     Ok(cases)
+}
+
+/// q, k, v of `shape` filled with standard normals on the GPU (f32 storage).
+fn random_qkv(ctx: &GpuContext, shape: &AttentionShape) -> Result<[GpuBuffer<f32>; 3]> {
+    let fill = RngFill::new(ctx)?;
+    let mut enc = ctx.encoder("fill");
+    let mut make = |len, stream| -> Result<GpuBuffer<f32>> {
+        let b = GpuBuffer::zeroed(ctx, len, "bench.qkv")?;
+        let key = RngKey {
+            stream,
+            ..Default::default()
+        };
+        fill.encode(&mut enc, &b, key, Distribution::Normal)?;
+        Ok(b)
+    };
+    let qkv = [
+        make(shape.q_len(), 1)?,
+        make(shape.kv_len(), 2)?,
+        make(shape.kv_len(), 3)?,
+    ];
+    ctx.submit_and_wait(enc)?;
+    Ok(qkv)
+}
+
+/// Causal self-attention shapes of issue 5: 8 heads, d = 64 (4 heads, n = 1024 on small).
+fn attention_shapes(size: Size) -> &'static [usize] {
+    match size {
+        Size::Small => &[1024],
+        Size::Full => &[16384, 65536],
+    }
+}
+
+fn attention_heads(size: Size) -> usize {
+    match size {
+        Size::Small => 4,
+        Size::Full => 8,
+    }
+}
+
+fn dense_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for &n in attention_shapes(size) {
+        let shape = AttentionShape::new(attention_heads(size), n, n, 64);
+        let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+        let kernel = DenseAttention::new(ctx, cfg)?;
+        let [q, k, v] = random_qkv(ctx, &shape)?;
+        let out = AttentionOutputs::new(ctx, &shape)?;
+        cases.push(Case {
+            kernel: "dense_attention",
+            shape: format!("h{} n{n} d64 causal", shape.heads_q),
+            bytes: (4 * shape.q_len() * 4) as f64,
+            // QKᵀ and PV over the causal half.
+            flops: 2.0 * (shape.heads_q * n * n * 64) as f64,
+            record: Box::new(move |enc| kernel.encode(enc, Qkv::f32(&q, &k, &v), &out)),
+            cpu: None,
+        });
+    }
+    Ok(cases)
+}
+
+fn topk_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for &n in attention_shapes(size) {
+        let shape = AttentionShape::new(attention_heads(size), n, n, 64);
+        let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+        let kernel = TopkAttention::new(ctx, TopkAttentionConfig::new(attn, KPolicy::Fixed(32)))?;
+        let [q, k, v] = random_qkv(ctx, &shape)?;
+        let out = AttentionOutputs::new(ctx, &shape)?;
+        cases.push(Case {
+            kernel: "topk_attention",
+            shape: format!("h{} n{n} d64 k32 causal", shape.heads_q),
+            bytes: (4 * shape.q_len() * 4) as f64,
+            // QKᵀ over the causal half; the gather is negligible.
+            flops: (shape.heads_q * n * n * 64) as f64,
+            record: Box::new(move |enc| kernel.encode(enc, Qkv::f32(&q, &k, &v), &out, None)),
+            cpu: None,
+        });
+    }
+    Ok(cases)
+}
+
+/// Sparse decode: one query per sequence and head against a long cache, k random keys each,
+/// f16 where the adapter has it. Multi-query (one kv head) keeps the full-size cache at 1 GiB.
+fn gather_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let (batch, heads, n, k, d) = match size {
+        Size::Small => (4, 4, 8192, 256, 128),
+        Size::Full => (64, 16, 65536, 2048, 128),
+    };
+    let storage = if ctx.capabilities().f16 {
+        ElemType::F16
+    } else {
+        ElemType::F32
+    };
+    let shape = AttentionShape {
+        batch,
+        heads_q: heads,
+        heads_kv: 1,
+        n_q: 1,
+        n_kv: n,
+        head_dim: d,
+    };
+    let kernel = GatherAttention::new(
+        ctx,
+        GatherConfig::new(AttentionConfig::new(shape).with_storage(storage), k),
+    )?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut host =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let q = Tensor::upload(ctx, storage, &host(shape.q_len()), "bench.q")?;
+    let kk = Tensor::upload(ctx, storage, &host(shape.kv_len()), "bench.k")?;
+    let v = Tensor::upload(ctx, storage, &host(shape.kv_len()), "bench.v")?;
+    let idx: Vec<u32> = (0..shape.rows() * k)
+        .map(|_| rng.random_range(0..n as u32))
+        .collect();
+    let indices = GpuBuffer::from_slice(ctx, &idx, "bench.indices")?;
+    let out = AttentionOutputs::new(ctx, &shape)?;
+    Ok(vec![Case {
+        kernel: "gather_attention",
+        shape: format!("B{batch} H{heads}/1 N{n} k{k} d{d} {storage:?}"),
+        bytes: (shape.rows() * k * d * 2 * storage.bytes()) as f64,
+        flops: 0.0,
+        record: Box::new(move |enc| {
+            let inputs = GatherInputs {
+                qkv: Qkv {
+                    q: q.elems(),
+                    k: kk.elems(),
+                    v: v.elems(),
+                },
+                indices: &indices,
+                k_rows: None,
+                block_table: None,
+            };
+            kernel.encode(enc, inputs, &out, None)
+        }),
+        cpu: None,
+    }])
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -189,14 +338,33 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     if want("topk") {
         cases.extend(topk_cases(&ctx, size, args.cpu)?);
     }
+    if want("dense_attention") {
+        cases.extend(dense_attention_cases(&ctx, size)?);
+    }
+    if want("topk_attention") {
+        cases.extend(topk_attention_cases(&ctx, size)?);
+    }
+    if want("gather_attention") {
+        cases.extend(gather_attention_cases(&ctx, size)?);
+    }
     println!(
-        "{:<10} {:<24} {:>6} {:>10} {:>10} {:>10} {:>9} {:>7} {:>10}",
-        "kernel", "shape", "clock", "median ms", "min ms", "max ms", "GB/s", "% peak", "CPU ref ms"
+        "{:<16} {:<30} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>10}",
+        "kernel",
+        "shape",
+        "clock",
+        "median ms",
+        "min ms",
+        "max ms",
+        "GB/s",
+        "TFLOP/s",
+        "% peak",
+        "CPU ref ms"
     );
     let mut results = Vec::new();
     for mut case in cases {
         let t = time_gpu(&ctx, args.warmup, args.reps, &mut case.record)?;
         let gbps = case.bytes / t.median_ms() / 1e6;
+        let tflops = case.flops / t.median_ms() / 1e9;
         let pct = args.peak_gbps.map(|p| 100.0 * gbps / p);
         let cpu_ms = case.cpu.as_ref().filter(|_| args.cpu).map(|f| {
             let t = std::time::Instant::now();
@@ -208,7 +376,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             Clock::Wall => "wall",
         };
         println!(
-            "{:<10} {:<24} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>9.2} {:>7} {:>10}",
+            "{:<16} {:<30} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>9.2} {:>8.3} {:>7} {:>10}",
             case.kernel,
             case.shape,
             clock,
@@ -216,6 +384,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             t.min_ms(),
             t.max_ms(),
             gbps,
+            tflops,
             pct.map_or("-".into(), |p| format!("{p:.1}")),
             cpu_ms.map_or("-".into(), |c| format!("{c:.2}"))
         );
@@ -227,6 +396,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             min_ms: t.min_ms(),
             max_ms: t.max_ms(),
             gbps,
+            tflops,
             pct_of_peak: pct,
             cpu_reference_ms: cpu_ms,
         });

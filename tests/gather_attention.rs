@@ -320,3 +320,33 @@ fn bad_input_is_a_typed_error() {
         })
     ));
 }
+
+/// `encode` without kept outputs and without optional inputs (the inference path) gives the
+/// same attention as `run`.
+#[test]
+fn encode_without_kept_outputs() {
+    let ctx = gpu_or_skip!();
+    let cfg = GatherConfig::new(AttentionConfig::new(AttentionShape::new(2, 3, 40, 8)), 9);
+    let c = case(&cfg, 7000);
+    let kernel = GatherAttention::new(&ctx, cfg).unwrap();
+    let want = kernel
+        .run((&c.q, &c.k, &c.v), &c.indices, None, None)
+        .unwrap();
+    let q = GpuBuffer::from_slice(&ctx, &c.q, "q").unwrap();
+    let k = GpuBuffer::from_slice(&ctx, &c.k, "k").unwrap();
+    let v = GpuBuffer::from_slice(&ctx, &c.v, "v").unwrap();
+    let indices = GpuBuffer::from_slice(&ctx, &c.indices, "indices").unwrap();
+    let out = AttentionOutputs::new(&ctx, &cfg.attn.shape).unwrap();
+    let mut enc = ctx.encoder("gather");
+    let inputs = GatherInputs {
+        qkv: Qkv::f32(&q, &k, &v),
+        indices: &indices,
+        k_rows: None,
+        block_table: None,
+    };
+    kernel.encode(&mut enc, inputs, &out, None).unwrap();
+    ctx.submit_and_wait(enc).unwrap();
+    let got = out.read(&ctx).unwrap();
+    assert_eq!(got.out, want.out);
+    assert_eq!(got.lse, want.lse);
+}

@@ -329,3 +329,73 @@ fn k_policies_follow_their_formulas() {
     assert_eq!(p.k_for(100), 20);
     assert_eq!(p.k_for(101), 21); // ⌈2·√101⌉ = ⌈20.1⌉
 }
+
+/// Real attention (MiniLM layer 3, 12 heads × 512 tokens): the GPU equals the reference for
+/// the same k, the output error against the stored exact output falls as k grows, and k = n
+/// is exact.
+#[test]
+fn real_data_error_falls_with_k() {
+    let ctx = gpu_or_skip!();
+    let Some(c) = common::data::load("gpl3-layer3.safetensors") else {
+        return;
+    };
+    let shape = AttentionShape::new(c.heads, c.tokens, c.tokens, c.head_dim);
+    let attn = AttentionConfig::new(shape).with_scale(c.scale);
+    check_on(
+        &ctx,
+        TopkAttentionConfig::new(attn, KPolicy::Fixed(32)),
+        (&c.q, &c.k, &c.v),
+    );
+    let d = c.head_dim;
+    let mut last = f64::INFINITY;
+    for k in [8, 32, 128, c.tokens] {
+        let cfg = TopkAttentionConfig::new(attn, KPolicy::Fixed(k));
+        let r = TopkAttention::new(&ctx, cfg)
+            .unwrap()
+            .run(&c.q, &c.k, &c.v)
+            .unwrap();
+        let err: f64 = (0..shape.rows())
+            .map(|row| {
+                let (o, e) = (&r.out[row * d..][..d], &c.out[row * d..][..d]);
+                let diff: f64 = o.iter().zip(e).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+                let norm: f64 = e.iter().map(|b| f64::from(*b).powi(2)).sum();
+                (diff / norm).sqrt()
+            })
+            .sum::<f64>()
+            / shape.rows() as f64;
+        assert!(
+            err < last,
+            "k = {k}: mean relative error {err} did not fall below {last}"
+        );
+        last = err;
+        if k == c.tokens {
+            common::assert_close("k = n vs exact", &r.out, &c.out, ATTENTION);
+            common::assert_close("k = n lse vs exact", &r.lse, &c.lse, ATTENTION);
+        }
+    }
+}
+
+/// `encode` without kept outputs (the inference path) gives the same attention as `run`.
+#[test]
+fn encode_without_kept_outputs() {
+    use knn_attention::GpuBuffer;
+    use knn_attention::attention::{AttentionOutputs, Qkv};
+    let ctx = gpu_or_skip!();
+    let attn = AttentionConfig::new(AttentionShape::new(2, 20, 80, 16))
+        .with_mask(Mask::Causal { offset: 60 });
+    let cfg = TopkAttentionConfig::new(attn, KPolicy::Sqrt);
+    let (q, k, v) = data(&cfg, 31);
+    let kernel = TopkAttention::new(&ctx, cfg).unwrap();
+    let want = kernel.run(&q, &k, &v).unwrap();
+    let b = |x: &[f32]| GpuBuffer::from_slice(&ctx, x, "t").unwrap();
+    let (qb, kb, vb) = (b(&q), b(&k), b(&v));
+    let out = AttentionOutputs::new(&ctx, &attn.shape).unwrap();
+    let mut enc = ctx.encoder("topk_attention");
+    kernel
+        .encode(&mut enc, Qkv::f32(&qb, &kb, &vb), &out, None)
+        .unwrap();
+    ctx.submit_and_wait(enc).unwrap();
+    let got = out.read(&ctx).unwrap();
+    assert_eq!(got.out, want.out);
+    assert_eq!(got.lse, want.lse);
+}

@@ -151,7 +151,9 @@ pub struct GatherAttention {
     slots_layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     slots_pipeline: wgpu::ComputePipeline,
-    dummy: GpuBuffer<u32>,
+    /// Stand-ins for absent optional bindings (two: one read-only, one read-write).
+    no_aux: GpuBuffer<u32>,
+    no_probs: GpuBuffer<f32>,
 }
 
 const THREADS: usize = 256;
@@ -186,7 +188,8 @@ impl GatherAttention {
         Ok(GatherAttention {
             pipeline: build("gather_attention", &layout)?,
             slots_pipeline: build("gather_attention_slots", &slots_layout)?,
-            dummy: GpuBuffer::zeroed(ctx, 4, "gather_attention.dummy")?,
+            no_aux: GpuBuffer::zeroed(ctx, 4, "gather_attention.no_aux")?,
+            no_probs: GpuBuffer::zeroed(ctx, 4, "gather_attention.no_probs")?,
             layout,
             slots_layout,
             cfg,
@@ -268,7 +271,7 @@ impl GatherAttention {
                 params.has_k_rows = 1;
                 k
             }
-            (None, None, None) => &self.dummy,
+            (None, None, None) => &self.no_aux,
         };
         ctx.scoped(|| {
             self.record(encoder, params, inputs.qkv, inputs.indices, aux, out, kept);
@@ -290,7 +293,7 @@ impl GatherAttention {
         let ctx = &self.ctx;
         params.write_kept = kept.is_some() as u32;
         let uniform = shader::uniform(ctx, &params);
-        let probs = kept.map_or(self.dummy.binding(), |k| k.probs.binding());
+        let probs = kept.map_or(self.no_probs.binding(), |k| k.probs.binding());
         let bg = shader::bind_group_with_layout(
             ctx,
             &self.layout,

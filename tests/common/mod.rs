@@ -10,8 +10,7 @@ use knn_attention::GpuContext;
 
 /// True when a missing adapter must fail the test run (CI, or explicitly requested).
 pub fn gpu_required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
-        || std::env::var("KNN_ATTENTION_REQUIRE_GPU").is_ok_and(|v| v == "1")
+    data::strict()
 }
 
 /// One context per test binary, chosen like wgpu's own tests (`WGPU_BACKEND`,
