@@ -2,6 +2,8 @@
 
 pub mod dense_attention;
 pub mod gather_attention;
+pub mod gumbel_max;
+pub mod lazy_gumbel;
 pub mod rng_fill;
 pub mod topk;
 pub mod topk_attention;

@@ -62,3 +62,70 @@ pub fn normal_cdf(x: f64) -> f64 {
         0.5 * erfc
     }
 }
+
+/// Softmax of `scores / temperature` in f64 (NaN and −∞ get probability 0).
+pub fn softmax_probs(scores: &[f32], temperature: f32) -> Vec<f64> {
+    let inv = 1.0 / f64::from(temperature);
+    let max = scores
+        .iter()
+        .filter(|s| **s > f32::NEG_INFINITY)
+        .map(|&s| f64::from(s) * inv)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = scores
+        .iter()
+        .map(|&s| {
+            if s > f32::NEG_INFINITY {
+                (f64::from(s) * inv - max).exp()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|x| x / sum).collect()
+}
+
+/// Asserts that `samples` (key indices) fit `probs` by Pearson's χ² at α = 0.001 (a fixed-seed
+/// test therefore has a 0.1 % chance of being a false failure when it is first written, and is
+/// deterministic afterwards). Keys expected fewer than 5 times are pooled into one bin; a
+/// sample on a key of probability 0 fails at once.
+pub fn assert_fits(what: &str, samples: &[u32], probs: &[f64]) {
+    let n = samples.len() as f64;
+    let mut counts = vec![0u64; probs.len()];
+    for &s in samples {
+        assert!(
+            (s as usize) < probs.len() && probs[s as usize] > 0.0,
+            "{what}: drew key {s}, which has probability 0"
+        );
+        counts[s as usize] += 1;
+    }
+    let (mut obs, mut exp) = (Vec::new(), Vec::new());
+    let (mut pooled_o, mut pooled_p) = (0u64, 0f64);
+    for (&c, &p) in counts.iter().zip(probs) {
+        if p * n >= 5.0 {
+            obs.push(c);
+            exp.push(p);
+        } else {
+            pooled_o += c;
+            pooled_p += p;
+        }
+    }
+    if pooled_p * n >= 5.0 {
+        obs.push(pooled_o);
+        exp.push(pooled_p);
+    } else if let (Some(o), Some(e)) = (obs.last_mut(), exp.last_mut()) {
+        *o += pooled_o;
+        *e += pooled_p;
+    }
+    if obs.len() < 2 {
+        return; // one bin: nothing to test beyond the zero-probability check
+    }
+    let stat = chi_square(&obs, &exp);
+    let dof = obs.len() - 1;
+    let crit = chi_square_critical_001(dof);
+    assert!(
+        stat < crit,
+        "{what}: χ² = {stat:.1} ≥ {crit:.1} (dof {dof}, {} samples)",
+        samples.len()
+    );
+}
