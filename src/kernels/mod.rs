@@ -1,5 +1,6 @@
 //! GPU kernels, one module per kernel (see `shaders/`, `src/reference/`, `tests/`).
 
+pub(crate) mod attention_scores;
 pub mod dense_attention;
 pub mod gather_attention;
 pub mod gumbel_max;

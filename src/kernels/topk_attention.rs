@@ -25,9 +25,9 @@ use crate::attention::{
 use crate::buffer::{GpuBuffer, Tensor};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::kernels::attention_scores::AttentionScores;
 use crate::kernels::gather_attention::{GatherAttention, GatherConfig};
 use crate::kernels::topk::{Topk, TopkConfig, TopkInput, TopkOutput};
-use crate::shader::{self, BindingKind, sources};
 
 /// How many keys each query keeps, given how many it can see (`n`, its causal length).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,22 +116,14 @@ impl TopkAttentionConfig {
     }
 }
 
-/// Queries per tile and keys per scores workgroup (`Q_TILE`; a multiple of `KEY_TILE`).
-const Q_TILE: usize = 16;
-const KEY_SPAN: usize = 1024;
-
 /// The top-k attention kernel for one [`TopkAttentionConfig`].
 pub struct TopkAttention {
     ctx: GpuContext,
     cfg: TopkAttentionConfig,
-    tiles_per_block: usize,
-    scores_layout: wgpu::BindGroupLayout,
-    scores_pipeline: wgpu::ComputePipeline,
+    scores: AttentionScores,
     topk: Topk,
     topk_out: TopkOutput,
     gather: GatherAttention,
-    scores: GpuBuffer<f32>,
-    lengths: GpuBuffer<u32>,
     k_rows: GpuBuffer<u32>,
 }
 
@@ -141,58 +133,22 @@ impl TopkAttention {
         cfg.validate()?;
         let s = &cfg.attn.shape;
         let (k_rows, k_max) = cfg.k_rows();
-        let total_tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
-        let row_bytes = s.n_kv * 4;
-        let budget = cfg
-            .block_bytes
-            .min(ctx.limits().max_storage_buffer_binding_size as usize);
-        let tiles_per_block = (budget / (Q_TILE * row_bytes)).min(total_tiles);
-        if tiles_per_block == 0 {
-            return Err(Error::BufferTooLarge {
-                what: "one 16-query block of scores",
-                requested: (Q_TILE * row_bytes) as u64,
-                limit: "block_bytes or max_storage_buffer_binding_size",
-                max: budget as u64,
-            });
-        }
-        let block_rows = tiles_per_block * Q_TILE;
+        let scores = AttentionScores::new(ctx, cfg.attn, cfg.block_bytes)?;
         let topk = Topk::new(
             ctx,
             TopkConfig {
-                rows: block_rows,
+                rows: scores.block_rows(),
                 n: s.n_kv,
                 k: k_max,
                 ..Default::default()
             },
         )?;
-        use BindingKind::{Read, ReadWrite, Uniform};
-        let scores_layout = shader::bind_group_layout(
-            ctx,
-            "attention_scores",
-            &[Uniform, Read, Read, ReadWrite, ReadWrite],
-        );
-        let module = cfg.attn.module(
-            ctx,
-            ("attention_scores", sources::ATTENTION_SCORES),
-            ("attention_scores_f16", sources::ATTENTION_SCORES_F16),
-        )?;
-        let pl = shader::pipeline_layout(ctx, "attention_scores", &[&scores_layout]);
-        let scores_pipeline = module.pipeline_with_constants(
-            ctx,
-            "attention_scores",
-            Some(&pl),
-            &cfg.attn.constants(),
-        )?;
         Ok(TopkAttention {
             topk_out: topk.outputs()?,
             topk,
             gather: GatherAttention::new(ctx, cfg.gather())?,
-            scores: GpuBuffer::zeroed(ctx, block_rows * s.n_kv, "topk_attention.scores")?,
-            lengths: GpuBuffer::zeroed(ctx, block_rows, "topk_attention.lengths")?,
             k_rows: GpuBuffer::from_slice(ctx, &k_rows, "topk_attention.k_rows")?,
-            scores_layout,
-            scores_pipeline,
-            tiles_per_block,
+            scores,
             cfg,
             ctx: ctx.clone(),
         })
@@ -223,44 +179,14 @@ impl TopkAttention {
         if let Some(kept) = kept {
             kept.check(s.rows(), self.total_slots())?;
         }
-        let total_tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
-        let spans = s.n_kv.div_ceil(KEY_SPAN);
-        let mut tile0 = 0;
-        while tile0 < total_tiles {
-            let tiles = self.tiles_per_block.min(total_tiles - tile0);
+        for block in self.scores.blocks() {
             let mut params = self.gather.config().params();
-            params.tiled = 1;
-            params.tile0 = tile0 as u32;
-            params.block_rows = (tiles * Q_TILE) as u32;
-            params.key_span = KEY_SPAN as u32;
             params.has_k_rows = 1;
-            ctx.scoped(|| {
-                // Rows past this block's tiles must read as empty in the top-k.
-                encoder.clear_buffer(self.lengths.buffer(), 0, None);
-                let uniform = shader::uniform(ctx, &params);
-                let bg = shader::bind_group_with_layout(
-                    ctx,
-                    &self.scores_layout,
-                    &[
-                        uniform.as_entire_binding(),
-                        qkv.q.binding(),
-                        qkv.k.binding(),
-                        self.scores.binding(),
-                        self.lengths.binding(),
-                    ],
-                );
-                shader::dispatch(
-                    ctx,
-                    encoder,
-                    "attention_scores",
-                    &self.scores_pipeline,
-                    &[&bg],
-                    (tiles * spans) as u32,
-                );
-            })?;
+            block.apply(&mut params);
+            self.scores.record(encoder, params, block, qkv)?;
             self.topk.encode(
                 encoder,
-                TopkInput::new(&self.scores).with_lengths(&self.lengths),
+                TopkInput::new(&self.scores.scores).with_lengths(&self.scores.lengths),
                 &self.topk_out,
             )?;
             ctx.scoped(|| {
@@ -274,7 +200,6 @@ impl TopkAttention {
                     kept,
                 );
             })?;
-            tile0 += tiles;
         }
         Ok(())
     }
