@@ -60,70 +60,89 @@ pub fn lazy_gumbel(
     if k == 0 || k > cfg.n.min(MAX_K) {
         return Err(Error::shape("k", format!("1 ≤ k ≤ min(n, {MAX_K})"), k));
     }
-    let tcfg = TopkConfig {
-        rows: cfg.rows,
-        n: cfg.n,
-        k,
-        row_stride: cfg.row_stride,
-        ..Default::default()
-    };
-    let top = topk(scores, &tcfg, 0, lengths)?;
     let mut r = LazyResult {
-        samples: vec![u32::MAX; cfg.rows * cfg.samples],
-        touched: vec![0; cfg.rows * cfg.samples],
+        samples: Vec::with_capacity(cfg.rows * cfg.samples),
+        touched: Vec::with_capacity(cfg.rows * cfg.samples),
     };
     for row in 0..cfg.rows {
         let len = lengths.map_or(cfg.n, |l| (l[row] as usize).min(cfg.n));
-        let c = top.counts[row] as usize;
-        let vals = &top.values[row * k..][..c];
-        let idx = &top.indices[row * k..][..c];
-        let mut sorted = idx.to_vec();
-        sorted.sort_unstable();
-        let s_min = vals.last().copied().unwrap_or(f32::NEG_INFINITY);
-        let has_tail = c < len && s_min.is_finite();
-        let n_tail = len - c;
-        let data = &scores[row * cfg.stride()..];
-        for l in 0..cfg.samples {
-            let (mut bv, mut bj) = (f32::NEG_INFINITY, u32::MAX);
-            for (&s, &j) in vals.iter().zip(idx) {
-                if let Some(v) = perturbed(cfg, s, row, l, j as usize)
-                    && ranks_before(v, j, bv, bj)
-                {
-                    (bv, bj) = (v, j);
-                }
+        let one = lazy_gumbel_row(&scores[row * cfg.stride()..][..len], cfg, k, row)?;
+        r.samples.extend(one.samples);
+        r.touched.extend(one.touched);
+    }
+    Ok(r)
+}
+
+/// `cfg.samples` lazy samples of one row of scores, drawn as row `stream` (the Philox
+/// stream; the kernel uses the row's index in its call, or the query row in attention).
+pub fn lazy_gumbel_row(
+    data: &[f32],
+    cfg: &SamplerConfig,
+    k: usize,
+    stream: usize,
+) -> Result<LazyResult> {
+    let len = data.len();
+    let mut r = LazyResult {
+        samples: vec![u32::MAX; cfg.samples],
+        touched: vec![0; cfg.samples],
+    };
+    if len == 0 {
+        return Ok(r);
+    }
+    let tcfg = TopkConfig {
+        rows: 1,
+        n: len,
+        k: k.min(len),
+        ..Default::default()
+    };
+    let top = topk(data, &tcfg, 0, None)?;
+    let c = top.counts[0] as usize;
+    let (vals, idx) = (&top.values[..c], &top.indices[..c]);
+    let mut sorted = idx.to_vec();
+    sorted.sort_unstable();
+    let s_min = vals.last().copied().unwrap_or(f32::NEG_INFINITY);
+    let has_tail = c < len && s_min.is_finite();
+    let n_tail = len - c;
+    for l in 0..cfg.samples {
+        let (mut bv, mut bj) = (f32::NEG_INFINITY, u32::MAX);
+        for (&s, &j) in vals.iter().zip(idx) {
+            if let Some(v) = perturbed(cfg, s, stream, l, j as usize)
+                && ranks_before(v, j, bv, bj)
+            {
+                (bv, bj) = (v, j);
             }
-            let mut count = 0;
-            if has_tail {
-                let y = (-(bv - s_min * cfg.inv_temp())).exp();
-                let q = one_minus_exp_neg(y);
-                let (mut pos, mut i) = (0usize, 0u64);
-                loop {
-                    let w = philox::block(cfg.seed, row as u64, (((l as u64) | 1 << 31) << 32) | i);
-                    i += 1;
-                    let gap = philox::exponential_from_uniform(philox::uniform_open01(w[0])) / y;
-                    if gap >= (n_tail - pos) as f32 {
-                        break;
-                    }
-                    pos += gap as usize;
-                    if pos >= n_tail {
-                        break;
-                    }
-                    let key = tail_key(&sorted, pos);
-                    let g = -neg_log1m(philox::uniform_open01(w[1]) * q).ln();
-                    let v = data[key] * cfg.inv_temp() + g;
-                    count += 1;
-                    if ranks_before(v, key as u32, bv, bj) {
-                        (bv, bj) = (v, key as u32);
-                    }
-                    pos += 1;
-                    if pos >= n_tail {
-                        break;
-                    }
-                }
-            }
-            r.samples[row * cfg.samples + l] = bj;
-            r.touched[row * cfg.samples + l] = count;
         }
+        let mut count = 0;
+        if has_tail {
+            let y = (-(bv - s_min * cfg.inv_temp())).exp();
+            let q = one_minus_exp_neg(y);
+            let (mut pos, mut i) = (0usize, 0u64);
+            loop {
+                let w = philox::block(cfg.seed, stream as u64, (((l as u64) | 1 << 31) << 32) | i);
+                i += 1;
+                let gap = philox::exponential_from_uniform(philox::uniform_open01(w[0])) / y;
+                if gap >= (n_tail - pos) as f32 {
+                    break;
+                }
+                pos += gap as usize;
+                if pos >= n_tail {
+                    break;
+                }
+                let key = tail_key(&sorted, pos);
+                let g = -neg_log1m(philox::uniform_open01(w[1]) * q).ln();
+                let v = data[key] * cfg.inv_temp() + g;
+                count += 1;
+                if ranks_before(v, key as u32, bv, bj) {
+                    (bv, bj) = (v, key as u32);
+                }
+                pos += 1;
+                if pos >= n_tail {
+                    break;
+                }
+            }
+        }
+        r.samples[l] = bj;
+        r.touched[l] = count;
     }
     Ok(r)
 }

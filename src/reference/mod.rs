@@ -4,7 +4,9 @@
 pub mod dense_attention;
 pub mod gather_attention;
 pub mod gumbel_max;
+pub mod gumbel_top_l;
 pub mod lazy_gumbel;
 pub mod rng_fill;
+pub mod sampling_attention;
 pub mod topk;
 pub mod topk_attention;
