@@ -9,6 +9,8 @@ use knn_attention::attention::{AttentionConfig, AttentionOutputs, Qkv};
 use knn_attention::buffer::{ElemType, Tensor};
 use knn_attention::kernels::dense_attention::DenseAttention;
 use knn_attention::kernels::gather_attention::{GatherAttention, GatherConfig, GatherInputs};
+use knn_attention::kernels::gumbel_max::{GumbelMax, SamplerConfig};
+use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
@@ -31,7 +33,7 @@ enum Size {
 #[derive(Parser)]
 struct Args {
     /// Kernels to run (default: all). Known: rng_fill, topk, dense_attention,
-    /// topk_attention, gather_attention.
+    /// topk_attention, gather_attention, gumbel_max, lazy_gumbel.
     #[arg(long)]
     kernel: Vec<String>,
     /// Shape set; default `full` on GPUs, `small` on CPU adapters.
@@ -66,6 +68,16 @@ struct Case {
     record: Record,
     /// The CPU reference on the same input, timed once (wall time), for comparison.
     cpu: Option<Box<dyn Fn()>>,
+    /// Extra facts measured at setup (e.g. keys touched per sample).
+    note: String,
+}
+
+/// Samples drawn per run by a sampling case (for samples/s), from its shape string.
+fn samples_per_run(case: &Case) -> Option<f64> {
+    let (rows, rest) = case.shape.split_once('x')?;
+    let l = case.shape.split("L=").nth(1)?.split_whitespace().next()?;
+    let _ = rest;
+    Some(rows.parse::<f64>().ok()? * l.parse::<f64>().ok()?)
 }
 
 #[derive(Serialize)]
@@ -80,6 +92,7 @@ struct Row {
     tflops: f64,
     pct_of_peak: Option<f64>,
     cpu_reference_ms: Option<f64>,
+    note: String,
 }
 
 #[derive(Serialize)]
@@ -114,6 +127,7 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                 cpu: Some(Box::new(move || {
                     std::hint::black_box(rng_fill_f32(len, RngKey::default(), dist));
                 })),
+                note: String::new(),
             });
         }
     }
@@ -173,6 +187,7 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
             flops: 0.0,
             record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
             cpu,
+            note: String::new(),
         });
     }
     Ok(cases)
@@ -231,6 +246,7 @@ fn dense_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             flops: 2.0 * (shape.heads_q * n * n * 64) as f64,
             record: Box::new(move |enc| kernel.encode(enc, Qkv::f32(&q, &k, &v), &out)),
             cpu: None,
+            note: String::new(),
         });
     }
     Ok(cases)
@@ -252,6 +268,7 @@ fn topk_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             flops: (shape.heads_q * n * n * 64) as f64,
             record: Box::new(move |enc| kernel.encode(enc, Qkv::f32(&q, &k, &v), &out, None)),
             cpu: None,
+            note: String::new(),
         });
     }
     Ok(cases)
@@ -311,7 +328,83 @@ fn gather_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             kernel.encode(enc, inputs, &out, None)
         }),
         cpu: None,
+        note: String::new(),
     }])
+}
+
+/// Normal scores `[rows, n]` filled on the GPU.
+fn random_scores(ctx: &GpuContext, rows: usize, n: usize) -> Result<GpuBuffer<f32>> {
+    let fill = RngFill::new(ctx)?;
+    let scores = GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.scores")?;
+    let mut enc = ctx.encoder("fill");
+    fill.encode(&mut enc, &scores, RngKey::default(), Distribution::Normal)?;
+    ctx.submit_and_wait(enc)?;
+    Ok(scores)
+}
+
+/// L = 16 samples per row: full-row Gumbel-max vs the lazy sampler (top-k included), then
+/// the lazy sampler's cost and tail keys touched as n grows.
+fn sampling_cases(ctx: &GpuContext, size: Size, want: &dyn Fn(&str) -> bool) -> Result<Vec<Case>> {
+    let (rows, n) = match size {
+        Size::Small => (64, 65536),
+        Size::Full => (4096, 65536),
+    };
+    let mut cases = Vec::new();
+    let scores = std::rc::Rc::new(random_scores(ctx, rows, n)?);
+    let cfg = SamplerConfig::new(rows, n, 16, 1);
+    if want("gumbel_max") {
+        let gm = GumbelMax::new(ctx, cfg)?;
+        let out = GpuBuffer::<u32>::zeroed(ctx, rows * 16, "bench.samples")?;
+        let sc = scores.clone();
+        cases.push(Case {
+            kernel: "gumbel_max",
+            shape: format!("{rows}x{n} L=16"),
+            bytes: (rows * n * 4) as f64,
+            flops: 0.0,
+            record: Box::new(move |enc| gm.encode(enc, &sc, None, &out)),
+            cpu: None,
+            note: String::new(),
+        });
+    }
+    if !want("lazy_gumbel") {
+        return Ok(cases);
+    }
+    let sizes: &[(usize, usize)] = match size {
+        Size::Small => &[(rows, n), (16, 1024), (16, 16384), (16, 262144)],
+        Size::Full => &[
+            (rows, n),
+            (256, 1024),
+            (256, 16384),
+            (256, 262144),
+            (256, 1 << 20),
+        ],
+    };
+    for &(rows, n) in sizes {
+        let scores = random_scores(ctx, rows, n)?;
+        let k = (n as f64).sqrt().ceil() as usize;
+        let cfg = SamplerConfig::new(rows, n, 16, 1);
+        let lazy = LazyGumbel::new(ctx, cfg, k)?;
+        let out = LazySamples::new(ctx, rows, 16)?;
+        let mut enc = ctx.encoder("touched");
+        lazy.encode(&mut enc, &scores, None, &out)?;
+        ctx.submit_and_wait(enc)?;
+        let touched = out.touched.read(ctx)?;
+        let mean = touched.iter().map(|&t| f64::from(t)).sum::<f64>() / touched.len() as f64;
+        cases.push(Case {
+            kernel: "lazy_gumbel",
+            shape: format!("{rows}x{n} L=16 k={k}"),
+            bytes: (rows * n * 4) as f64,
+            flops: 0.0,
+            record: Box::new(move |enc| lazy.encode(enc, &scores, None, &out)),
+            cpu: None,
+            note: format!(
+                "tail keys/sample {mean:.1} (bound (n-k)/k = {:.1}); keys read/sample {:.1} of {n}",
+                (n - k) as f64 / k as f64,
+                k as f64 + mean
+            ),
+        });
+    }
+    Ok(cases)
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -346,6 +439,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
     if want("gather_attention") {
         cases.extend(gather_attention_cases(&ctx, size)?);
+    }
+    if want("gumbel_max") || want("lazy_gumbel") {
+        cases.extend(sampling_cases(&ctx, size, &want)?);
     }
     println!(
         "{:<16} {:<30} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>10}",
@@ -388,6 +484,13 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             pct.map_or("-".into(), |p| format!("{p:.1}")),
             cpu_ms.map_or("-".into(), |c| format!("{c:.2}"))
         );
+        let mut note = case.note.clone();
+        if let Some(n) = samples_per_run(&case) {
+            note = format!("{:.3e} samples/s; {note}", n / t.median_ms() * 1e3);
+        }
+        if !note.is_empty() {
+            println!("{:<16} {note}", "");
+        }
         results.push(Row {
             kernel: case.kernel,
             shape: case.shape,
@@ -399,6 +502,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             tflops,
             pct_of_peak: pct,
             cpu_reference_ms: cpu_ms,
+            note,
         });
     }
     if let Some(path) = args.json {
