@@ -70,14 +70,8 @@ struct Case {
     cpu: Option<Box<dyn Fn()>>,
     /// Extra facts measured at setup (e.g. keys touched per sample).
     note: String,
-}
-
-/// Samples drawn per run by a sampling case (for samples/s), from its shape string.
-fn samples_per_run(case: &Case) -> Option<f64> {
-    let (rows, rest) = case.shape.split_once('x')?;
-    let l = case.shape.split("L=").nth(1)?.split_whitespace().next()?;
-    let _ = rest;
-    Some(rows.parse::<f64>().ok()? * l.parse::<f64>().ok()?)
+    /// Samples drawn per run (sampling kernels; 0 otherwise), for samples/s.
+    samples: f64,
 }
 
 #[derive(Serialize)]
@@ -128,6 +122,7 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                     std::hint::black_box(rng_fill_f32(len, RngKey::default(), dist));
                 })),
                 note: String::new(),
+                samples: 0.0,
             });
         }
     }
@@ -188,6 +183,7 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
             record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
             cpu,
             note: String::new(),
+            samples: 0.0,
         });
     }
     Ok(cases)
@@ -247,6 +243,7 @@ fn dense_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             record: Box::new(move |enc| kernel.encode(enc, Qkv::f32(&q, &k, &v), &out)),
             cpu: None,
             note: String::new(),
+            samples: 0.0,
         });
     }
     Ok(cases)
@@ -269,6 +266,7 @@ fn topk_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             record: Box::new(move |enc| kernel.encode(enc, Qkv::f32(&q, &k, &v), &out, None)),
             cpu: None,
             note: String::new(),
+            samples: 0.0,
         });
     }
     Ok(cases)
@@ -329,6 +327,7 @@ fn gather_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         }),
         cpu: None,
         note: String::new(),
+        samples: 0.0,
     }])
 }
 
@@ -364,6 +363,7 @@ fn sampling_cases(ctx: &GpuContext, size: Size, want: &dyn Fn(&str) -> bool) -> 
             record: Box::new(move |enc| gm.encode(enc, &sc, None, &out)),
             cpu: None,
             note: String::new(),
+            samples: (rows * 16) as f64,
         });
     }
     if !want("lazy_gumbel") {
@@ -402,6 +402,7 @@ fn sampling_cases(ctx: &GpuContext, size: Size, want: &dyn Fn(&str) -> bool) -> 
                 (n - k) as f64 / k as f64,
                 k as f64 + mean
             ),
+            samples: (rows * 16) as f64,
         });
     }
     Ok(cases)
@@ -485,8 +486,11 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             cpu_ms.map_or("-".into(), |c| format!("{c:.2}"))
         );
         let mut note = case.note.clone();
-        if let Some(n) = samples_per_run(&case) {
-            note = format!("{:.3e} samples/s; {note}", n / t.median_ms() * 1e3);
+        if case.samples > 0.0 {
+            note = format!(
+                "{:.3e} samples/s; {note}",
+                case.samples / t.median_ms() * 1e3
+            );
         }
         if !note.is_empty() {
             println!("{:<16} {note}", "");
