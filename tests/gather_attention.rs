@@ -350,3 +350,48 @@ fn encode_without_kept_outputs() {
     assert_eq!(got.out, want.out);
     assert_eq!(got.lse, want.lse);
 }
+
+/// One index row per kv head (a query-independent key set) equals the same row repeated for
+/// every query of that head; causal queries skip the set's keys they cannot see.
+#[test]
+fn per_kv_head_indices_equal_broadcast_indices() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape {
+        batch: 2,
+        heads_q: 4,
+        heads_kv: 2,
+        n_q: 9,
+        n_kv: 60,
+        head_dim: 8,
+    };
+    let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 51 });
+    let shared = GatherConfig {
+        per_kv_head: true,
+        keep: Keep {
+            sinks: 1,
+            window: 3,
+        },
+        ..GatherConfig::new(attn, 12)
+    };
+    let c = case(&GatherConfig::new(attn, 12), 8000);
+    let per_head: Vec<u32> = c.indices[..shared.index_rows() * 12].to_vec();
+    let broadcast: Vec<u32> = (0..shape.rows())
+        .flat_map(|row| {
+            let bh = row / shape.n_q;
+            let kvh = (bh / 4) * 2 + shape.kv_head(bh % 4);
+            per_head[kvh * 12..][..12].to_vec()
+        })
+        .collect();
+    let plain = GatherConfig {
+        per_kv_head: false,
+        ..shared
+    };
+    let want = gather_attention(&plain, (&c.q, &c.k, &c.v), &broadcast, None, None).unwrap();
+    let cpu = gather_attention(&shared, (&c.q, &c.k, &c.v), &per_head, None, None).unwrap();
+    assert_eq!(cpu, want);
+    let got = GatherAttention::new(&ctx, shared)
+        .unwrap()
+        .run((&c.q, &c.k, &c.v), &per_head, None, None)
+        .unwrap();
+    assert_matches("per kv head", &got, &want);
+}

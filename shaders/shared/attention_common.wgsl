@@ -29,6 +29,7 @@ struct AttentionParams {
     pages_per_seq: u32,
     write_kept: u32,    // 1: write per-slot probabilities
     pool_pages: u32,    // pages in the paged k/v pool; larger page ids are skipped
+    index_per_head: u32, // 1: one index row per kv head (b * heads_kv + h), shared by its queries
 }
 
 // Head dimension, a pipeline constant so that loops over it unroll.

@@ -102,6 +102,9 @@ fn gather_attention(
     let row = bh * p.n_q + i;
     let vis = visible(i);
     let kvh = kv_head_of(bh);
+    if (p.index_per_head != 0u) {
+        index_row = kvh;
+    }
     let kr = select(p.slots, min(aux[i], p.slots), p.has_k_rows != 0u);
     let total = p.slots + p.sinks + p.window;
     var x = 0.0;
@@ -227,6 +230,9 @@ fn gather_attention_slots(
         index_row = r;
     }
     let row = bh * p.n_q + i;
+    if (p.index_per_head != 0u) {
+        index_row = kv_head_of(bh);
+    }
     let kr = select(p.slots, min(aux[i], p.slots), p.has_k_rows != 0u);
     let base = slot_base(index_row, visible(i), kr, kv_head_of(bh), slot);
     kept_idx[row * total + slot] = select(slot_key(index_row, visible(i), kr, slot), NO_KEY, base == NO_KEY);

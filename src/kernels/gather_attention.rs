@@ -49,6 +49,9 @@ pub struct GatherConfig {
     pub slots: usize,
     pub keep: Keep,
     pub paged: Option<PagedKv>,
+    /// `indices` has one row per kv head (`[batch · heads_kv, slots]`), shared by every query
+    /// of that head: a query-independent key set such as LevAttention's universal set.
+    pub per_kv_head: bool,
 }
 
 impl GatherConfig {
@@ -58,6 +61,17 @@ impl GatherConfig {
             slots,
             keep: Keep::default(),
             paged: None,
+            per_kv_head: false,
+        }
+    }
+
+    /// Rows of `indices`: query rows, or kv heads with `per_kv_head`.
+    pub fn index_rows(&self) -> usize {
+        let s = &self.attn.shape;
+        if self.per_kv_head {
+            s.batch * s.heads_kv
+        } else {
+            s.rows()
         }
     }
 
@@ -121,6 +135,7 @@ impl GatherConfig {
         p.sinks = self.keep.sinks as u32;
         p.window = self.keep.window as u32;
         p.block_rows = self.attn.shape.rows() as u32;
+        p.index_per_head = self.per_kv_head as u32;
         if let Some(pg) = self.paged {
             p.paged = 1;
             p.page_size = pg.page_size as u32;
@@ -135,7 +150,7 @@ impl GatherConfig {
 #[derive(Clone, Copy, Debug)]
 pub struct GatherInputs<'a> {
     pub qkv: Qkv<'a>,
-    /// `[rows, slots]` key indices.
+    /// `[rows, slots]` key indices (`[batch · heads_kv, slots]` with `per_kv_head`).
     pub indices: &'a GpuBuffer<u32>,
     /// Optional `[n_q]`: query `i` uses only its first `k_rows[i]` slots (all heads, batches).
     pub k_rows: Option<&'a GpuBuffer<u32>>,
@@ -215,10 +230,11 @@ impl GatherAttention {
         inputs.qkv.check(ctx, &cfg.attn, cfg.kv_len())?;
         out.check(shape)?;
         let rows = shape.rows();
-        if inputs.indices.len() < rows * cfg.slots {
+        let want = cfg.index_rows() * cfg.slots;
+        if inputs.indices.len() < want {
             return Err(Error::shape(
                 "indices",
-                format!("≥ rows · slots = {} elements", rows * cfg.slots),
+                format!("≥ index rows · slots = {want} elements"),
                 inputs.indices.len(),
             ));
         }

@@ -66,12 +66,9 @@ pub fn gather_attention(
             return Err(Error::shape(arg, format!("{} elements", cfg.kv_len()), len));
         }
     }
-    if indices.len() < s.rows() * cfg.slots {
-        return Err(Error::shape(
-            "indices",
-            format!("≥ {}", s.rows() * cfg.slots),
-            indices.len(),
-        ));
+    let want = cfg.index_rows() * cfg.slots;
+    if indices.len() < want {
+        return Err(Error::shape("indices", format!("≥ {want}"), indices.len()));
     }
     if cfg.paged.is_some() && block_table.is_none() {
         return Err(Error::shape(
@@ -95,7 +92,8 @@ pub fn gather_attention(
         let kvh = b * s.heads_kv + s.kv_head(h);
         let vis = cfg.attn.mask.visible_keys(i, s.n_kv);
         let kr = k_rows.map_or(cfg.slots, |kr| (kr[i] as usize).min(cfg.slots));
-        let index_row = &indices[row * cfg.slots..][..cfg.slots];
+        let irow = if cfg.per_kv_head { kvh } else { row };
+        let index_row = &indices[irow * cfg.slots..][..cfg.slots];
         let qrow = &q[row * d..][..d];
         // (slot, key, row offset) of every used slot.
         let used: Vec<(usize, usize, usize)> = (0..total)
