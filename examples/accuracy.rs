@@ -7,19 +7,18 @@
 //!
 //! Runs on the GPU when there is one (the CPU reference otherwise, or with `--cpu`).
 
-#[path = "../tests/common/data.rs"]
-#[allow(dead_code)]
-mod data;
+mod common;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Parser;
-use knn_attention::attention::{AttentionConfig, SparseAttentionOutput};
+use knn_attention::attention::AttentionConfig;
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::reference::topk_attention::topk_attention;
 use knn_attention::{AttentionShape, GpuContext};
-use plotters::prelude::*;
+
+use common::{CAPTURES, Series, data, error_and_mass};
 
 #[derive(Parser)]
 struct Args {
@@ -51,39 +50,6 @@ struct Row {
     k: usize,
     median_rel_err: f64,
     mean_mass: f64,
-}
-
-const CAPTURES: [(&str, usize, &str); 7] = [
-    ("gpl3", 0, "gpl3-layer0.safetensors"),
-    ("gpl3", 1, "gpl3-layer1.safetensors"),
-    ("gpl3", 2, "gpl3-layer2.safetensors"),
-    ("gpl3", 3, "gpl3-layer3.safetensors"),
-    ("gpl3", 4, "gpl3-layer4.safetensors"),
-    ("gpl3", 5, "gpl3-layer5.safetensors"),
-    ("gpl3-long", 3, "gpl3-long-layer3.safetensors"),
-];
-
-/// Median over rows of ‖o − o*‖ / ‖o*‖, and mean over rows of exp(lse_k − lse*): the exact
-/// softmax probability of the kept keys.
-fn score(c: &data::Capture, r: &SparseAttentionOutput) -> (f64, f64) {
-    let d = c.head_dim;
-    let mut errs: Vec<f64> = (0..c.heads * c.tokens)
-        .map(|row| {
-            let (o, e) = (&r.out[row * d..][..d], &c.out[row * d..][..d]);
-            let diff: f64 = o.iter().zip(e).map(|(a, b)| f64::from(a - b).powi(2)).sum();
-            let norm: f64 = e.iter().map(|b| f64::from(*b).powi(2)).sum();
-            (diff / norm.max(1e-30)).sqrt()
-        })
-        .collect();
-    errs.sort_by(f64::total_cmp);
-    let mass: f64 = r
-        .lse
-        .iter()
-        .zip(&c.lse)
-        .map(|(a, b)| f64::from(a - b).exp())
-        .sum::<f64>()
-        / r.lse.len() as f64;
-    (errs[errs.len() / 2], mass)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -130,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(ctx) => TopkAttention::new(ctx, cfg)?.run(&c.q, &c.k, &c.v)?,
                 None => topk_attention(&cfg, (&c.q, &c.k, &c.v))?,
             };
-            let (median_rel_err, mean_mass) = score(&c, &r);
+            let (median_rel_err, mean_mass) = error_and_mass(&c, &r.out, &r.lse);
             rows.push(Row {
                 set,
                 layer,
@@ -161,82 +127,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("accuracy.csv"), csv)?;
-    match std::fs::read(&args.font) {
-        Ok(font) => {
-            plotters::style::register_font(
-                "sans-serif",
-                FontStyle::Normal,
-                Box::leak(font.into_boxed_slice()),
-            )
-            .map_err(|_| "invalid font")?;
-            plot(&rows, &args.out.join("accuracy.png"))?;
-            eprintln!("wrote {}", args.out.join("accuracy.png").display());
+    if common::register_font(&args.font) {
+        let path = args.out.join("accuracy.png");
+        let mut captures: Vec<(&str, usize)> = rows.iter().map(|r| (r.set, r.layer)).collect();
+        captures.dedup();
+        let mut series = Vec::new();
+        for (i, &(set, layer)) in captures.iter().enumerate() {
+            let pick = |fixed: bool| {
+                rows.iter()
+                    .filter(|r| r.set == set && r.layer == layer && r.policy.contains('n') != fixed)
+                    .map(|r| (r.k as f64, r.median_rel_err))
+                    .collect::<Vec<_>>()
+            };
+            series.push(Series {
+                label: Some(format!("{set} layer {layer}")),
+                points: pick(true),
+                color: i,
+                dashed: false,
+                markers: false,
+            });
+            series.push(Series {
+                label: None,
+                points: pick(false),
+                color: i,
+                dashed: false,
+                markers: true,
+            });
         }
-        Err(e) => eprintln!("no plot: font {}: {e} (pass --font)", args.font.display()),
+        common::plot(
+            &path,
+            "kNN attention on MiniLM (gpl3): error vs k",
+            "k (keys kept per query); triangles: the √n and α·n^C policies",
+            "median relative output error",
+            &series,
+        )?;
+        eprintln!("wrote {}", path.display());
     }
     eprintln!("wrote {}", args.out.join("accuracy.csv").display());
-    Ok(())
-}
-
-/// Median relative error against k (log-log), one line per capture; the √n and n^C policies
-/// are the marked points.
-fn plot(rows: &[Row], path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, (1000, 640)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (kmin, kmax) = rows.iter().fold((f64::MAX, 0f64), |(a, b), r| {
-        (a.min(r.k as f64), b.max(r.k as f64))
-    });
-    let (emin, emax) = rows.iter().fold((f64::MAX, 0f64), |(a, b), r| {
-        (a.min(r.median_rel_err), b.max(r.median_rel_err))
-    });
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "kNN attention on MiniLM (gpl3): error vs k",
-            ("sans-serif", 24),
-        )
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(
-            (kmin * 0.8..kmax * 1.25).log_scale(),
-            (emin * 0.8..emax * 1.25).log_scale(),
-        )?;
-    chart
-        .configure_mesh()
-        .x_desc("k (keys kept per query); triangles: the √n and α·n^C policies")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y}"))
-        .y_desc("median relative output error")
-        .label_style(("sans-serif", 14))
-        .draw()?;
-    let mut captures: Vec<(&str, usize)> = rows.iter().map(|r| (r.set, r.layer)).collect();
-    captures.dedup();
-    for (i, (set, layer)) in captures.into_iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let mut fixed: Vec<(f64, f64)> = rows
-            .iter()
-            .filter(|r| r.set == set && r.layer == layer && !r.policy.contains('n'))
-            .map(|r| (r.k as f64, r.median_rel_err))
-            .collect();
-        fixed.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(fixed, color.stroke_width(2)))?
-            .label(format!("{set} layer {layer}"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-        let marks = rows
-            .iter()
-            .filter(|r| r.set == set && r.layer == layer && r.policy.contains('n'))
-            .map(|r| (r.k as f64, r.median_rel_err));
-        chart.draw_series(marks.map(|p| TriangleMarker::new(p, 7, color.filled())))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
-    root.present()?;
     Ok(())
 }

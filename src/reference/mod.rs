@@ -6,6 +6,7 @@ pub mod gather_attention;
 pub mod gumbel_max;
 pub mod gumbel_top_l;
 pub mod lazy_gumbel;
+pub mod lev_attention;
 pub mod leverage_scores;
 pub mod rng_fill;
 pub mod sampling_attention;
