@@ -13,12 +13,15 @@ use knn_attention::reference::sparse_attention_backward::{
 };
 use knn_attention::{AttentionShape, Mask};
 
+/// A scalar loss of (q, k, v).
+type Loss<'a> = &'a dyn Fn(&[f32], &[f32], &[f32]) -> f64;
+
 /// Central differences of `loss` in every input element, step `h`: O(h²) truncation plus
 /// f32 output rounding / h, so ~1e-4 relative at h = 1e-2 for O(1) data.
 fn finite_differences(
     (q, k, v): (&[f32], &[f32], &[f32]),
     h: f32,
-    loss: &dyn Fn(&[f32], &[f32], &[f32]) -> f64,
+    loss: Loss<'_>,
 ) -> AttentionGrads {
     let mut grads = Vec::new();
     for which in 0..3 {
