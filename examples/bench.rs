@@ -11,6 +11,7 @@ use knn_attention::kernels::dense_attention::DenseAttention;
 use knn_attention::kernels::gather_attention::{GatherAttention, GatherConfig, GatherInputs};
 use knn_attention::kernels::gumbel_max::{GumbelMax, SamplerConfig};
 use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
+use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
@@ -33,7 +34,7 @@ enum Size {
 #[derive(Parser)]
 struct Args {
     /// Kernels to run (default: all). Known: rng_fill, topk, dense_attention,
-    /// topk_attention, gather_attention, gumbel_max, lazy_gumbel.
+    /// topk_attention, gather_attention, gumbel_max, lazy_gumbel, lev_attention.
     #[arg(long)]
     kernel: Vec<String>,
     /// Shape set; default `full` on GPUs, `small` on CPU adapters.
@@ -408,6 +409,35 @@ fn sampling_cases(ctx: &GpuContext, size: Size, want: &dyn Fn(&str) -> bool) -> 
     Ok(cases)
 }
 
+/// Leverage scores and the universal set (|U| = 64) of 8 heads × n keys, d = 64 (one pass
+/// of Gram partials, the per-head factor, one scoring pass, top-k): issue 8's shape.
+fn lev_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let (heads, n) = match size {
+        Size::Small => (2, 16384),
+        Size::Full => (8, 65536),
+    };
+    let shape = AttentionShape::new(heads, 1, n, 64);
+    let lev = LevAttention::new(
+        ctx,
+        LevAttentionConfig::new(AttentionConfig::new(shape), 64),
+    )?;
+    let [_, k, _] = random_qkv(ctx, &shape)?;
+    Ok(vec![Case {
+        kernel: "lev_attention",
+        shape: format!("h{heads} n{n} d64 |U|=64 (scores + U)"),
+        // K is read twice: Gram partials and scoring.
+        bytes: (2 * shape.kv_len() * 4) as f64,
+        flops: (2 * 2 * heads * n * 64 * 64) as f64,
+        record: Box::new(move |enc| {
+            lev.append(enc, &k, 0, n)?;
+            lev.refresh(enc, &k, n)
+        }),
+        cpu: None,
+        note: String::new(),
+        samples: 0.0,
+    }])
+}
+
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let ctx = GpuContext::new_blocking()?;
@@ -440,6 +470,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
     if want("gather_attention") {
         cases.extend(gather_attention_cases(&ctx, size)?);
+    }
+    if want("lev_attention") {
+        cases.extend(lev_attention_cases(&ctx, size)?);
     }
     if want("gumbel_max") || want("lazy_gumbel") {
         cases.extend(sampling_cases(&ctx, size, &want)?);

@@ -4,7 +4,8 @@
 //   leverage_gram (heads x chunks): partial Gram matrices of key chunks [key0, key1);
 //   leverage_factor (one workgroup per head): G (+)= sum of partials (kept for streaming),
 //       Cholesky of G + lambda I in scratch, W = L^-1 by forward substitution;
-//   leverage_apply (one thread per key): sigma_i = |W k_i|^2.
+//   leverage_apply (one thread per key): sigma_i = |W k_i|^2, and per head the number of
+//       keys scored (so a top-k over sigma can skip stale entries past it).
 // lambda = ridge * max(trace(G) / d, tiny): relative, so scaling K does not change sigma.
 // K is [heads, cap, d] (cap = n_kv, the allocated keys per head); d <= 128.
 
@@ -33,6 +34,7 @@ const KEY_TILE: u32 = 16u;
 @group(0) @binding(3) var<storage, read_write> gram: array<f32>;     // [heads, d, d]
 @group(0) @binding(4) var<storage, read_write> work: array<f32>;     // [heads, 2, d, d]: L, W
 @group(0) @binding(5) var<storage, read_write> sigma: array<f32>;    // [heads, cap]
+@group(0) @binding(6) var<storage, read_write> scored: array<u32>;   // [heads]: keys scored
 
 var<workgroup> k_tile: array<f32, 2048>;   // KEY_TILE x MAX_DIM
 
@@ -188,4 +190,7 @@ fn leverage_apply(
         s += u * u;
     }
     sigma[head * p.cap + key] = s;
+    if (key == 0u) {
+        scored[head] = p.key1;
+    }
 }

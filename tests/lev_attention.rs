@@ -167,3 +167,58 @@ fn bad_input_is_a_typed_error() {
         16
     );
 }
+
+/// Decode-style streaming: keys arrive in blocks into a cache of capacity 300; after 230
+/// keys, `refresh` builds the universal set from those keys only (matching the f64
+/// reference on the first 230 keys up to near-ties), and a query at position 229 attends to
+/// it exactly as the reference gather does.
+#[test]
+fn streaming_refresh_uses_only_the_keys_so_far() {
+    use knn_attention::GpuBuffer;
+    use knn_attention::attention::{AttentionOutputs, Qkv};
+    use knn_attention::kernels::leverage_scores::LeverageConfig;
+    use knn_attention::reference::leverage_scores::leverage_scores;
+    use knn_attention::reference::topk_attention::rank;
+    let ctx = gpu_or_skip!();
+    let (cap, n, d, u) = (300, 230, 16, 20);
+    let shape = AttentionShape::new(2, 1, cap, d);
+    let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: n - 1 });
+    let cfg = LevAttentionConfig::new(attn, u);
+    let (q, k, v) = data(&shape, 11);
+    let lev = LevAttention::new(&ctx, cfg).unwrap();
+    let (qb, kb, vb) = (
+        GpuBuffer::from_slice(&ctx, &q, "q").unwrap(),
+        GpuBuffer::from_slice(&ctx, &k, "k").unwrap(),
+        GpuBuffer::from_slice(&ctx, &v, "v").unwrap(),
+    );
+    let out = AttentionOutputs::new(&ctx, &shape).unwrap();
+    let mut enc = ctx.encoder("stream");
+    for key0 in (0..n).step_by(64) {
+        lev.append(&mut enc, &kb, key0, (key0 + 64).min(n)).unwrap();
+    }
+    lev.refresh(&mut enc, &kb, n).unwrap();
+    lev.attend(&mut enc, Qkv::f32(&qb, &kb, &vb), &out, None)
+        .unwrap();
+    ctx.submit_and_wait(enc).unwrap();
+    let universal = lev.universal.indices.read(&ctx).unwrap();
+    let sigma = leverage_scores(&k, &LeverageConfig::new(2, cap, d), n).unwrap();
+    for h in 0..2 {
+        let want = rank(&sigma[h * cap..][..n]);
+        let got = &universal[h * u..][..u];
+        assert!(
+            got.iter().all(|&j| (j as usize) < n),
+            "head {h}: a key past the stream"
+        );
+        let kth = sigma[h * cap + want[u - 1] as usize];
+        let top = sigma[h * cap..][..n].iter().fold(0f64, |m, &x| m.max(x));
+        for j in got.iter().filter(|j| !want[..u].contains(j)) {
+            assert!(
+                (sigma[h * cap + *j as usize] - kth).abs() <= NEAR_TIE * top,
+                "head {h}: key {j}"
+            );
+        }
+    }
+    let same = gather_attention(&cfg.gather(), (&q, &k, &v), &universal, None, None).unwrap();
+    let got = out.read(&ctx).unwrap();
+    common::assert_close("out", &got.out, &same.out, ATTENTION);
+}

@@ -141,6 +141,48 @@ impl LevAttention {
         self.gather.config().total_slots()
     }
 
+    /// Streaming: adds keys `[key0, key1)` of the cache `k` (`[batch · heads_kv, n_kv, d]`)
+    /// to the leverage Gram matrices (from scratch when `key0 == 0`).
+    pub fn append(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        k: &GpuBuffer<f32>,
+        key0: usize,
+        key1: usize,
+    ) -> Result<()> {
+        self.lev.append(encoder, k, key0, key1)
+    }
+
+    /// Streaming: rescores keys `[0, n)` and rebuilds the universal set from them only.
+    pub fn refresh(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        k: &GpuBuffer<f32>,
+        n: usize,
+    ) -> Result<()> {
+        self.lev.score(encoder, k, n, &self.sigma)?;
+        let input = TopkInput::new(&self.sigma).with_lengths(&self.lev.scored);
+        self.topk.encode(encoder, input, &self.universal)
+    }
+
+    /// Attention over the current universal set (after [`Self::refresh`]); queries see keys
+    /// by the configured mask.
+    pub fn attend(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        qkv: Qkv<'_>,
+        out: &AttentionOutputs,
+        kept: Option<&KeptOutputs>,
+    ) -> Result<()> {
+        let inputs = GatherInputs {
+            qkv,
+            indices: &self.universal.indices,
+            k_rows: None,
+            block_table: None,
+        };
+        self.gather.encode(encoder, inputs, out, kept)
+    }
+
     /// Records scores, the universal set and the attention into `out` (and `kept`).
     pub fn encode(
         &self,

@@ -91,6 +91,9 @@ pub struct LeverageScores {
     work: GpuBuffer<f32>,
     /// Stand-in for `sigma` in passes that do not score.
     no_sigma: GpuBuffer<f32>,
+    /// Keys scored per head by the last `score` (`[heads]`): row lengths for a top-k over
+    /// `sigma` while a cache grows.
+    pub scored: GpuBuffer<u32>,
 }
 
 impl LeverageScores {
@@ -102,7 +105,9 @@ impl LeverageScores {
         let layout = shader::bind_group_layout(
             ctx,
             "leverage_scores",
-            &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+            &[
+                Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+            ],
         );
         let module = Module::new(ctx, "leverage_scores", sources::LEVERAGE_SCORES, Tier::Core)?;
         let pl = shader::pipeline_layout(ctx, "leverage_scores", &[&layout]);
@@ -119,6 +124,7 @@ impl LeverageScores {
             gram: GpuBuffer::zeroed(ctx, cfg.heads * dd, "leverage.gram")?,
             work: GpuBuffer::zeroed(ctx, cfg.heads * 2 * dd, "leverage.work")?,
             no_sigma: GpuBuffer::zeroed(ctx, 4, "leverage.no_sigma")?,
+            scored: GpuBuffer::zeroed(ctx, cfg.heads, "leverage.scored")?,
             layout,
             cfg,
             ctx: ctx.clone(),
@@ -174,6 +180,7 @@ impl LeverageScores {
                     self.gram.binding(),
                     self.work.binding(),
                     sigma.as_entire_binding(),
+                    self.scored.binding(),
                 ],
             );
             for &(label, pipeline, groups) in steps {
