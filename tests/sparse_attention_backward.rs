@@ -143,3 +143,97 @@ fn sparse_reference_gradients_match_finite_differences() {
     .unwrap();
     assert_grads("sparse", &g, &fd, 2e-3);
 }
+
+// ---- GPU kernel ----
+
+use knn_attention::kernels::sparse_attention_backward::SparseAttentionBackward;
+use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
+
+/// Forward top-k attention on the GPU, then the GPU backward against the reference on the
+/// same kept keys. Gradients are sums of O(slots) f32 terms: 1e-4 of the largest suffices.
+fn check_gpu(
+    ctx: &knn_attention::GpuContext,
+    cfg: TopkAttentionConfig,
+    seed: u64,
+) -> AttentionGrads {
+    let s = &cfg.attn.shape;
+    let q = common::normal_data(s.q_len(), seed);
+    let k = common::normal_data(s.kv_len(), seed + 1);
+    let v = common::normal_data(s.kv_len(), seed + 2);
+    let d_out = common::normal_data(s.q_len(), seed + 3);
+    let fwd = TopkAttention::new(ctx, cfg)
+        .unwrap()
+        .run(&q, &k, &v)
+        .unwrap();
+    let bwd = SparseAttentionBackward::new(ctx, cfg.attn, fwd.slots).unwrap();
+    let got = bwd
+        .run((&q, &k, &v), &d_out, (&fwd.kept, &fwd.probs))
+        .unwrap();
+    let want = sparse_attention_backward(
+        s,
+        cfg.attn.scale,
+        (&q, &k, &v),
+        &fwd.kept,
+        fwd.slots,
+        &d_out,
+    )
+    .unwrap();
+    assert_grads(&format!("{cfg:?}"), &got, &want, 1e-4);
+    let again = bwd
+        .run((&q, &k, &v), &d_out, (&fwd.kept, &fwd.probs))
+        .unwrap();
+    assert_eq!(got, again, "not deterministic");
+    got
+}
+
+#[test]
+fn gpu_matches_reference_for_topk_attention() {
+    let ctx = gpu_or_skip!();
+    for d in [16, 64, 80] {
+        let shape = AttentionShape::new(2, 40, 90, d);
+        let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 50 });
+        check_gpu(
+            &ctx,
+            TopkAttentionConfig::new(attn, KPolicy::Fixed(8)),
+            d as u64,
+        );
+    }
+    // GQA, sinks (one key kept by every query: a large bucket) and a window.
+    let shape = AttentionShape {
+        batch: 2,
+        heads_q: 6,
+        heads_kv: 2,
+        n_q: 150,
+        n_kv: 150,
+        head_dim: 8,
+    };
+    let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+    let cfg = TopkAttentionConfig {
+        keep: Keep {
+            sinks: 1,
+            window: 4,
+        },
+        ..TopkAttentionConfig::new(attn, KPolicy::Sqrt)
+    };
+    check_gpu(&ctx, cfg, 300);
+}
+
+/// Keeping every key makes the sparse backward the dense one.
+#[test]
+fn gpu_with_all_keys_is_the_dense_backward() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape::new(2, 30, 30, 16);
+    let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+    let got = check_gpu(
+        &ctx,
+        TopkAttentionConfig::new(attn, KPolicy::Fixed(30)),
+        400,
+    );
+    let q = common::normal_data(shape.q_len(), 400);
+    let k = common::normal_data(shape.kv_len(), 401);
+    let v = common::normal_data(shape.kv_len(), 402);
+    let d_out = common::normal_data(shape.q_len(), 403);
+    let dense =
+        dense_attention_backward(&shape, attn.scale, attn.mask, (&q, &k, &v), &d_out).unwrap();
+    assert_grads("dense", &got, &dense, 1e-4);
+}

@@ -10,5 +10,6 @@ pub mod lev_attention;
 pub mod leverage_scores;
 pub mod rng_fill;
 pub mod sampling_attention;
+pub mod sparse_attention_backward;
 pub mod topk;
 pub mod topk_attention;
