@@ -8,6 +8,11 @@
 //   sparse_backward_keys (one workgroup per key): its entries by binary search in the sorted
 //       keys, then dV_j = Σ P_ij dO_i and dK_j = scale Σ dS_ij q_i, summed in that fixed order.
 // A kv group's query rows are contiguous: heads h of one kv head are consecutive.
+//
+// Sampled mode (p.sample_weight = 1/L > 0; the random-walk estimator): the slots are L keys
+// drawn from each row's softmax, each with weight 1/L instead of P_ij, and D_i = dO_i·o_i
+// comes from the exact forward output (sparse_backward_d, into the `probs` binding), which
+// keeps dQ and dK unbiased: E[(1/L) Σ_s f(j_s)] = Σ_j P_ij f(j) for each row.
 
 //! include shared/attention_common.wgsl
 
@@ -28,6 +33,31 @@ const WG: u32 = 256u;
 var<workgroup> do_vec: array<f32, 256>;
 var<workgroup> red: array<f32, 256>;
 var<workgroup> part: array<f32, 256>;
+
+fn slot_weight(e: u32) -> f32 {
+    if (p.sample_weight > 0.0) {
+        return p.sample_weight;
+    }
+    return probs[e];
+}
+
+// Sampled mode: D_i = dO_i·o_i (a_in = O) into g1, one thread per row.
+@compute @workgroup_size(256)
+fn sparse_backward_d(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_workgroup(wid, nwg) * WG + lid;
+    if (row >= p.rows) {
+        return;
+    }
+    var d = 0.0;
+    for (var c = 0u; c < HEAD_DIM; c++) {
+        d += d_out[row * HEAD_DIM + c] * a_in[row * HEAD_DIM + c];
+    }
+    g1[row] = d;
+}
 
 @compute @workgroup_size(256)
 fn sparse_backward_rows(
@@ -53,7 +83,7 @@ fn sparse_backward_rows(
             for (var c = 0u; c < HEAD_DIM; c++) {
                 dp += do_vec[c] * v_in[base + c];
             }
-            dsum += probs[e] * dp;
+            dsum += slot_weight(e) * dp;
         }
         ds[e] = dp;
         g2[e] = select(f32(j), bitcast<f32>(0x7FC00000u), j == NO_KEY);
@@ -66,11 +96,14 @@ fn sparse_backward_rows(
         }
         workgroupBarrier();
     }
-    let d_row = red[0];
+    var d_row = red[0];
+    if (p.sample_weight > 0.0) {
+        d_row = probs[row];
+    }
     // dS = P (dP − D), each thread on the slots it wrote.
     for (var s = lid; s < p.slots; s += WG) {
         let e = row * p.slots + s;
-        ds[e] = select(0.0, probs[e] * (ds[e] - d_row), kept[e] != NO_KEY);
+        ds[e] = select(0.0, slot_weight(e) * (ds[e] - d_row), kept[e] != NO_KEY);
     }
     storageBarrier();
     workgroupBarrier();
@@ -138,7 +171,7 @@ fn sparse_backward_keys(
     for (var x = lo; x < hi; x++) {
         let e = base + kept[x];
         let row = e / p.slots;
-        dv += probs[e] * d_out[row * HEAD_DIM + lid];
+        dv += slot_weight(e) * d_out[row * HEAD_DIM + lid];
         dk += ds[e] * a_in[row * HEAD_DIM + lid];
     }
     let kv = (grp * p.n_kv + j) * HEAD_DIM + lid;

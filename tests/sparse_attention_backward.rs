@@ -237,3 +237,187 @@ fn gpu_with_all_keys_is_the_dense_backward() {
         dense_attention_backward(&shape, attn.scale, attn.mask, (&q, &k, &v), &d_out).unwrap();
     assert_grads("dense", &got, &dense, 1e-4);
 }
+
+// ---- Random-walk (sampled) estimator ----
+
+use knn_attention::GpuBuffer;
+use knn_attention::kernels::sampling_attention::{
+    MomConfig, SamplingAttention, SamplingAttentionConfig,
+};
+use knn_attention::kernels::sparse_attention_backward::{GradOutputs, SampledInputs};
+use knn_attention::reference::sparse_attention_backward::sampled_attention_backward;
+
+struct Sampled {
+    shape: AttentionShape,
+    attn: AttentionConfig,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    d_out: Vec<f32>,
+    out: Vec<f32>,
+    exact: AttentionGrads,
+}
+
+fn sampled_case(shape: AttentionShape, seed: u64) -> Sampled {
+    let attn = AttentionConfig::new(shape).with_mask(Mask::Causal {
+        offset: shape.n_kv - shape.n_q,
+    });
+    let q = common::normal_data(shape.q_len(), seed);
+    let k = common::normal_data(shape.kv_len(), seed + 1);
+    let v = common::normal_data(shape.kv_len(), seed + 2);
+    let d_out = common::normal_data(shape.q_len(), seed + 3);
+    let out = dense_attention(&shape, &q, &k, &v, attn.scale, attn.mask)
+        .unwrap()
+        .out;
+    let exact =
+        dense_attention_backward(&shape, attn.scale, attn.mask, (&q, &k, &v), &d_out).unwrap();
+    Sampled {
+        shape,
+        attn,
+        q,
+        k,
+        v,
+        d_out,
+        out,
+        exact,
+    }
+}
+
+/// `l` exact softmax samples per row from the GPU sampler.
+fn draw(ctx: &knn_attention::GpuContext, c: &Sampled, l: usize, seed: u64) -> Vec<u32> {
+    let cfg = SamplingAttentionConfig::new(
+        c.attn,
+        MomConfig {
+            samples: l,
+            groups: 1,
+        },
+        seed,
+    );
+    SamplingAttention::new(ctx, cfg)
+        .unwrap()
+        .run(&c.q, &c.k, &c.v)
+        .unwrap()
+        .samples
+}
+
+fn gpu_sampled(
+    ctx: &knn_attention::GpuContext,
+    c: &Sampled,
+    samples: &[u32],
+    l: usize,
+) -> AttentionGrads {
+    let b = SparseAttentionBackward::new(ctx, c.attn, l).unwrap();
+    let up = |x: &[f32]| GpuBuffer::from_slice(ctx, x, "t").unwrap();
+    let (q, k, v, d, o) = (up(&c.q), up(&c.k), up(&c.v), up(&c.d_out), up(&c.out));
+    let s = GpuBuffer::from_slice(ctx, samples, "samples").unwrap();
+    let grads = GradOutputs::new(ctx, &c.attn).unwrap();
+    let mut enc = ctx.encoder("sampled");
+    let inputs = SampledInputs {
+        q: &q,
+        k: &k,
+        v: &v,
+        d_out: &d,
+        out: &o,
+        samples: &s,
+    };
+    b.encode_sampled(&mut enc, inputs, &grads).unwrap();
+    ctx.submit_and_wait(enc).unwrap();
+    grads.read(ctx).unwrap()
+}
+
+fn rms_error(a: &AttentionGrads, b: &AttentionGrads) -> f64 {
+    let all = |g: &AttentionGrads| [g.dq.clone(), g.dk.clone(), g.dv.clone()].concat();
+    let (x, y) = (all(a), all(b));
+    (x.iter()
+        .zip(&y)
+        .map(|(p, q)| f64::from(p - q).powi(2))
+        .sum::<f64>()
+        / x.len() as f64)
+        .sqrt()
+}
+
+/// GPU estimate = reference estimate on the same samples, and the same bits twice.
+#[test]
+fn gpu_sampled_estimate_matches_reference() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape {
+        batch: 1,
+        heads_q: 4,
+        heads_kv: 2,
+        n_q: 30,
+        n_kv: 60,
+        head_dim: 16,
+    };
+    let c = sampled_case(shape, 500);
+    let l = 32;
+    let samples = draw(&ctx, &c, l, 1);
+    let got = gpu_sampled(&ctx, &c, &samples, l);
+    let want = sampled_attention_backward(
+        &shape,
+        c.attn.scale,
+        (&c.q, &c.k, &c.v),
+        (&samples, l),
+        &c.d_out,
+        &c.out,
+    )
+    .unwrap();
+    assert_grads("sampled", &got, &want, 1e-4);
+    assert_eq!(got, gpu_sampled(&ctx, &c, &samples, l), "not deterministic");
+}
+
+/// Unbiased: 400 independent L = 4 estimates (disjoint slices of 1600 exact samples per row)
+/// average to the exact gradient within 5 standard errors, element by element.
+#[test]
+fn sampled_estimate_is_unbiased() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape::new(1, 6, 20, 4);
+    let c = sampled_case(shape, 600);
+    let (l, reps) = (4, 400);
+    let all = draw(&ctx, &c, l * reps, 2);
+    let rows = shape.rows();
+    let estimates: Vec<AttentionGrads> = (0..reps)
+        .map(|r| {
+            let s: Vec<u32> = (0..rows)
+                .flat_map(|row| all[row * l * reps + r * l..][..l].to_vec())
+                .collect();
+            sampled_attention_backward(
+                &shape,
+                c.attn.scale,
+                (&c.q, &c.k, &c.v),
+                (&s, l),
+                &c.d_out,
+                &c.out,
+            )
+            .unwrap()
+        })
+        .collect();
+    for (name, pick) in [("dq", 0), ("dk", 1), ("dv", 2)] {
+        let field = |g: &AttentionGrads| [&g.dq, &g.dk, &g.dv][pick].clone();
+        let exact = field(&c.exact);
+        for e in 0..exact.len() {
+            let xs: Vec<f64> = estimates.iter().map(|g| f64::from(field(g)[e])).collect();
+            let mean = xs.iter().sum::<f64>() / reps as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (reps - 1) as f64;
+            let se = (var / reps as f64).sqrt();
+            assert!(
+                (mean - f64::from(exact[e])).abs() <= 5.0 * se + 1e-6,
+                "{name}[{e}]: mean {mean} vs exact {} (se {se})",
+                exact[e]
+            );
+        }
+    }
+}
+
+/// The error against the exact gradient falls like 1/√L: 16× more samples, ≥ 2.5× smaller.
+#[test]
+fn sampled_error_falls_with_samples() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape::new(2, 24, 64, 8);
+    let c = sampled_case(shape, 700);
+    let err = |l| rms_error(&gpu_sampled(&ctx, &c, &draw(&ctx, &c, l, 3), l), &c.exact);
+    let (e16, e256) = (err(16), err(256));
+    assert!(
+        e256 * 2.5 < e16,
+        "rms error {e16} at L = 16, {e256} at L = 256"
+    );
+}

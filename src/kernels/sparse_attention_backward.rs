@@ -58,6 +58,30 @@ pub struct BackwardInputs<'a> {
     pub kept: &'a KeptOutputs,
 }
 
+/// Inputs of the sampled (random-walk) estimator: `samples [rows, L]` are keys drawn from each
+/// row's softmax (e.g. by [`crate::kernels::sampling_attention`]), `out` the exact forward
+/// output (its `dO·o` keeps the estimates unbiased).
+#[derive(Clone, Copy, Debug)]
+pub struct SampledInputs<'a> {
+    pub q: &'a GpuBuffer<f32>,
+    pub k: &'a GpuBuffer<f32>,
+    pub v: &'a GpuBuffer<f32>,
+    pub d_out: &'a GpuBuffer<f32>,
+    pub out: &'a GpuBuffer<f32>,
+    pub samples: &'a GpuBuffer<u32>,
+}
+
+/// Buffers of one backward pass: `kept [rows, slots]` keys and per-slot `weights` (the
+/// forward's probabilities, or `D` per row in sampled mode).
+struct Io<'a> {
+    q: &'a GpuBuffer<f32>,
+    k: &'a GpuBuffer<f32>,
+    v: &'a GpuBuffer<f32>,
+    d_out: &'a GpuBuffer<f32>,
+    kept: &'a GpuBuffer<u32>,
+    weights: &'a GpuBuffer<f32>,
+}
+
 /// The backward kernel for one attention shape and slot count.
 pub struct SparseAttentionBackward {
     ctx: GpuContext,
@@ -66,6 +90,9 @@ pub struct SparseAttentionBackward {
     layout: wgpu::BindGroupLayout,
     rows_pipeline: wgpu::ComputePipeline,
     keys_pipeline: wgpu::ComputePipeline,
+    d_pipeline: wgpu::ComputePipeline,
+    /// `D_i = dO_i·o_i` per row (sampled mode).
+    d_rows: GpuBuffer<f32>,
     sort: Topk,
     sorted: TopkOutput,
     ds: GpuBuffer<f32>,
@@ -122,6 +149,8 @@ impl SparseAttentionBackward {
         Ok(SparseAttentionBackward {
             rows_pipeline: build("sparse_backward_rows")?,
             keys_pipeline: build("sparse_backward_keys")?,
+            d_pipeline: build("sparse_backward_d")?,
+            d_rows: GpuBuffer::zeroed(ctx, s.rows(), "backward.d_rows")?,
             sorted: sort.outputs()?,
             sort,
             ds: GpuBuffer::zeroed(ctx, entries, "backward.ds")?,
@@ -140,7 +169,7 @@ impl SparseAttentionBackward {
         inputs: BackwardInputs<'_>,
         grads: &GradOutputs,
     ) -> Result<()> {
-        let (ctx, s) = (&self.ctx, &self.attn.shape);
+        let s = &self.attn.shape;
         let entries = s.rows() * self.slots;
         for (arg, have, want) in [
             ("q", inputs.q.len(), s.q_len()),
@@ -159,6 +188,92 @@ impl SparseAttentionBackward {
         }
         let mut params = self.attn.params();
         params.slots = self.slots as u32;
+        let io = Io {
+            q: inputs.q,
+            k: inputs.k,
+            v: inputs.v,
+            d_out: inputs.d_out,
+            kept: &inputs.kept.indices,
+            weights: &inputs.kept.probs,
+        };
+        self.record(encoder, params, io, grads)
+    }
+
+    /// The random-walk estimator: the exact backward's formulas with each row's P replaced by
+    /// its L samples at weight 1/L (the kernel must be built with `slots = L`). Unbiased for
+    /// dQ, dK and dV given the exact forward output; the error falls like 1/√L. Same samples,
+    /// same bits.
+    pub fn encode_sampled(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        inputs: SampledInputs<'_>,
+        grads: &GradOutputs,
+    ) -> Result<()> {
+        let (ctx, s) = (&self.ctx, &self.attn.shape);
+        for (arg, have, want) in [
+            ("q", inputs.q.len(), s.q_len()),
+            ("k", inputs.k.len(), s.kv_len()),
+            ("v", inputs.v.len(), s.kv_len()),
+            ("d_out", inputs.d_out.len(), s.q_len()),
+            ("out", inputs.out.len(), s.q_len()),
+            ("samples", inputs.samples.len(), s.rows() * self.slots),
+            ("dq", grads.dq.len(), s.q_len()),
+            ("dk", grads.dk.len(), s.kv_len()),
+            ("dv", grads.dv.len(), s.kv_len()),
+        ] {
+            if have < want {
+                return Err(Error::shape(arg, format!("≥ {want} elements"), have));
+            }
+        }
+        let mut params = self.attn.params();
+        params.slots = self.slots as u32;
+        params.sample_weight = 1.0 / self.slots as f32;
+        ctx.scoped(|| {
+            let uniform = shader::uniform(ctx, &params);
+            let bg = shader::bind_group_with_layout(
+                ctx,
+                &self.layout,
+                &[
+                    uniform.as_entire_binding(),
+                    inputs.out.binding(),
+                    inputs.v.binding(),
+                    inputs.d_out.binding(),
+                    inputs.samples.binding(),
+                    inputs.v.binding(),
+                    self.d_rows.binding(),
+                    self.ds.binding(),
+                    self.slot_keys.binding(),
+                ],
+            );
+            let groups = s.rows().div_ceil(256) as u32;
+            shader::dispatch(
+                ctx,
+                encoder,
+                "sparse_backward_d",
+                &self.d_pipeline,
+                &[&bg],
+                groups,
+            );
+        })?;
+        let io = Io {
+            q: inputs.q,
+            k: inputs.k,
+            v: inputs.v,
+            d_out: inputs.d_out,
+            kept: inputs.samples,
+            weights: &self.d_rows,
+        };
+        self.record(encoder, params, io, grads)
+    }
+
+    fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        params: crate::params::AttentionParams,
+        io: Io<'_>,
+        grads: &GradOutputs,
+    ) -> Result<()> {
+        let (ctx, s) = (&self.ctx, &self.attn.shape);
         let uniform = shader::uniform(ctx, &params);
         let bind = |res: [wgpu::BindingResource<'_>; 8]| {
             let mut all = vec![uniform.as_entire_binding()];
@@ -167,11 +282,11 @@ impl SparseAttentionBackward {
         };
         ctx.scoped(|| {
             let bg = bind([
-                inputs.k.binding(),
-                inputs.v.binding(),
-                inputs.d_out.binding(),
-                inputs.kept.indices.binding(),
-                inputs.kept.probs.binding(),
+                io.k.binding(),
+                io.v.binding(),
+                io.d_out.binding(),
+                io.kept.binding(),
+                io.weights.binding(),
                 grads.dq.binding(),
                 self.ds.binding(),
                 self.slot_keys.binding(),
@@ -189,11 +304,11 @@ impl SparseAttentionBackward {
             .encode(encoder, TopkInput::new(&self.slot_keys), &self.sorted)?;
         ctx.scoped(|| {
             let bg = bind([
-                inputs.q.binding(),
+                io.q.binding(),
                 self.sorted.values.binding(),
-                inputs.d_out.binding(),
+                io.d_out.binding(),
                 self.sorted.indices.binding(),
-                inputs.kept.probs.binding(),
+                io.weights.binding(),
                 grads.dk.binding(),
                 self.ds.binding(),
                 grads.dv.binding(),

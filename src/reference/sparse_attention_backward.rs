@@ -116,3 +116,65 @@ pub fn dense_attention_backward(
         .collect();
     sparse_attention_backward(shape, scale, qkv, &kept, n, d_out)
 }
+
+/// The random-walk (sampled) estimator of the same gradients: row i's softmax is replaced by
+/// its `l` samples `samples [rows, l]` at weight 1/l, and `D_i = dO_i·o_i` uses the exact
+/// forward output `out`. Unbiased: each term's expectation over a sample is its P-weighted
+/// sum. Same samples as the GPU → the same estimate up to f32 summation order.
+pub fn sampled_attention_backward(
+    shape: &AttentionShape,
+    scale: f32,
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    (samples, l): (&[u32], usize),
+    d_out: &[f32],
+    out: &[f32],
+) -> Result<AttentionGrads> {
+    shape.validate(q.len(), k.len(), v.len())?;
+    if samples.len() < shape.rows() * l
+        || d_out.len() != shape.q_len()
+        || out.len() != shape.q_len()
+    {
+        return Err(Error::shape(
+            "samples, d_out, out",
+            "[rows, L], [rows, d], [rows, d]",
+            samples.len(),
+        ));
+    }
+    let d = shape.head_dim;
+    let (sc, w) = (f64::from(scale), 1.0 / l as f64);
+    let mut dq = vec![0f64; shape.q_len()];
+    let mut dk = vec![0f64; shape.kv_len()];
+    let mut dv = vec![0f64; shape.kv_len()];
+    for row in 0..shape.rows() {
+        let bh = row / shape.n_q;
+        let (b, h) = (bh / shape.heads_q, bh % shape.heads_q);
+        let base = (b * shape.heads_kv + shape.kv_head(h)) * shape.n_kv;
+        let doi = &d_out[row * d..][..d];
+        let qi = &q[row * d..][..d];
+        let di: f64 = doi
+            .iter()
+            .zip(&out[row * d..][..d])
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        for &j in samples[row * l..][..l].iter().filter(|&&j| j != u32::MAX) {
+            let kr = (base + j as usize) * d;
+            let dp: f64 = doi
+                .iter()
+                .zip(&v[kr..kr + d])
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            let ds = w * (dp - di);
+            for c in 0..d {
+                dq[row * d + c] += sc * ds * f64::from(k[kr + c]);
+                dk[kr + c] += sc * ds * f64::from(qi[c]);
+                dv[kr + c] += w * f64::from(doi[c]);
+            }
+        }
+    }
+    let f = |x: Vec<f64>| x.into_iter().map(|v| v as f32).collect();
+    Ok(AttentionGrads {
+        dq: f(dq),
+        dk: f(dk),
+        dv: f(dv),
+    })
+}
