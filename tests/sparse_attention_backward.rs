@@ -248,7 +248,6 @@ use knn_attention::kernels::sparse_attention_backward::{GradOutputs, SampledInpu
 use knn_attention::reference::sparse_attention_backward::sampled_attention_backward;
 
 struct Sampled {
-    shape: AttentionShape,
     attn: AttentionConfig,
     q: Vec<f32>,
     k: Vec<f32>,
@@ -272,7 +271,6 @@ fn sampled_case(shape: AttentionShape, seed: u64) -> Sampled {
     let exact =
         dense_attention_backward(&shape, attn.scale, attn.mask, (&q, &k, &v), &d_out).unwrap();
     Sampled {
-        shape,
         attn,
         q,
         k,
@@ -394,15 +392,14 @@ fn sampled_estimate_is_unbiased() {
     for (name, pick) in [("dq", 0), ("dk", 1), ("dv", 2)] {
         let field = |g: &AttentionGrads| [&g.dq, &g.dk, &g.dv][pick].clone();
         let exact = field(&c.exact);
-        for e in 0..exact.len() {
+        for (e, &want) in exact.iter().enumerate() {
             let xs: Vec<f64> = estimates.iter().map(|g| f64::from(field(g)[e])).collect();
             let mean = xs.iter().sum::<f64>() / reps as f64;
             let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (reps - 1) as f64;
             let se = (var / reps as f64).sqrt();
             assert!(
-                (mean - f64::from(exact[e])).abs() <= 5.0 * se + 1e-6,
-                "{name}[{e}]: mean {mean} vs exact {} (se {se})",
-                exact[e]
+                (mean - f64::from(want)).abs() <= 5.0 * se + 1e-6,
+                "{name}[{e}]: mean {mean} vs exact {want} (se {se})"
             );
         }
     }
