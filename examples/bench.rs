@@ -5,7 +5,7 @@
 //!     [--reps N] [--warmup N] [--peak-gbps X] [--cpu] [--json FILE]
 
 use clap::{Parser, ValueEnum};
-use knn_attention::attention::{AttentionConfig, AttentionOutputs, Qkv};
+use knn_attention::attention::{AttentionConfig, AttentionOutputs, KeptOutputs, Qkv};
 use knn_attention::buffer::{ElemType, Tensor};
 use knn_attention::kernels::dense_attention::DenseAttention;
 use knn_attention::kernels::gather_attention::{GatherAttention, GatherConfig, GatherInputs};
@@ -13,6 +13,9 @@ use knn_attention::kernels::gumbel_max::{GumbelMax, SamplerConfig};
 use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
+use knn_attention::kernels::sparse_attention_backward::{
+    BackwardInputs, GradOutputs, SparseAttentionBackward,
+};
 use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -34,7 +37,8 @@ enum Size {
 #[derive(Parser)]
 struct Args {
     /// Kernels to run (default: all). Known: rng_fill, topk, dense_attention,
-    /// topk_attention, gather_attention, gumbel_max, lazy_gumbel, lev_attention.
+    /// topk_attention, gather_attention, gumbel_max, lazy_gumbel, lev_attention,
+    /// sparse_attention_backward.
     #[arg(long)]
     kernel: Vec<String>,
     /// Shape set; default `full` on GPUs, `small` on CPU adapters.
@@ -273,6 +277,46 @@ fn topk_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// Exact backward of causal top-k attention (k = 32), the forward's kept keys already on the
+/// GPU: issue 7's shapes.
+fn backward_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for &n in attention_shapes(size) {
+        let shape = AttentionShape::new(attention_heads(size), n, n, 64);
+        let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+        let fwd = TopkAttention::new(ctx, TopkAttentionConfig::new(attn, KPolicy::Fixed(32)))?;
+        let [q, k, v] = random_qkv(ctx, &shape)?;
+        let out = AttentionOutputs::new(ctx, &shape)?;
+        let kept = KeptOutputs::new(ctx, shape.rows(), fwd.total_slots())?;
+        let mut enc = ctx.encoder("forward");
+        fwd.encode(&mut enc, Qkv::f32(&q, &k, &v), &out, Some(&kept))?;
+        ctx.submit_and_wait(enc)?;
+        let back = SparseAttentionBackward::new(ctx, attn, fwd.total_slots())?;
+        let grads = GradOutputs::new(ctx, &attn)?;
+        let d_out = out.out;
+        cases.push(Case {
+            kernel: "sparse_attention_backward",
+            shape: format!("h{} n{n} d64 k32 causal", shape.heads_q),
+            bytes: (shape.rows() * 32 * 64 * 4 * 4) as f64,
+            flops: 0.0,
+            record: Box::new(move |enc| {
+                let inputs = BackwardInputs {
+                    q: &q,
+                    k: &k,
+                    v: &v,
+                    d_out: &d_out,
+                    kept: &kept,
+                };
+                back.encode(enc, inputs, &grads)
+            }),
+            cpu: None,
+            note: String::new(),
+            samples: 0.0,
+        });
+    }
+    Ok(cases)
+}
+
 /// Sparse decode: one query per sequence and head against a long cache, k random keys each,
 /// f16 where the adapter has it. Multi-query (one kv head) keeps the full-size cache at 1 GiB.
 fn gather_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
@@ -470,6 +514,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
     if want("gather_attention") {
         cases.extend(gather_attention_cases(&ctx, size)?);
+    }
+    if want("sparse_attention_backward") {
+        cases.extend(backward_cases(&ctx, size)?);
     }
     if want("lev_attention") {
         cases.extend(lev_attention_cases(&ctx, size)?);
