@@ -224,12 +224,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::fs::create_dir_all(&args.out)?;
     let mut csv = String::from("step,exact_dense,exact_topk16,random_walk16\n");
-    for s in 0..=args.steps {
-        writeln!(
-            csv,
-            "{s},{},{},{}",
-            curves[0][s], curves[1][s], curves[2][s]
-        )?;
+    for (s, ((a, b), c)) in curves[0].iter().zip(&curves[1]).zip(&curves[2]).enumerate() {
+        writeln!(csv, "{s},{a},{b},{c}")?;
     }
     std::fs::write(args.out.join("gd_experiment.csv"), csv)?;
     println!(
