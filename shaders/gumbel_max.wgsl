@@ -30,9 +30,6 @@ const WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read_write> partial: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read_write> samples: array<u32>;
 
-var<workgroup> red_v: array<f32, 256>;
-var<workgroup> red_j: array<u32, 256>;
-
 fn row_len(row: u32) -> u32 {
     if (p.has_lengths != 0u) {
         return min(lengths[row], p.n);
@@ -76,20 +73,10 @@ fn gumbel_max_partial(
                 }
             }
         }
-        red_v[lid] = bv;
-        red_j[lid] = bj;
-        workgroupBarrier();
-        for (var off = WG / 2u; off > 0u; off /= 2u) {
-            if (lid < off && ranks_before(red_v[lid + off], red_j[lid + off], red_v[lid], red_j[lid])) {
-                red_v[lid] = red_v[lid + off];
-                red_j[lid] = red_j[lid + off];
-            }
-            workgroupBarrier();
-        }
+        let best = best_in_workgroup(lid, bv, bj);
         if (lid == 0u) {
-            partial[(row * p.chunks + chunk) * p.samples + l] = vec2<u32>(bitcast<u32>(red_v[0]), red_j[0]);
+            partial[(row * p.chunks + chunk) * p.samples + l] = best;
         }
-        workgroupBarrier();
     }
 }
 

@@ -43,8 +43,6 @@ const MAX_SORT: u32 = 2048u;
 @group(0) @binding(7) var<storage, read_write> touched: array<u32>;
 
 var<workgroup> sorted: array<u32, 2048>;
-var<workgroup> red_v: array<f32, 256>;
-var<workgroup> red_j: array<u32, 256>;
 var<workgroup> best_v: array<f32, 256>;
 var<workgroup> best_j: array<u32, 256>;
 
@@ -145,22 +143,13 @@ fn lazy_gumbel(
                     }
                 }
             }
-            red_v[lid] = bv;
-            red_j[lid] = bj;
-            workgroupBarrier();
-            for (var off = WG / 2u; off > 0u; off /= 2u) {
-                if (lid < off && ranks_before(red_v[lid + off], red_j[lid + off], red_v[lid], red_j[lid])) {
-                    red_v[lid] = red_v[lid + off];
-                    red_j[lid] = red_j[lid + off];
-                }
-                workgroupBarrier();
-            }
+            let best = best_in_workgroup(lid, bv, bj);
             if (lid == 0u) {
-                best_v[b] = red_v[0];
-                best_j[b] = red_j[0];
+                best_v[b] = bitcast<f32>(best.x);
+                best_j[b] = best.y;
             }
-            workgroupBarrier();
         }
+        workgroupBarrier();
         // 3. Tail keys, one thread per sample.
         if (lid < batch) {
             let l = l0 + lid;

@@ -11,7 +11,7 @@
 //!   score does too (∞ − ∞). Keys a row does not use (masked, not selected, skipped slots)
 //!   never touch it, whatever their values.
 
-use crate::buffer::{ElemType, Elems, GpuBuffer, check_binding_size};
+use crate::buffer::{ElemType, Elems, GpuBuffer, Tensor, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::AttentionParams;
@@ -202,6 +202,37 @@ impl<'a> Qkv<'a> {
             check_binding_size(ctx, "q, k or v", t.buffer().size())?;
         }
         Ok(())
+    }
+}
+
+/// q, k and v uploaded from host f32 data in a storage type (what the `run` paths use).
+#[derive(Debug)]
+pub struct QkvTensors {
+    pub q: Tensor,
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+impl QkvTensors {
+    pub fn upload(
+        ctx: &GpuContext,
+        storage: ElemType,
+        (q, k, v): (&[f32], &[f32], &[f32]),
+    ) -> Result<Self> {
+        Ok(QkvTensors {
+            q: Tensor::upload(ctx, storage, q, "q")?,
+            k: Tensor::upload(ctx, storage, k, "k")?,
+            v: Tensor::upload(ctx, storage, v, "v")?,
+        })
+    }
+
+    /// Borrowed view for `encode`.
+    pub fn view(&self) -> Qkv<'_> {
+        Qkv {
+            q: self.q.elems(),
+            k: self.k.elems(),
+            v: self.v.elems(),
+        }
     }
 }
 

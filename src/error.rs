@@ -48,4 +48,15 @@ impl Error {
             got: got.to_string(),
         }
     }
+
+    /// Checks `(argument, elements it has, elements it needs)` in order; the first short
+    /// one is an [`Error::InvalidShape`].
+    pub fn check_lengths(checks: &[(&'static str, usize, usize)]) -> Result<()> {
+        for &(arg, have, want) in checks {
+            if have < want {
+                return Err(Error::shape(arg, format!("≥ {want} elements"), have));
+            }
+        }
+        Ok(())
+    }
 }

@@ -59,6 +59,17 @@ fn slot_key(index_row: u32, vis: u32, kr: u32, slot: u32) -> u32 {
     return select(NO_KEY, j, j >= win_start && j < vis);
 }
 
+// (bh, i, index row) of dispatch row g: a score-block tile row (tiled) or a plain row.
+// i >= n_q marks a padding row.
+fn row_of(g: u32) -> vec3<u32> {
+    if (p.tiled != 0u) {
+        let qr = query_of_block_row(g);
+        return vec3<u32>(qr.x, qr.y, g);
+    }
+    let r = p.tile0 + g;
+    return vec3<u32>(r / p.n_q, r % p.n_q, r);
+}
+
 // Element offset of slot `slot`'s k/v row, or NO_KEY when the slot is skipped.
 fn slot_base(index_row: u32, vis: u32, kr: u32, kvh: u32, slot: u32) -> u32 {
     let key = slot_key(index_row, vis, kr, slot);
@@ -82,23 +93,13 @@ fn gather_attention(
     if (g >= p.block_rows) {
         return;
     }
-    var bh: u32;
-    var i: u32;
-    var index_row: u32;
-    if (p.tiled != 0u) {
-        let qr = query_of_block_row(g);
-        bh = qr.x;
-        i = qr.y;
-        index_row = g;
-        if (i >= p.n_q) {
-            return;
-        }
-    } else {
-        let r = p.tile0 + g;
-        bh = r / p.n_q;
-        i = r % p.n_q;
-        index_row = r;
+    let at = row_of(g);
+    if (at.y >= p.n_q) {
+        return;
     }
+    let bh = at.x;
+    let i = at.y;
+    var index_row = at.z;
     let row = bh * p.n_q + i;
     let vis = visible(i);
     let kvh = kv_head_of(bh);
@@ -212,23 +213,13 @@ fn gather_attention_slots(
     }
     let g = t / total;
     let slot = t % total;
-    var bh: u32;
-    var i: u32;
-    var index_row: u32;
-    if (p.tiled != 0u) {
-        let qr = query_of_block_row(g);
-        bh = qr.x;
-        i = qr.y;
-        index_row = g;
-        if (i >= p.n_q) {
-            return;
-        }
-    } else {
-        let r = p.tile0 + g;
-        bh = r / p.n_q;
-        i = r % p.n_q;
-        index_row = r;
+    let at = row_of(g);
+    if (at.y >= p.n_q) {
+        return;
     }
+    let bh = at.x;
+    let i = at.y;
+    var index_row = at.z;
     let row = bh * p.n_q + i;
     if (p.index_per_head != 0u) {
         index_row = kv_head_of(bh);

@@ -40,3 +40,24 @@ fn one_minus_exp_neg(y: f32) -> f32 {
     }
     return 1.0 - exp(-y);
 }
+
+var<workgroup> red_v: array<f32, 256>;
+var<workgroup> red_j: array<u32, 256>;
+
+// Workgroup-wide best (value, index) of every invocation's (v, j), by ranks_before, returned
+// to all invocations. Every invocation of a 256-wide workgroup must call it (barriers).
+fn best_in_workgroup(lid: u32, v: f32, j: u32) -> vec2<u32> {
+    red_v[lid] = v;
+    red_j[lid] = j;
+    workgroupBarrier();
+    for (var off = 128u; off > 0u; off /= 2u) {
+        if (lid < off && ranks_before(red_v[lid + off], red_j[lid + off], red_v[lid], red_j[lid])) {
+            red_v[lid] = red_v[lid + off];
+            red_j[lid] = red_j[lid + off];
+        }
+        workgroupBarrier();
+    }
+    let best = vec2<u32>(bitcast<u32>(red_v[0]), red_j[0]);
+    workgroupBarrier();
+    return best;
+}

@@ -6,8 +6,7 @@
 //! special values are those of [`crate::attention`]; the oracle is
 //! [`crate::reference::dense_attention`].
 
-use crate::attention::{AttentionConfig, AttentionOutputs, Qkv};
-use crate::buffer::Tensor;
+use crate::attention::{AttentionConfig, AttentionOutputs, Qkv, QkvTensors};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::reference::dense_attention::AttentionOutput;
@@ -95,22 +94,10 @@ impl DenseAttention {
     pub fn run(&self, q: &[f32], k: &[f32], v: &[f32]) -> Result<AttentionOutput> {
         let ctx = &self.ctx;
         let st = self.cfg.storage;
-        let (q, k, v) = (
-            Tensor::upload(ctx, st, q, "q")?,
-            Tensor::upload(ctx, st, k, "k")?,
-            Tensor::upload(ctx, st, v, "v")?,
-        );
+        let tensors = QkvTensors::upload(ctx, st, (q, k, v))?;
         let out = AttentionOutputs::new(ctx, &self.cfg.shape)?;
         let mut enc = ctx.encoder("dense_attention");
-        self.encode(
-            &mut enc,
-            Qkv {
-                q: q.elems(),
-                k: k.elems(),
-                v: v.elems(),
-            },
-            &out,
-        )?;
+        self.encode(&mut enc, tensors.view(), &out)?;
         ctx.submit_and_wait(enc)?;
         out.read(ctx)
     }

@@ -22,9 +22,9 @@
 //! rows coalesced along the head dimension.
 
 use crate::attention::{
-    AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, SparseAttentionOutput,
+    AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, QkvTensors, SparseAttentionOutput,
 };
-use crate::buffer::{GpuBuffer, Tensor, check_binding_size};
+use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::AttentionParams;
@@ -367,11 +367,7 @@ impl GatherAttention {
     ) -> Result<SparseAttentionOutput> {
         let ctx = &self.ctx;
         let st = self.cfg.attn.storage;
-        let (q, k, v) = (
-            Tensor::upload(ctx, st, q, "q")?,
-            Tensor::upload(ctx, st, k, "k")?,
-            Tensor::upload(ctx, st, v, "v")?,
-        );
+        let tensors = QkvTensors::upload(ctx, st, (q, k, v))?;
         let indices = GpuBuffer::from_slice(ctx, indices, "indices")?;
         let k_rows = k_rows
             .map(|r| GpuBuffer::from_slice(ctx, r, "k_rows"))
@@ -384,11 +380,7 @@ impl GatherAttention {
         let kept = KeptOutputs::new(ctx, shape.rows(), self.cfg.total_slots())?;
         let mut enc = ctx.encoder("gather_attention");
         let inputs = GatherInputs {
-            qkv: Qkv {
-                q: q.elems(),
-                k: k.elems(),
-                v: v.elems(),
-            },
+            qkv: tensors.view(),
             indices: &indices,
             k_rows: k_rows.as_ref(),
             block_table: table.as_ref(),

@@ -11,9 +11,9 @@
 //! Limits: f32 keys (f16 storage is [`Error::Unsupported`] here), `head_dim ≤ 128`.
 
 use crate::attention::{
-    AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, SparseAttentionOutput,
+    AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, QkvTensors, SparseAttentionOutput,
 };
-use crate::buffer::{ElemType, Elems, GpuBuffer, Tensor};
+use crate::buffer::{ElemType, Elems, GpuBuffer};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::gather_attention::{GatherAttention, GatherConfig, GatherInputs};
@@ -212,16 +212,11 @@ impl LevAttention {
     pub fn run(&self, q: &[f32], k: &[f32], v: &[f32]) -> Result<LevResult> {
         let ctx = &self.ctx;
         let s = &self.cfg.attn.shape;
-        let up = |x, l| Tensor::upload(ctx, ElemType::F32, x, l);
-        let (q, k, v) = (up(q, "q")?, up(k, "k")?, up(v, "v")?);
+        let tensors = QkvTensors::upload(ctx, ElemType::F32, (q, k, v))?;
         let out = AttentionOutputs::new(ctx, s)?;
         let kept = KeptOutputs::new(ctx, s.rows(), self.total_slots())?;
         let mut enc = ctx.encoder("lev_attention");
-        let qkv = Qkv {
-            q: q.elems(),
-            k: k.elems(),
-            v: v.elems(),
-        };
+        let qkv = tensors.view();
         self.encode(&mut enc, qkv, &out, Some(&kept))?;
         ctx.submit_and_wait(enc)?;
         let o = out.read(ctx)?;

@@ -12,8 +12,8 @@
 //! The samples are exact for the f32 scores the GPU computes; the CPU reference
 //! ([`crate::reference::sampling_attention`]) reproduces the estimate from given samples.
 
-use crate::attention::{AttentionConfig, Qkv};
-use crate::buffer::{GpuBuffer, Tensor, check_binding_size};
+use crate::attention::{AttentionConfig, Qkv, QkvTensors};
+use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::attention_scores::AttentionScores;
@@ -249,19 +249,11 @@ impl SamplingAttention {
     pub fn run(&self, q: &[f32], k: &[f32], v: &[f32]) -> Result<SamplingResult> {
         let ctx = &self.ctx;
         let (st, s) = (self.cfg.attn.storage, &self.cfg.attn.shape);
-        let (q, k, v) = (
-            Tensor::upload(ctx, st, q, "q")?,
-            Tensor::upload(ctx, st, k, "k")?,
-            Tensor::upload(ctx, st, v, "v")?,
-        );
+        let tensors = QkvTensors::upload(ctx, st, (q, k, v))?;
         let out = GpuBuffer::zeroed(ctx, s.q_len(), "sampling_attention.out")?;
         let samples = LazySamples::new(ctx, s.rows(), self.cfg.mom.samples)?;
         let mut enc = ctx.encoder("sampling_attention");
-        let qkv = Qkv {
-            q: q.elems(),
-            k: k.elems(),
-            v: v.elems(),
-        };
+        let qkv = tensors.view();
         self.encode(&mut enc, qkv, &out, &samples)?;
         ctx.submit_and_wait(enc)?;
         Ok(SamplingResult {

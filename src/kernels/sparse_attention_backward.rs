@@ -171,7 +171,7 @@ impl SparseAttentionBackward {
     ) -> Result<()> {
         let s = &self.attn.shape;
         let entries = s.rows() * self.slots;
-        for (arg, have, want) in [
+        Error::check_lengths(&[
             ("q", inputs.q.len(), s.q_len()),
             ("k", inputs.k.len(), s.kv_len()),
             ("v", inputs.v.len(), s.kv_len()),
@@ -181,11 +181,7 @@ impl SparseAttentionBackward {
             ("dq", grads.dq.len(), s.q_len()),
             ("dk", grads.dk.len(), s.kv_len()),
             ("dv", grads.dv.len(), s.kv_len()),
-        ] {
-            if have < want {
-                return Err(Error::shape(arg, format!("≥ {want} elements"), have));
-            }
-        }
+        ])?;
         let mut params = self.attn.params();
         params.slots = self.slots as u32;
         let io = Io {
@@ -210,7 +206,7 @@ impl SparseAttentionBackward {
         grads: &GradOutputs,
     ) -> Result<()> {
         let (ctx, s) = (&self.ctx, &self.attn.shape);
-        for (arg, have, want) in [
+        Error::check_lengths(&[
             ("q", inputs.q.len(), s.q_len()),
             ("k", inputs.k.len(), s.kv_len()),
             ("v", inputs.v.len(), s.kv_len()),
@@ -220,11 +216,7 @@ impl SparseAttentionBackward {
             ("dq", grads.dq.len(), s.q_len()),
             ("dk", grads.dk.len(), s.kv_len()),
             ("dv", grads.dv.len(), s.kv_len()),
-        ] {
-            if have < want {
-                return Err(Error::shape(arg, format!("≥ {want} elements"), have));
-            }
-        }
+        ])?;
         let mut params = self.attn.params();
         params.slots = self.slots as u32;
         params.sample_weight = 1.0 / self.slots as f32;

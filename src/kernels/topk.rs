@@ -420,15 +420,11 @@ impl Topk {
             input.offset,
             input.lengths.map(|l| l.len()),
         )?;
-        for (arg, have, want) in [
+        Error::check_lengths(&[
             ("out.values", out.values.len(), cfg.rows * cfg.k),
             ("out.indices", out.indices.len(), cfg.rows * cfg.k),
             ("out.counts", out.counts.len(), cfg.rows),
-        ] {
-            if have < want {
-                return Err(Error::shape(arg, format!("≥ {want} elements"), have));
-            }
-        }
+        ])?;
         let ctx = &self.ctx;
         let plan = &self.plan;
         let stride = cfg.stride();

@@ -20,9 +20,9 @@
 //! the k-th place. Everything else matches exactly.
 
 use crate::attention::{
-    AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, SparseAttentionOutput,
+    AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, QkvTensors, SparseAttentionOutput,
 };
-use crate::buffer::{GpuBuffer, Tensor};
+use crate::buffer::GpuBuffer;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::attention_scores::AttentionScores;
@@ -208,20 +208,12 @@ impl TopkAttention {
     pub fn run(&self, q: &[f32], k: &[f32], v: &[f32]) -> Result<SparseAttentionOutput> {
         let ctx = &self.ctx;
         let st = self.cfg.attn.storage;
-        let (q, k, v) = (
-            Tensor::upload(ctx, st, q, "q")?,
-            Tensor::upload(ctx, st, k, "k")?,
-            Tensor::upload(ctx, st, v, "v")?,
-        );
+        let tensors = QkvTensors::upload(ctx, st, (q, k, v))?;
         let s = &self.cfg.attn.shape;
         let out = AttentionOutputs::new(ctx, s)?;
         let kept = KeptOutputs::new(ctx, s.rows(), self.total_slots())?;
         let mut enc = ctx.encoder("topk_attention");
-        let qkv = Qkv {
-            q: q.elems(),
-            k: k.elems(),
-            v: v.elems(),
-        };
+        let qkv = tensors.view();
         self.encode(&mut enc, qkv, &out, Some(&kept))?;
         ctx.submit_and_wait(enc)?;
         let o = out.read(ctx)?;
