@@ -298,6 +298,23 @@ impl KeptOutputs {
         })
     }
 
+    /// Reads `out` and these kept outputs back into one host result (blocking).
+    pub fn read_with(
+        &self,
+        ctx: &GpuContext,
+        out: &AttentionOutputs,
+        slots: usize,
+    ) -> Result<SparseAttentionOutput> {
+        let o = out.read(ctx)?;
+        Ok(SparseAttentionOutput {
+            out: o.out,
+            lse: o.lse,
+            slots,
+            kept: self.indices.read(ctx)?,
+            probs: self.probs.read(ctx)?,
+        })
+    }
+
     pub(crate) fn check(&self, rows: usize, slots: usize) -> Result<()> {
         for (arg, len) in [
             ("kept.indices", self.indices.len()),

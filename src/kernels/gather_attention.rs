@@ -387,13 +387,6 @@ impl GatherAttention {
         };
         self.encode(&mut enc, inputs, &out, Some(&kept))?;
         ctx.submit_and_wait(enc)?;
-        let o = out.read(ctx)?;
-        Ok(SparseAttentionOutput {
-            out: o.out,
-            lse: o.lse,
-            slots: self.cfg.total_slots(),
-            kept: kept.indices.read(ctx)?,
-            probs: kept.probs.read(ctx)?,
-        })
+        kept.read_with(ctx, &out, self.cfg.total_slots())
     }
 }

@@ -219,15 +219,8 @@ impl LevAttention {
         let qkv = tensors.view();
         self.encode(&mut enc, qkv, &out, Some(&kept))?;
         ctx.submit_and_wait(enc)?;
-        let o = out.read(ctx)?;
         Ok(LevResult {
-            attention: SparseAttentionOutput {
-                out: o.out,
-                lse: o.lse,
-                slots: self.total_slots(),
-                kept: kept.indices.read(ctx)?,
-                probs: kept.probs.read(ctx)?,
-            },
+            attention: kept.read_with(ctx, &out, self.total_slots())?,
             universal: self.universal.indices.read(ctx)?,
             sigma: self.sigma.read(ctx)?,
         })

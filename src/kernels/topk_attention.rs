@@ -216,13 +216,6 @@ impl TopkAttention {
         let qkv = tensors.view();
         self.encode(&mut enc, qkv, &out, Some(&kept))?;
         ctx.submit_and_wait(enc)?;
-        let o = out.read(ctx)?;
-        Ok(SparseAttentionOutput {
-            out: o.out,
-            lse: o.lse,
-            slots: self.total_slots(),
-            kept: kept.indices.read(ctx)?,
-            probs: kept.probs.read(ctx)?,
-        })
+        kept.read_with(ctx, &out, self.total_slots())
     }
 }
