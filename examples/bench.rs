@@ -18,6 +18,7 @@ use knn_attention::kernels::sparse_attention_backward::{
 };
 use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
+use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
 use knn_attention::reference::topk::topk as topk_cpu;
 use knn_attention::timer::{Clock, time_gpu};
@@ -36,7 +37,7 @@ enum Size {
 
 #[derive(Parser)]
 struct Args {
-    /// Kernels to run (default: all). Known: rng_fill, topk, dense_attention,
+    /// Kernels to run (default: all). Known: rng_fill, topk (with topk_baseline), dense_attention,
     /// topk_attention, gather_attention, gumbel_max, lazy_gumbel, lev_attention,
     /// sparse_attention_backward.
     #[arg(long)]
@@ -155,7 +156,7 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
     };
     let mut cases = Vec::new();
     for &(rows, n, k) in shapes {
-        let scores = GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.scores")?;
+        let scores = std::rc::Rc::new(GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.scores")?);
         let mut fill_enc = ctx.encoder("fill");
         fill.encode(
             &mut fill_enc,
@@ -185,8 +186,22 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
             shape: format!("{rows}x{n} k={k}"),
             bytes: (rows * n * 4) as f64,
             flops: 0.0,
-            record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
+            record: {
+                let scores = scores.clone();
+                Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out))
+            },
             cpu,
+            note: String::new(),
+            samples: 0.0,
+        });
+        let baseline = TopkBaseline::new(ctx, cfg)?;
+        cases.push(Case {
+            kernel: "topk_baseline",
+            shape: format!("{rows}x{n} k={k}"),
+            bytes: (rows * n * 4) as f64,
+            flops: 0.0,
+            record: Box::new(move |enc| baseline.encode(enc, &scores)),
+            cpu: None,
             note: String::new(),
             samples: 0.0,
         });

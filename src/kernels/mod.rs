@@ -13,3 +13,4 @@ pub mod sampling_attention;
 pub mod sparse_attention_backward;
 pub mod topk;
 pub mod topk_attention;
+pub mod topk_baseline;
