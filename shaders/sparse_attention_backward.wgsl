@@ -16,8 +16,6 @@
 
 //! include shared/attention_common.wgsl
 
-alias Elem = f32;
-
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> a_in: array<f32>;      // rows: k; keys: q
 @group(0) @binding(2) var<storage, read> v_in: array<f32>;      // rows: v; keys: sorted keys

@@ -1,5 +1,5 @@
-// Shapes, indexing and numerics shared by the attention kernels. The including file defines
-// `alias Elem` (f32 or f16: the storage type of q, k, v; arithmetic is always f32).
+// Shapes, indexing and numerics shared by the attention kernels. Kernels with two storage
+// tiers define `alias Elem` (f32 or f16: the storage type of q, k, v; arithmetic is f32).
 //
 // Layout (see src/shape.rs): q, out [batch, heads_q, n_q, HEAD_DIM]; k, v [batch, heads_kv,
 // n_kv, HEAD_DIM]; lse [batch, heads_q, n_q]. A "row" is one query: row = bh * n_q + i with
