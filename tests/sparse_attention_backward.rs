@@ -189,7 +189,7 @@ fn check_gpu(
 #[test]
 fn gpu_matches_reference_for_topk_attention() {
     let ctx = gpu_or_skip!();
-    for d in [16, 64, 80] {
+    for d in [16, 64, 80, 128, 256] {
         let shape = AttentionShape::new(2, 40, 90, d);
         let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 50 });
         check_gpu(
