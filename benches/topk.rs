@@ -1,4 +1,5 @@
-//! criterion: `topk` on whatever adapter is present, at shapes a CPU driver can run.
+//! criterion (no plots: plotters is built with `ab_glyph` for the examples, which needs a
+//! registered font): `topk` on whatever adapter is present, at shapes a CPU driver can run.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
@@ -44,7 +45,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(10);
+    config = Criterion::default().sample_size(10).without_plots();
     targets = bench
 }
 criterion_main!(benches);
