@@ -4,8 +4,15 @@
 //!
 //! Layers: [`GpuContext`] (device, owned or borrowed) → [`GpuBuffer`] (typed storage) →
 //! [`kernels`] (one struct per kernel: `new` compiles, `encode` records into your encoder,
-//! `run` is the convenience path) ↔ [`reference`] (CPU oracles with the same names).
+//! `run` is the convenience path) ↔ [`reference`](mod@reference) (CPU oracles with the same names).
 //! Randomness comes from one counter-based generator, [`philox`], bit-identical on CPU and GPU.
+//!
+//! Kernel families: exact attention (`dense_attention`), attention over given keys
+//! (`gather_attention`, paged KV), kNN attention (`topk`, `topk_attention`), exact softmax
+//! sampling and estimators (`gumbel_max`, `lazy_gumbel`, `gumbel_top_l`,
+//! `sampling_attention`), LevAttention (`leverage_scores`, `lev_attention`) and gradients
+//! (`sparse_attention_backward`). [`attention`] holds the configuration and buffer types they
+//! share; [`tolerance`] says how closely GPU results match the references and why.
 
 pub mod attention;
 pub mod buffer;
