@@ -205,3 +205,45 @@ fn bad_config_is_a_typed_error() {
         }
     ); // b = 4·1/0.25, g = ⌈8 ln 100⌉
 }
+
+/// f16 storage: the estimate equals the reference's median of means over the f16-rounded V
+/// at the GPU's own samples, and the samples fit the softmax of the rounded q and k.
+#[test]
+fn f16_storage() {
+    use knn_attention::buffer::ElemType;
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape::new(2, 3, 200, 32);
+    let attn = AttentionConfig::new(shape).with_storage(ElemType::F16);
+    let cfg = SamplingAttentionConfig::new(
+        attn,
+        MomConfig {
+            samples: 2048,
+            groups: 4,
+        },
+        5,
+    );
+    if !ctx.capabilities().f16 {
+        assert!(matches!(
+            SamplingAttention::new(&ctx, cfg),
+            Err(Error::Unsupported { .. })
+        ));
+        return;
+    }
+    let (q, k, v) = data(&shape, 70);
+    let (q, k, v) = (
+        common::round_f16(&q),
+        common::round_f16(&k),
+        common::round_f16(&v),
+    );
+    let r = run(&ctx, cfg, (&q, &k, &v));
+    let want = mom_estimate(&shape, &v, &r.samples, &cfg.mom).unwrap();
+    common::assert_close("f16 estimate", &r.out, &want, ATTENTION);
+    for row in 0..shape.rows() {
+        let p = probabilities_row(&shape, &q, &k, attn.scale, attn.mask, (0, row / 3, row % 3));
+        assert_fits(
+            &format!("f16 row {row}"),
+            &r.samples[row * 2048..][..2048],
+            &p,
+        );
+    }
+}
