@@ -244,7 +244,11 @@ fn many_blocks_equal_one_block() {
     let ctx = gpu_or_skip!();
     let attn = AttentionConfig::new(AttentionShape::new(3, 50, 200, 16))
         .with_mask(Mask::Causal { offset: 150 });
-    let one = TopkAttentionConfig::new(attn, KPolicy::Fixed(10));
+    // Blocked selection: the fused one has no blocks.
+    let one = TopkAttentionConfig {
+        selection: knn_attention::kernels::topk_attention::Selection::Blocked,
+        ..TopkAttentionConfig::new(attn, KPolicy::Fixed(10))
+    };
     let many = TopkAttentionConfig {
         block_bytes: 16 * 200 * 4,
         ..one
@@ -305,6 +309,7 @@ fn bad_input_is_a_typed_error() {
     ));
     let tiny = TopkAttentionConfig {
         block_bytes: 100,
+        selection: knn_attention::kernels::topk_attention::Selection::Blocked,
         ..TopkAttentionConfig::new(attn, KPolicy::Sqrt)
     };
     assert!(matches!(
@@ -398,4 +403,86 @@ fn encode_without_kept_outputs() {
     let got = out.read(&ctx).unwrap();
     assert_eq!(got.out, want.out);
     assert_eq!(got.lse, want.lse);
+}
+
+/// The fused selection (running top-k in workgroup memory) and the blocked one (scores
+/// through global memory, radix select) use the same f32 scores and tie rules: identical
+/// results, bit for bit, including NaN keys, ties, causal rows, GQA, sinks and windows.
+#[test]
+fn fused_and_blocked_selection_agree_bitwise() {
+    use knn_attention::kernels::topk_attention::Selection;
+    let ctx = gpu_or_skip!();
+    let shapes = [
+        (
+            AttentionShape::new(2, 33, 130, 16),
+            Mask::Causal { offset: 97 },
+            KPolicy::Fixed(32),
+            Keep::default(),
+        ),
+        (
+            AttentionShape {
+                batch: 2,
+                heads_q: 4,
+                heads_kv: 2,
+                n_q: 20,
+                n_kv: 70,
+                head_dim: 24,
+            },
+            Mask::None,
+            KPolicy::Sqrt,
+            Keep {
+                sinks: 2,
+                window: 3,
+            },
+        ),
+        (
+            AttentionShape::new(1, 17, 17, 8),
+            Mask::Causal { offset: 0 },
+            KPolicy::Fixed(1),
+            Keep::default(),
+        ),
+    ];
+    for (i, (shape, mask, k, keep)) in shapes.into_iter().enumerate() {
+        let attn = AttentionConfig::new(shape).with_mask(mask);
+        let base = TopkAttentionConfig {
+            keep,
+            ..TopkAttentionConfig::new(attn, k)
+        };
+        let (q, mut kk, v) = data(&base, 60 + i as u64);
+        // Exact ties (a duplicated key) and a NaN key.
+        let d = shape.head_dim;
+        kk.copy_within(0..d, 5 * d);
+        kk[9 * d] = f32::NAN;
+        let fused = TopkAttentionConfig {
+            selection: Selection::Fused,
+            ..base
+        };
+        let blocked = TopkAttentionConfig {
+            selection: Selection::Blocked,
+            ..base
+        };
+        let a = TopkAttention::new(&ctx, fused)
+            .unwrap()
+            .run(&q, &kk, &v)
+            .unwrap();
+        let b = TopkAttention::new(&ctx, blocked)
+            .unwrap()
+            .run(&q, &kk, &v)
+            .unwrap();
+        assert_eq!(a.kept, b.kept, "case {i}: kept keys");
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.out), bits(&b.out), "case {i}: out");
+        assert_eq!(bits(&a.lse), bits(&b.lse), "case {i}: lse");
+    }
+    let too_big = TopkAttentionConfig {
+        selection: Selection::Fused,
+        ..TopkAttentionConfig::new(
+            AttentionConfig::new(AttentionShape::new(1, 4, 100, 8)),
+            KPolicy::Fixed(33),
+        )
+    };
+    assert!(matches!(
+        TopkAttention::new(&ctx, too_big),
+        Err(Error::InvalidShape { arg: "k", .. })
+    ));
 }

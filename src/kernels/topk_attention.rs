@@ -2,18 +2,18 @@
 //! (plus optional sinks and a local window), found by an exact search. The n×n score matrix
 //! is never stored.
 //!
-//! Pipeline per block of query tiles, all recorded into the caller's encoder:
-//! 1. `attention_scores`: the block's scaled scores against every visible key, one
-//!    workgroup per (16-query tile, 1024-key span). Long rows spread over many workgroups,
-//!    so the same path serves decode (1–16 queries against a long cache, flash-decoding style).
-//! 2. [`Topk`]: exact radix-select top-k per row, sorted best-first. Ties go to the smaller
-//!    index, and NaN ranks last (see [`crate::kernels::topk`]).
-//! 3. [`GatherAttention`] in block order: softmax over the kept scores and the weighted sum of
-//!    their V rows. Query `i` uses the first `k_rows[i]` of its `k_max` sorted keys, which is
-//!    how per-row k policies work.
-//!
-//! Scratch is one block of scores, `tiles · 16 · n_kv` f32 (at most `block_bytes`). Memory is
-//! O(n·k) for the outputs plus that constant-size block, never O(n²).
+//! Two selections, recorded into the caller's encoder, then the same softmax·V:
+//! - **Fused** (`k_max ≤ 32`, the default there): `topk_attention_select`, one workgroup
+//!   per 16-query tile, walks the key tiles and keeps each query's running top-k list in
+//!   workgroup memory. Scores never leave the chip and memory is O(rows · k).
+//! - **Blocked** (any k): per block of query tiles, `attention_scores` writes the block's
+//!   scores (one workgroup per tile and 1024-key span, so long decode rows spread over many
+//!   workgroups, flash-decoding style), then the exact radix-select [`Topk`] runs, sorted
+//!   best-first. Scratch is one block, `tiles · 16 · n_kv` f32 (at most `block_bytes`).
+//! - Both share the score tile code and the topk rules (ties to the smaller index, NaN last),
+//!   so they select identically, bit for bit (tested). Then [`GatherAttention`] computes the
+//!   softmax over the kept scores and the weighted sum of their V rows; query `i` uses the
+//!   first `k_rows[i]` of its `k_max` sorted keys, which is how per-row k policies work.
 //!
 //! The selection uses f32 scores. The CPU reference ([`crate::reference::topk_attention`])
 //! ranks by f64 scores, so two keys whose scores differ by less than f32 rounding may swap at
@@ -22,12 +22,13 @@
 use crate::attention::{
     AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, QkvTensors, SparseAttentionOutput,
 };
-use crate::buffer::GpuBuffer;
+use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::attention_scores::AttentionScores;
+use crate::kernels::attention_scores::{AttentionScores, Q_TILE};
 use crate::kernels::gather_attention::{GatherAttention, GatherConfig};
 use crate::kernels::topk::{Topk, TopkConfig, TopkInput, TopkOutput};
+use crate::shader::{self, BindingKind, sources};
 
 /// How many keys each query keeps, given how many it can see (`n`, its causal length).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,6 +72,22 @@ impl KPolicy {
     }
 }
 
+/// How the k best keys are found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Selection {
+    /// Fused when `k_max ≤ FUSED_MAX_K`, blocked otherwise.
+    #[default]
+    Auto,
+    /// Score blocks through global memory, then the radix-select [`Topk`]: any k.
+    Blocked,
+    /// One pass keeping a running top-k per query in workgroup memory; scores never leave
+    /// the chip. Needs `k_max ≤ FUSED_MAX_K`.
+    Fused,
+}
+
+/// Largest k of the fused selection (`FUSED_K` in `shaders/shared/topk_attention_body.wgsl`).
+pub const FUSED_MAX_K: usize = 32;
+
 /// Shape and options of a top-k attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TopkAttentionConfig {
@@ -80,6 +97,7 @@ pub struct TopkAttentionConfig {
     /// Upper bound on the score-block scratch, in bytes (default 64 MiB); also capped by
     /// `max_storage_buffer_binding_size`.
     pub block_bytes: usize,
+    pub selection: Selection,
 }
 
 impl TopkAttentionConfig {
@@ -89,12 +107,30 @@ impl TopkAttentionConfig {
             k,
             keep: Keep::default(),
             block_bytes: 64 << 20,
+            selection: Selection::Auto,
         }
     }
 
     pub fn validate(&self) -> Result<()> {
         self.attn.validate()?;
-        self.k.validate()
+        self.k.validate()?;
+        if self.selection == Selection::Fused && self.k_rows().1 > FUSED_MAX_K {
+            return Err(Error::shape(
+                "k",
+                format!("≤ {FUSED_MAX_K} for the fused selection"),
+                self.k_rows().1,
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the fused selection runs.
+    pub fn fused(&self) -> bool {
+        match self.selection {
+            Selection::Auto => self.k_rows().1 <= FUSED_MAX_K,
+            Selection::Blocked => false,
+            Selection::Fused => true,
+        }
     }
 
     /// Keys kept per query position `i` (before sinks and window), and their maximum.
@@ -116,13 +152,29 @@ impl TopkAttentionConfig {
     }
 }
 
+/// Score blocks and the radix-select top-k with its outputs.
+struct Blocked {
+    scores: AttentionScores,
+    topk: Topk,
+    topk_out: TopkOutput,
+}
+
+/// The selection stage of one kernel.
+enum Selector {
+    Blocked(Box<Blocked>),
+    Fused {
+        layout: wgpu::BindGroupLayout,
+        pipeline: wgpu::ComputePipeline,
+        /// `[rows, k_max]` selected keys, best first.
+        indices: GpuBuffer<u32>,
+    },
+}
+
 /// The top-k attention kernel for one [`TopkAttentionConfig`].
 pub struct TopkAttention {
     ctx: GpuContext,
     cfg: TopkAttentionConfig,
-    scores: AttentionScores,
-    topk: Topk,
-    topk_out: TopkOutput,
+    selector: Selector,
     gather: GatherAttention,
     k_rows: GpuBuffer<u32>,
 }
@@ -133,22 +185,49 @@ impl TopkAttention {
         cfg.validate()?;
         let s = &cfg.attn.shape;
         let (k_rows, k_max) = cfg.k_rows();
-        let scores = AttentionScores::new(ctx, cfg.attn, cfg.block_bytes)?;
-        let topk = Topk::new(
-            ctx,
-            TopkConfig {
-                rows: scores.block_rows(),
-                n: s.n_kv,
-                k: k_max,
-                ..Default::default()
-            },
-        )?;
+        let selector = if cfg.fused() {
+            use BindingKind::{Read, ReadWrite, Uniform};
+            let layout =
+                shader::bind_group_layout(ctx, "topk_attention", &[Uniform, Read, Read, ReadWrite]);
+            let module = cfg.attn.module(
+                ctx,
+                ("topk_attention", sources::TOPK_ATTENTION),
+                ("topk_attention_f16", sources::TOPK_ATTENTION_F16),
+            )?;
+            let pl = shader::pipeline_layout(ctx, "topk_attention", &[&layout]);
+            let pipeline = module.pipeline_with_constants(
+                ctx,
+                "topk_attention_select",
+                Some(&pl),
+                &cfg.attn.constants(),
+            )?;
+            check_binding_size(ctx, "topk_attention indices", (s.rows() * k_max * 4) as u64)?;
+            Selector::Fused {
+                layout,
+                pipeline,
+                indices: GpuBuffer::zeroed(ctx, s.rows() * k_max, "topk_attention.indices")?,
+            }
+        } else {
+            let scores = AttentionScores::new(ctx, cfg.attn, cfg.block_bytes)?;
+            let topk = Topk::new(
+                ctx,
+                TopkConfig {
+                    rows: scores.block_rows(),
+                    n: s.n_kv,
+                    k: k_max,
+                    ..Default::default()
+                },
+            )?;
+            Selector::Blocked(Box::new(Blocked {
+                topk_out: topk.outputs()?,
+                topk,
+                scores,
+            }))
+        };
         Ok(TopkAttention {
-            topk_out: topk.outputs()?,
-            topk,
+            selector,
             gather: GatherAttention::new(ctx, cfg.gather())?,
             k_rows: GpuBuffer::from_slice(ctx, &k_rows, "topk_attention.k_rows")?,
-            scores,
             cfg,
             ctx: ctx.clone(),
         })
@@ -179,27 +258,66 @@ impl TopkAttention {
         if let Some(kept) = kept {
             kept.check(s.rows(), self.total_slots())?;
         }
-        for block in self.scores.blocks() {
-            let mut params = self.gather.config().params();
-            params.has_k_rows = 1;
-            block.apply(&mut params);
-            self.scores.record(encoder, params, block, qkv)?;
-            self.topk.encode(
-                encoder,
-                TopkInput::new(&self.scores.scores).with_lengths(&self.scores.lengths),
-                &self.topk_out,
-            )?;
-            ctx.scoped(|| {
-                self.gather.record(
-                    encoder,
-                    params,
-                    qkv,
-                    &self.topk_out.indices,
-                    &self.k_rows,
-                    out,
-                    kept,
-                );
-            })?;
+        let mut params = self.gather.config().params();
+        params.has_k_rows = 1;
+        match &self.selector {
+            Selector::Fused {
+                layout,
+                pipeline,
+                indices,
+            } => {
+                ctx.scoped(|| {
+                    let uniform = shader::uniform(ctx, &params);
+                    let bg = shader::bind_group_with_layout(
+                        ctx,
+                        layout,
+                        &[
+                            uniform.as_entire_binding(),
+                            qkv.q.binding(),
+                            qkv.k.binding(),
+                            indices.binding(),
+                        ],
+                    );
+                    let tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
+                    shader::dispatch(
+                        ctx,
+                        encoder,
+                        "topk_attention_select",
+                        pipeline,
+                        &[&bg],
+                        tiles as u32,
+                    );
+                    self.gather
+                        .record(encoder, params, qkv, indices, &self.k_rows, out, kept);
+                })?;
+            }
+            Selector::Blocked(b) => {
+                let Blocked {
+                    scores,
+                    topk,
+                    topk_out,
+                } = &**b;
+                for block in scores.blocks() {
+                    block.apply(&mut params);
+                    scores.record(encoder, params, block, qkv)?;
+                    topk.encode(
+                        encoder,
+                        TopkInput::new(&scores.scores).with_lengths(&scores.lengths),
+                        topk_out,
+                    )?;
+                    ctx.scoped(|| {
+                        self.gather.record(
+                            encoder,
+                            params,
+                            qkv,
+                            &topk_out.indices,
+                            &self.k_rows,
+                            out,
+                            kept,
+                        );
+                    })?;
+                }
+            }
         }
         Ok(())
     }
