@@ -4,6 +4,7 @@
 // the real kernel against.
 
 //! include shared/common.wgsl
+//! include shared/order_key.wgsl
 
 struct TopkBaselineParams {
     rows: u32,
@@ -16,17 +17,6 @@ struct TopkBaselineParams {
 @group(0) @binding(2) var<storage, read_write> out_keys: array<u32>;     // order keys
 @group(0) @binding(3) var<storage, read_write> out_indices: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out_values: array<f32>;
-
-fn order_key(x: f32) -> u32 {
-    var bits = bitcast<u32>(x);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
-        return 0u;
-    }
-    if (bits == 0x80000000u) {
-        bits = 0u;
-    }
-    return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-}
 
 @compute @workgroup_size(64)
 fn topk_baseline(
@@ -42,7 +32,7 @@ fn topk_baseline(
     var count = 0u;
     for (var j = 0u; j < p.n; j++) {
         let x = scores[row * p.n + j];
-        let key = order_key(x);
+        let key = largest_key(x);
         // Keys arrive in index order, so an equal key never displaces an earlier one.
         if (count == p.k && key <= out_keys[base + p.k - 1u]) {
             continue;

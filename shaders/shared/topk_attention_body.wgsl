@@ -9,6 +9,7 @@
 // chip; the indices [rows, k] then feed gather_attention.
 
 //! include shared/attention_common.wgsl
+//! include shared/order_key.wgsl
 
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> q_in: array<Elem>;
@@ -22,17 +23,6 @@ const FUSED_K: u32 = 32u;
 var<workgroup> s_tile: array<f32, 1024>;     // Q_TILE x KEY_TILE scaled scores
 var<workgroup> list_key: array<u32, 512>;    // Q_TILE x FUSED_K order keys, best first
 var<workgroup> list_idx: array<u32, 512>;
-
-fn order_key(x: f32) -> u32 {
-    var bits = bitcast<u32>(x);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
-        return 0u;
-    }
-    if (bits == 0x80000000u) {
-        bits = 0u;
-    }
-    return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-}
 
 @compute @workgroup_size(256)
 fn topk_attention_select(
@@ -68,7 +58,7 @@ fn topk_attention_select(
                 if (key >= qvis) {
                     break;
                 }
-                let ok = order_key(s_tile[lid * KEY_TILE + c]);
+                let ok = largest_key(s_tile[lid * KEY_TILE + c]);
                 if (count == k && ok <= list_key[base + k - 1u]) {
                     continue;
                 }

@@ -1,6 +1,7 @@
 // Body of the topk kernels; the including file defines `alias Score` (f32 or f16).
 
 //! include shared/common.wgsl
+//! include shared/order_key.wgsl
 
 
 struct TopkParams {
@@ -43,19 +44,12 @@ const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 @group(0) @binding(7) var<storage, read_write> out_counts: array<u32>;
 @group(1) @binding(0) var<uniform> sp: TopkSortParams;
 
+
+// Order key for the configured end: selecting the smallest inverts the keys of numbers only,
+// so NaN (key 0) stays last.
 fn order_key(x: f32) -> u32 {
-    var bits = bitcast<u32>(x);
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
-        return 0u; // NaN: below everything, whichever order
-    }
-    if (bits == 0x80000000u) {
-        bits = 0u; // -0.0 == +0.0
-    }
-    var key = select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-    if (p.smallest != 0u) {
-        key = ~key;
-    }
-    return key;
+    let key = largest_key(x);
+    return select(key, ~key, p.smallest != 0u && key != 0u);
 }
 
 fn row_len(row: u32) -> u32 {
