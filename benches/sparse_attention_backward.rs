@@ -3,10 +3,8 @@
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use knn_attention::attention::{AttentionConfig, AttentionOutputs, KeptOutputs, Qkv};
-use knn_attention::kernels::sparse_attention_backward::{
-    BackwardInputs, GradOutputs, SparseAttentionBackward,
-};
+use knn_attention::attention::{AttentionConfig, AttentionOutputs, GradOutputs, KeptOutputs, Qkv};
+use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::{AttentionShape, Mask};
 

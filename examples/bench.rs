@@ -5,17 +5,18 @@
 //!     [--reps N] [--warmup N] [--peak-gbps X] [--cpu] [--json FILE]
 
 use clap::{Parser, ValueEnum};
-use knn_attention::attention::{AttentionConfig, AttentionOutputs, KeptOutputs, Qkv};
+use knn_attention::attention::{AttentionConfig, AttentionOutputs, GradOutputs, KeptOutputs, Qkv};
 use knn_attention::buffer::{ElemType, Tensor};
 use knn_attention::kernels::dense_attention::DenseAttention;
+use knn_attention::kernels::dense_attention_backward::{
+    DenseAttentionBackward, DenseBackwardInputs,
+};
 use knn_attention::kernels::gather_attention::{GatherAttention, GatherConfig, GatherInputs};
 use knn_attention::kernels::gumbel_max::{GumbelMax, SamplerConfig};
 use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
-use knn_attention::kernels::sparse_attention_backward::{
-    BackwardInputs, GradOutputs, SparseAttentionBackward,
-};
+use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
 use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
@@ -39,7 +40,7 @@ enum Size {
 struct Args {
     /// Kernels to run (default: all). Known: rng_fill, topk (with topk_baseline), dense_attention,
     /// topk_attention, gather_attention, gumbel_max, lazy_gumbel, lev_attention,
-    /// sparse_attention_backward.
+    /// dense_attention_backward, sparse_attention_backward.
     #[arg(long)]
     kernel: Vec<String>,
     /// Shape set; default `full` on GPUs, `small` on CPU adapters.
@@ -292,6 +293,44 @@ fn topk_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// Exact flash-style backward of causal dense attention, the forward's outputs already on the
+/// GPU: issue 7's baseline at its shapes.
+fn dense_backward_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for &n in attention_shapes(size) {
+        let shape = AttentionShape::new(attention_heads(size), n, n, 64);
+        let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+        let [q, k, v] = random_qkv(ctx, &shape)?;
+        let out = AttentionOutputs::new(ctx, &shape)?;
+        let mut enc = ctx.encoder("forward");
+        DenseAttention::new(ctx, attn)?.encode(&mut enc, Qkv::f32(&q, &k, &v), &out)?;
+        ctx.submit_and_wait(enc)?;
+        let back = DenseAttentionBackward::new(ctx, attn)?;
+        let grads = GradOutputs::new(ctx, &attn)?;
+        let [d_out, ..] = random_qkv(ctx, &shape)?;
+        cases.push(Case {
+            kernel: "dense_attention_backward",
+            shape: format!("h{} n{n} d64 causal", shape.heads_q),
+            // q, k, v, O, dO in; dQ, dK, dV out.
+            bytes: (8 * shape.q_len() * 4) as f64,
+            // The five n²·d products of a flash backward (S, dP, dV, dQ, dK), causal half.
+            flops: 5.0 * (shape.heads_q * n * n * 64) as f64,
+            record: Box::new(move |enc| {
+                let inputs = DenseBackwardInputs {
+                    qkv: Qkv::f32(&q, &k, &v),
+                    forward: &out,
+                    d_out: &d_out,
+                };
+                back.encode(enc, inputs, &grads)
+            }),
+            cpu: None,
+            note: String::new(),
+            samples: 0.0,
+        });
+    }
+    Ok(cases)
+}
+
 /// Exact backward of causal top-k attention (k = 32), the forward's kept keys already on the
 /// GPU: issue 7's shapes.
 fn backward_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
@@ -530,6 +569,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     if want("gather_attention") {
         cases.extend(gather_attention_cases(&ctx, size)?);
     }
+    if want("dense_attention_backward") {
+        cases.extend(dense_backward_cases(&ctx, size)?);
+    }
     if want("sparse_attention_backward") {
         cases.extend(backward_cases(&ctx, size)?);
     }
@@ -540,7 +582,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         cases.extend(sampling_cases(&ctx, size, &want)?);
     }
     println!(
-        "{:<16} {:<30} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>10}",
+        "{:<25} {:<30} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>10}",
         "kernel",
         "shape",
         "clock",
@@ -568,7 +610,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             Clock::Wall => "wall",
         };
         println!(
-            "{:<16} {:<30} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>9.2} {:>8.3} {:>7} {:>10}",
+            "{:<25} {:<30} {:>6} {:>10.4} {:>10.4} {:>10.4} {:>9.2} {:>8.3} {:>7} {:>10}",
             case.kernel,
             case.shape,
             clock,
@@ -588,7 +630,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             );
         }
         if !note.is_empty() {
-            println!("{:<16} {note}", "");
+            println!("{:<25} {note}", "");
         }
         results.push(Row {
             kernel: case.kernel,

@@ -18,13 +18,13 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Parser;
-use knn_attention::attention::{AttentionConfig, KeptOutputs};
+use knn_attention::attention::{AttentionConfig, GradOutputs, KeptOutputs};
 use knn_attention::kernels::dense_attention::DenseAttention;
 use knn_attention::kernels::sampling_attention::{
     MomConfig, SamplingAttention, SamplingAttentionConfig,
 };
 use knn_attention::kernels::sparse_attention_backward::{
-    BackwardInputs, GradOutputs, SampledInputs, SparseAttentionBackward,
+    BackwardInputs, SampledInputs, SparseAttentionBackward,
 };
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::reference::sparse_attention_backward::AttentionGrads;

@@ -16,6 +16,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::AttentionParams;
 use crate::reference::dense_attention::AttentionOutput;
+use crate::reference::sparse_attention_backward::AttentionGrads;
 use crate::shader::{Module, Tier};
 use crate::shape::{AttentionShape, Mask};
 
@@ -345,4 +346,42 @@ pub struct SparseAttentionOutput {
     pub kept: Vec<u32>,
     /// `[rows, slots]`: probability of each slot, 0 when skipped.
     pub probs: Vec<f32>,
+}
+
+/// GPU gradients of an attention call (f32 whatever the storage), laid out like q, k and v.
+#[derive(Debug)]
+pub struct GradOutputs {
+    pub dq: GpuBuffer<f32>,
+    pub dk: GpuBuffer<f32>,
+    pub dv: GpuBuffer<f32>,
+}
+
+impl GradOutputs {
+    pub fn new(ctx: &GpuContext, attn: &AttentionConfig) -> Result<Self> {
+        let s = &attn.shape;
+        check_binding_size(ctx, "gradient", (s.q_len().max(s.kv_len()) * 4) as u64)?;
+        Ok(GradOutputs {
+            dq: GpuBuffer::zeroed(ctx, s.q_len(), "grad.dq")?,
+            dk: GpuBuffer::zeroed(ctx, s.kv_len(), "grad.dk")?,
+            dv: GpuBuffer::zeroed(ctx, s.kv_len(), "grad.dv")?,
+        })
+    }
+
+    /// Reads all three back (blocking).
+    pub fn read(&self, ctx: &GpuContext) -> Result<AttentionGrads> {
+        Ok(AttentionGrads {
+            dq: self.dq.read(ctx)?,
+            dk: self.dk.read(ctx)?,
+            dv: self.dv.read(ctx)?,
+        })
+    }
+
+    /// Checks that each gradient holds its tensor of `shape`.
+    pub(crate) fn check(&self, shape: &AttentionShape) -> Result<()> {
+        Error::check_lengths(&[
+            ("dq", self.dq.len(), shape.q_len()),
+            ("dk", self.dk.len(), shape.kv_len()),
+            ("dv", self.dv.len(), shape.kv_len()),
+        ])
+    }
 }

@@ -45,22 +45,6 @@ fn finite_differences(
     }
 }
 
-fn assert_grads(what: &str, got: &AttentionGrads, want: &AttentionGrads, tol: f32) {
-    for (name, g, w) in [
-        ("dq", &got.dq, &want.dq),
-        ("dk", &got.dk, &want.dk),
-        ("dv", &got.dv, &want.dv),
-    ] {
-        let scale = w.iter().fold(1f32, |m, x| m.max(x.abs()));
-        for (i, (a, b)) in g.iter().zip(w).enumerate() {
-            assert!(
-                (a - b).abs() <= tol * scale,
-                "{what} {name}[{i}]: {a} vs {b}"
-            );
-        }
-    }
-}
-
 fn loss_of(out: &[f32], d_out: &[f32]) -> f64 {
     out.iter()
         .zip(d_out)
@@ -91,7 +75,7 @@ fn dense_reference_gradients_match_finite_differences() {
         };
         let fd = finite_differences((&q, &k, &v), 1e-2, &loss);
         let g = dense_attention_backward(&shape, 0.5, mask, (&q, &k, &v), &d_out).unwrap();
-        assert_grads(&format!("{mask:?}"), &g, &fd, 2e-3);
+        common::assert_grads(&format!("{mask:?}"), &g, &fd, 2e-3);
     }
 }
 
@@ -141,7 +125,7 @@ fn sparse_reference_gradients_match_finite_differences() {
         &d_out,
     )
     .unwrap();
-    assert_grads("sparse", &g, &fd, 2e-3);
+    common::assert_grads("sparse", &g, &fd, 2e-3);
 }
 
 // ---- GPU kernel ----
@@ -178,7 +162,7 @@ fn check_gpu(
         &d_out,
     )
     .unwrap();
-    assert_grads(&format!("{cfg:?}"), &got, &want, 1e-4);
+    common::assert_grads(&format!("{cfg:?}"), &got, &want, 1e-4);
     let again = bwd
         .run((&q, &k, &v), &d_out, (&fwd.kept, &fwd.probs))
         .unwrap();
@@ -235,16 +219,17 @@ fn gpu_with_all_keys_is_the_dense_backward() {
     let d_out = common::normal_data(shape.q_len(), 403);
     let dense =
         dense_attention_backward(&shape, attn.scale, attn.mask, (&q, &k, &v), &d_out).unwrap();
-    assert_grads("dense", &got, &dense, 1e-4);
+    common::assert_grads("dense", &got, &dense, 1e-4);
 }
 
 // ---- Random-walk (sampled) estimator ----
 
 use knn_attention::GpuBuffer;
+use knn_attention::attention::GradOutputs;
 use knn_attention::kernels::sampling_attention::{
     MomConfig, SamplingAttention, SamplingAttentionConfig,
 };
-use knn_attention::kernels::sparse_attention_backward::{GradOutputs, SampledInputs};
+use knn_attention::kernels::sparse_attention_backward::SampledInputs;
 use knn_attention::reference::sparse_attention_backward::sampled_attention_backward;
 
 struct Sampled {
@@ -359,7 +344,7 @@ fn gpu_sampled_estimate_matches_reference() {
         &c.out,
     )
     .unwrap();
-    assert_grads("sampled", &got, &want, 1e-4);
+    common::assert_grads("sampled", &got, &want, 1e-4);
     assert_eq!(got, gpu_sampled(&ctx, &c, &samples, l), "not deterministic");
 }
 

@@ -8,7 +8,7 @@
 @group(0) @binding(3) var<storage, read_write> scores_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lengths_out: array<u32>;
 
-//! include shared/attention_tile.wgsl
+//! include shared/attention_tile_qk.wgsl
 
 // One workgroup per (query tile, key span) of the block: writes the scaled scores of the
 // tile's visible keys in the span into rows tile_local * Q_TILE + qi of `scores_out`

@@ -9,6 +9,18 @@
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse_out: array<f32>;
 
+// Operand pairs of attention_tile.wgsl: 0 = (q, k) for scores; B of pair 1 is v for P·V.
+fn tile_a(pair: u32, idx: u32) -> f32 {
+    return f32(q_in[idx]);
+}
+
+fn tile_b(pair: u32, idx: u32) -> f32 {
+    if (pair == 0u) {
+        return f32(k_in[idx]);
+    }
+    return f32(v_in[idx]);
+}
+
 //! include shared/attention_tile.wgsl
 
 var<workgroup> p_tile: array<f32, 1024>;   // Q_TILE x KEY_TILE scores, then probabilities
@@ -39,8 +51,6 @@ fn dense_attention(
     let kj = lid % 16u;
     let my_vis = select(0u, visible(i0 + qi), qi < q_valid);
     let chunks = (HEAD_DIM + DIM_CHUNK - 1u) / DIM_CHUNK;
-    let rr = lid / DIM_CHUNK;
-    let dd = lid % DIM_CHUNK;
 
     var m = neg_inf();
     var l = 0.0;
@@ -74,15 +84,7 @@ fn dense_attention(
         // only the tiles that straddle a causal edge pay for the guard (uniform branch).
         let straddles = key0 + kv > vis_min;
         for (var c = 0u; c < chunks; c++) {
-            let dim = c * DIM_CHUNK + dd;
-            for (var r = 0u; r < 4u; r++) {
-                let key = rr + 16u * r;
-                var y = 0.0;
-                if (key < kv && dim < HEAD_DIM) {
-                    y = f32(v_in[(kvh * p.n_kv + key0 + key) * HEAD_DIM + dim]);
-                }
-                kv_chunk[key * KV_PITCH + dd] = y;
-            }
+            load_b_chunk(lid, 1u, kvh * p.n_kv + key0, kv, c * DIM_CHUNK);
             workgroupBarrier();
             var a = acc[c] * alpha;
             if (straddles) {

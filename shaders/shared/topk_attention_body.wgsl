@@ -16,7 +16,7 @@
 @group(0) @binding(2) var<storage, read> k_in: array<Elem>;
 @group(0) @binding(3) var<storage, read_write> out_indices: array<u32>;
 
-//! include shared/attention_tile.wgsl
+//! include shared/attention_tile_qk.wgsl
 
 const FUSED_K: u32 = 32u;
 

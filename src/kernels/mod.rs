@@ -2,6 +2,7 @@
 
 pub(crate) mod attention_scores;
 pub mod dense_attention;
+pub mod dense_attention_backward;
 pub mod gather_attention;
 pub mod gumbel_max;
 pub mod gumbel_top_l;

@@ -12,40 +12,13 @@
 //!
 //! Limits: f32 storage, `n_kv < 2^24` (keys are sorted as exact f32), head_dim ≤ 256.
 
-use crate::attention::{AttentionConfig, KeptOutputs};
+use crate::attention::{AttentionConfig, GradOutputs, KeptOutputs};
 use crate::buffer::{ElemType, GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::topk::{Order, Topk, TopkConfig, TopkInput, TopkOutput};
 use crate::reference::sparse_attention_backward::AttentionGrads;
 use crate::shader::{self, BindingKind, Module, Tier, sources};
-
-/// GPU gradients, laid out like q, k and v.
-#[derive(Debug)]
-pub struct GradOutputs {
-    pub dq: GpuBuffer<f32>,
-    pub dk: GpuBuffer<f32>,
-    pub dv: GpuBuffer<f32>,
-}
-
-impl GradOutputs {
-    pub fn new(ctx: &GpuContext, attn: &AttentionConfig) -> Result<Self> {
-        let s = &attn.shape;
-        Ok(GradOutputs {
-            dq: GpuBuffer::zeroed(ctx, s.q_len(), "grad.dq")?,
-            dk: GpuBuffer::zeroed(ctx, s.kv_len(), "grad.dk")?,
-            dv: GpuBuffer::zeroed(ctx, s.kv_len(), "grad.dv")?,
-        })
-    }
-
-    pub fn read(&self, ctx: &GpuContext) -> Result<AttentionGrads> {
-        Ok(AttentionGrads {
-            dq: self.dq.read(ctx)?,
-            dk: self.dk.read(ctx)?,
-            dv: self.dv.read(ctx)?,
-        })
-    }
-}
 
 /// GPU inputs: q, k, v (f32), the upstream gradient `[rows, d]`, and the forward's kept
 /// keys and probabilities `[rows, slots]`.
@@ -178,10 +151,8 @@ impl SparseAttentionBackward {
             ("d_out", inputs.d_out.len(), s.q_len()),
             ("kept.indices", inputs.kept.indices.len(), entries),
             ("kept.probs", inputs.kept.probs.len(), entries),
-            ("dq", grads.dq.len(), s.q_len()),
-            ("dk", grads.dk.len(), s.kv_len()),
-            ("dv", grads.dv.len(), s.kv_len()),
         ])?;
+        grads.check(s)?;
         let mut params = self.attn.params();
         params.slots = self.slots as u32;
         let io = Io {
@@ -213,10 +184,8 @@ impl SparseAttentionBackward {
             ("d_out", inputs.d_out.len(), s.q_len()),
             ("out", inputs.out.len(), s.q_len()),
             ("samples", inputs.samples.len(), s.rows() * self.slots),
-            ("dq", grads.dq.len(), s.q_len()),
-            ("dk", grads.dk.len(), s.kv_len()),
-            ("dv", grads.dv.len(), s.kv_len()),
         ])?;
+        grads.check(s)?;
         let mut params = self.attn.params();
         params.slots = self.slots as u32;
         params.sample_weight = 1.0 / self.slots as f32;

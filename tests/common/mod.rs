@@ -91,3 +91,33 @@ pub fn assert_close(
         );
     }
 }
+
+/// Asserts gradients match the reference within `tol` times the largest finite reference
+/// magnitude of each tensor (at least 1): gradients are sums of many f32 terms of both signs,
+/// so their error scales with the tensor, not the element. NaN must meet NaN.
+pub fn assert_grads(
+    what: &str,
+    got: &knn_attention::reference::sparse_attention_backward::AttentionGrads,
+    want: &knn_attention::reference::sparse_attention_backward::AttentionGrads,
+    tol: f32,
+) {
+    for (name, g, w) in [
+        ("dq", &got.dq, &want.dq),
+        ("dk", &got.dk, &want.dk),
+        ("dv", &got.dv, &want.dv),
+    ] {
+        assert_eq!(g.len(), w.len(), "{what} {name}: length");
+        let scale = w
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(1f32, |m, x| m.max(x.abs()));
+        for (i, (a, b)) in g.iter().zip(w).enumerate() {
+            let ok = if b.is_nan() || a.is_nan() {
+                a.is_nan() && b.is_nan()
+            } else {
+                (a - b).abs() <= tol * scale
+            };
+            assert!(ok, "{what} {name}[{i}]: {a} vs {b}");
+        }
+    }
+}
