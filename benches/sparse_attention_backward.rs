@@ -33,9 +33,7 @@ fn bench(c: &mut Criterion) {
         back.encode(
             enc,
             BackwardInputs {
-                q: &q,
-                k: &k,
-                v: &v,
+                qkv: Qkv::f32(&q, &k, &v),
                 d_out: &out.out,
                 kept: &kept,
             },

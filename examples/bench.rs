@@ -355,9 +355,7 @@ fn backward_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             flops: 0.0,
             record: Box::new(move |enc| {
                 let inputs = BackwardInputs {
-                    q: &q,
-                    k: &k,
-                    v: &v,
+                    qkv: Qkv::f32(&q, &k, &v),
                     d_out: &d_out,
                     kept: &kept,
                 };

@@ -2,7 +2,7 @@
 //! approximate gradients"). Fit Q, K, V of one real attention head (MiniLM layer 3, head 0,
 //! first 256 tokens, causal) to the output the original Q, K, V give, starting from a noisy
 //! copy, with Adam and three gradients:
-//! - exact dense: the full softmax backward (`sparse_attention_backward` with every key kept);
+//! - exact dense: the flash-style dense backward (`dense_attention_backward`);
 //! - exact top-k: forward and backward through the 16 best keys of each query;
 //! - random walk: 16 exact softmax samples per query (`sampling_attention`'s lazy sampler) in
 //!   the sampled estimator.
@@ -18,8 +18,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Parser;
-use knn_attention::attention::{AttentionConfig, GradOutputs, KeptOutputs};
+use knn_attention::attention::{AttentionConfig, AttentionOutputs, GradOutputs, KeptOutputs, Qkv};
 use knn_attention::kernels::dense_attention::DenseAttention;
+use knn_attention::kernels::dense_attention_backward::{
+    DenseAttentionBackward, DenseBackwardInputs,
+};
 use knn_attention::kernels::sampling_attention::{
     MomConfig, SamplingAttention, SamplingAttentionConfig,
 };
@@ -109,9 +112,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = [noise(&q0, 1), noise(&k0, 2), noise(&v0, 3)].concat();
 
     let (qn, kn) = (shape.q_len(), shape.kv_len());
-    let full = TopkAttention::new(&ctx, TopkAttentionConfig::new(attn, KPolicy::Fixed(n)))?;
     let top16 = TopkAttention::new(&ctx, TopkAttentionConfig::new(attn, KPolicy::Fixed(16)))?;
-    let back_full = SparseAttentionBackward::new(&ctx, attn, full.total_slots())?;
+    let back_dense = DenseAttentionBackward::new(&ctx, attn)?;
     let back_top = SparseAttentionBackward::new(&ctx, attn, top16.total_slots())?;
     let back_rw = SparseAttentionBackward::new(&ctx, attn, 16)?;
 
@@ -140,25 +142,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let grads = GradOutputs::new(&ctx, &attn)?;
         let mut enc = ctx.encoder("gd");
         match method {
-            Method::Dense | Method::Topk => {
-                let (fwd_k, back) = if method == Method::Dense {
-                    (&full, &back_full)
-                } else {
-                    (&top16, &back_top)
+            Method::Dense => {
+                let fwd = AttentionOutputs::new(&ctx, &shape)?;
+                dense.encode(&mut enc, Qkv::f32(&qb, &kb, &vb), &fwd)?;
+                let d_out: Vec<f32> = exact.iter().zip(&target).map(|(a, b)| a - b).collect();
+                let db = up(&d_out)?;
+                let inputs = DenseBackwardInputs {
+                    qkv: Qkv::f32(&qb, &kb, &vb),
+                    forward: &fwd,
+                    d_out: &db,
                 };
-                let f = fwd_k.run(q, k, v)?;
+                back_dense.encode(&mut enc, inputs, &grads)?;
+                ctx.submit_and_wait(enc)?;
+            }
+            Method::Topk => {
+                let f = top16.run(q, k, v)?;
                 let d_out: Vec<f32> = f.out.iter().zip(&target).map(|(a, b)| a - b).collect();
                 let kept = KeptOutputs {
                     indices: GpuBuffer::from_slice(&ctx, &f.kept, "kept")?,
                     probs: up(&f.probs)?,
                 };
                 let db = up(&d_out)?;
-                back.encode(
+                back_top.encode(
                     &mut enc,
                     BackwardInputs {
-                        q: &qb,
-                        k: &kb,
-                        v: &vb,
+                        qkv: Qkv::f32(&qb, &kb, &vb),
                         d_out: &db,
                         kept: &kept,
                     },
@@ -180,9 +188,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let (db, ob) = (up(&d_out)?, up(&exact)?);
                 let sb = GpuBuffer::from_slice(&ctx, &s.samples, "samples")?;
                 let inputs = SampledInputs {
-                    q: &qb,
-                    k: &kb,
-                    v: &vb,
+                    qkv: Qkv::f32(&qb, &kb, &vb),
                     d_out: &db,
                     out: &ob,
                     samples: &sb,

@@ -5,6 +5,7 @@
 mod common;
 
 use knn_attention::attention::{AttentionConfig, Keep};
+use knn_attention::buffer::ElemType;
 use knn_attention::kernels::gather_attention::GatherConfig;
 use knn_attention::reference::dense_attention::dense_attention;
 use knn_attention::reference::gather_attention::gather_attention;
@@ -141,9 +142,14 @@ fn check_gpu(
     seed: u64,
 ) -> AttentionGrads {
     let s = &cfg.attn.shape;
-    let q = common::normal_data(s.q_len(), seed);
-    let k = common::normal_data(s.kv_len(), seed + 1);
-    let v = common::normal_data(s.kv_len(), seed + 2);
+    // With f16 storage the reference sees the values the GPU stores.
+    let round = |x: Vec<f32>| match cfg.attn.storage {
+        ElemType::F32 => x,
+        ElemType::F16 => common::round_f16(&x),
+    };
+    let q = round(common::normal_data(s.q_len(), seed));
+    let k = round(common::normal_data(s.kv_len(), seed + 1));
+    let v = round(common::normal_data(s.kv_len(), seed + 2));
     let d_out = common::normal_data(s.q_len(), seed + 3);
     let fwd = TopkAttention::new(ctx, cfg)
         .unwrap()
@@ -202,6 +208,30 @@ fn gpu_matches_reference_for_topk_attention() {
     check_gpu(&ctx, cfg, 300);
 }
 
+#[test]
+fn gpu_matches_reference_with_f16_storage() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape {
+        batch: 1,
+        heads_q: 4,
+        heads_kv: 2,
+        n_q: 70,
+        n_kv: 90,
+        head_dim: 64,
+    };
+    let attn = AttentionConfig::new(shape)
+        .with_mask(Mask::Causal { offset: 20 })
+        .with_storage(ElemType::F16);
+    if !ctx.capabilities().f16 {
+        assert!(matches!(
+            SparseAttentionBackward::new(&ctx, attn, 8),
+            Err(knn_attention::Error::Unsupported { .. })
+        ));
+        return;
+    }
+    check_gpu(&ctx, TopkAttentionConfig::new(attn, KPolicy::Fixed(8)), 500);
+}
+
 /// Keeping every key makes the sparse backward the dense one.
 #[test]
 fn gpu_with_all_keys_is_the_dense_backward() {
@@ -225,7 +255,7 @@ fn gpu_with_all_keys_is_the_dense_backward() {
 // ---- Random-walk (sampled) estimator ----
 
 use knn_attention::GpuBuffer;
-use knn_attention::attention::GradOutputs;
+use knn_attention::attention::{GradOutputs, Qkv};
 use knn_attention::kernels::sampling_attention::{
     MomConfig, SamplingAttention, SamplingAttentionConfig,
 };
@@ -296,9 +326,7 @@ fn gpu_sampled(
     let grads = GradOutputs::new(ctx, &c.attn).unwrap();
     let mut enc = ctx.encoder("sampled");
     let inputs = SampledInputs {
-        q: &q,
-        k: &k,
-        v: &v,
+        qkv: Qkv::f32(&q, &k, &v),
         d_out: &d,
         out: &o,
         samples: &s,

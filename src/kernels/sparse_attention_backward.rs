@@ -10,23 +10,22 @@
 //! every GPU. Cost: O(rows · slots · d) plus the sort. Oracle:
 //! [`crate::reference::sparse_attention_backward`].
 //!
-//! Limits: f32 storage, `n_kv < 2^24` (keys are sorted as exact f32), head_dim ≤ 256.
+//! Limits: `n_kv < 2^24` (keys are sorted as exact f32), head_dim ≤ 256. q, k, v in f32 or f16
+//! storage (f16 needs `SHADER_F16`); dO, probabilities and gradients are f32.
 
-use crate::attention::{AttentionConfig, GradOutputs, KeptOutputs};
-use crate::buffer::{ElemType, GpuBuffer, check_binding_size};
+use crate::attention::{AttentionConfig, GradOutputs, KeptOutputs, Qkv, QkvTensors};
+use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::topk::{Order, Topk, TopkConfig, TopkInput, TopkOutput};
 use crate::reference::sparse_attention_backward::AttentionGrads;
-use crate::shader::{self, BindingKind, Module, Tier, sources};
+use crate::shader::{self, BindingKind, sources};
 
-/// GPU inputs: q, k, v (f32), the upstream gradient `[rows, d]`, and the forward's kept
-/// keys and probabilities `[rows, slots]`.
+/// GPU inputs: q, k, v (in the configured storage), the upstream gradient `[rows, d]`, and
+/// the forward's kept keys and probabilities `[rows, slots]`.
 #[derive(Clone, Copy, Debug)]
 pub struct BackwardInputs<'a> {
-    pub q: &'a GpuBuffer<f32>,
-    pub k: &'a GpuBuffer<f32>,
-    pub v: &'a GpuBuffer<f32>,
+    pub qkv: Qkv<'a>,
     pub d_out: &'a GpuBuffer<f32>,
     pub kept: &'a KeptOutputs,
 }
@@ -36,9 +35,7 @@ pub struct BackwardInputs<'a> {
 /// output (its `dO·o` keeps the estimates unbiased).
 #[derive(Clone, Copy, Debug)]
 pub struct SampledInputs<'a> {
-    pub q: &'a GpuBuffer<f32>,
-    pub k: &'a GpuBuffer<f32>,
-    pub v: &'a GpuBuffer<f32>,
+    pub qkv: Qkv<'a>,
     pub d_out: &'a GpuBuffer<f32>,
     pub out: &'a GpuBuffer<f32>,
     pub samples: &'a GpuBuffer<u32>,
@@ -47,9 +44,7 @@ pub struct SampledInputs<'a> {
 /// Buffers of one backward pass: `kept [rows, slots]` keys and per-slot `weights` (the
 /// forward's probabilities, or `D` per row in sampled mode).
 struct Io<'a> {
-    q: &'a GpuBuffer<f32>,
-    k: &'a GpuBuffer<f32>,
-    v: &'a GpuBuffer<f32>,
+    qkv: Qkv<'a>,
     d_out: &'a GpuBuffer<f32>,
     kept: &'a GpuBuffer<u32>,
     weights: &'a GpuBuffer<f32>,
@@ -60,7 +55,11 @@ pub struct SparseAttentionBackward {
     ctx: GpuContext,
     attn: AttentionConfig,
     slots: usize,
-    layout: wgpu::BindGroupLayout,
+    /// Group 0 of the rows pass (with v).
+    rows_layout: wgpu::BindGroupLayout,
+    /// Group 0 of the keys and d passes (without v), and their group 1 (one f32 buffer).
+    keys_layout: wgpu::BindGroupLayout,
+    aux_layout: wgpu::BindGroupLayout,
     rows_pipeline: wgpu::ComputePipeline,
     keys_pipeline: wgpu::ComputePipeline,
     d_pipeline: wgpu::ComputePipeline,
@@ -77,11 +76,6 @@ impl SparseAttentionBackward {
     pub fn new(ctx: &GpuContext, attn: AttentionConfig, slots: usize) -> Result<Self> {
         attn.validate()?;
         let s = &attn.shape;
-        if attn.storage != ElemType::F32 {
-            return Err(Error::Unsupported {
-                feature: "f16 storage in sparse_attention_backward".into(),
-            });
-        }
         if s.n_kv >= 1 << 24 {
             return Err(Error::shape("n_kv", "< 2^24", s.n_kv));
         }
@@ -103,32 +97,41 @@ impl SparseAttentionBackward {
             },
         )?;
         use BindingKind::{Read, ReadWrite, Uniform};
-        let layout = shader::bind_group_layout(
+        let label = "sparse_attention_backward";
+        let kinds = [
+            Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite,
+        ];
+        let rows_layout = shader::bind_group_layout(ctx, label, &kinds);
+        let without_v: Vec<_> = (0..kinds.len() as u32)
+            .filter(|&b| b != 2)
+            .map(|b| (b, kinds[b as usize]))
+            .collect();
+        let keys_layout = shader::bind_group_layout_at(ctx, label, &without_v);
+        let aux_layout = shader::bind_group_layout(ctx, label, &[Read]);
+        let module = attn.module(
             ctx,
-            "sparse_attention_backward",
-            &[
-                Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite,
-            ],
-        );
-        let module = Module::new(
-            ctx,
-            "sparse_attention_backward",
-            sources::SPARSE_ATTENTION_BACKWARD,
-            Tier::Core,
+            (label, sources::SPARSE_ATTENTION_BACKWARD),
+            (
+                "sparse_attention_backward_f16",
+                sources::SPARSE_ATTENTION_BACKWARD_F16,
+            ),
         )?;
-        let pl = shader::pipeline_layout(ctx, "sparse_attention_backward", &[&layout]);
+        let rows_pl = shader::pipeline_layout(ctx, label, &[&rows_layout]);
+        let keys_pl = shader::pipeline_layout(ctx, label, &[&keys_layout, &aux_layout]);
         let constants = attn.constants();
-        let build = |e| module.pipeline_with_constants(ctx, e, Some(&pl), &constants);
+        let build = |e, pl| module.pipeline_with_constants(ctx, e, Some(pl), &constants);
         Ok(SparseAttentionBackward {
-            rows_pipeline: build("sparse_backward_rows")?,
-            keys_pipeline: build("sparse_backward_keys")?,
-            d_pipeline: build("sparse_backward_d")?,
+            rows_pipeline: build("sparse_backward_rows", &rows_pl)?,
+            keys_pipeline: build("sparse_backward_keys", &keys_pl)?,
+            d_pipeline: build("sparse_backward_d", &keys_pl)?,
             d_rows: GpuBuffer::zeroed(ctx, s.rows(), "backward.d_rows")?,
             sorted: sort.outputs()?,
             sort,
             ds: GpuBuffer::zeroed(ctx, entries, "backward.ds")?,
             slot_keys: GpuBuffer::zeroed(ctx, entries, "backward.slot_keys")?,
-            layout,
+            rows_layout,
+            keys_layout,
+            aux_layout,
             slots,
             attn,
             ctx: ctx.clone(),
@@ -144,10 +147,8 @@ impl SparseAttentionBackward {
     ) -> Result<()> {
         let s = &self.attn.shape;
         let entries = s.rows() * self.slots;
+        inputs.qkv.check(&self.ctx, &self.attn, s.kv_len())?;
         Error::check_lengths(&[
-            ("q", inputs.q.len(), s.q_len()),
-            ("k", inputs.k.len(), s.kv_len()),
-            ("v", inputs.v.len(), s.kv_len()),
             ("d_out", inputs.d_out.len(), s.q_len()),
             ("kept.indices", inputs.kept.indices.len(), entries),
             ("kept.probs", inputs.kept.probs.len(), entries),
@@ -156,9 +157,7 @@ impl SparseAttentionBackward {
         let mut params = self.attn.params();
         params.slots = self.slots as u32;
         let io = Io {
-            q: inputs.q,
-            k: inputs.k,
-            v: inputs.v,
+            qkv: inputs.qkv,
             d_out: inputs.d_out,
             kept: &inputs.kept.indices,
             weights: &inputs.kept.probs,
@@ -177,10 +176,8 @@ impl SparseAttentionBackward {
         grads: &GradOutputs,
     ) -> Result<()> {
         let (ctx, s) = (&self.ctx, &self.attn.shape);
+        inputs.qkv.check(ctx, &self.attn, s.kv_len())?;
         Error::check_lengths(&[
-            ("q", inputs.q.len(), s.q_len()),
-            ("k", inputs.k.len(), s.kv_len()),
-            ("v", inputs.v.len(), s.kv_len()),
             ("d_out", inputs.d_out.len(), s.q_len()),
             ("out", inputs.out.len(), s.q_len()),
             ("samples", inputs.samples.len(), s.rows() * self.slots),
@@ -191,40 +188,48 @@ impl SparseAttentionBackward {
         params.sample_weight = 1.0 / self.slots as f32;
         ctx.scoped(|| {
             let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
-                ctx,
-                &self.layout,
-                &[
-                    uniform.as_entire_binding(),
-                    inputs.out.binding(),
-                    inputs.v.binding(),
+            let bg = self.keys_group(
+                &uniform,
+                [
+                    inputs.qkv.q.binding(),
                     inputs.d_out.binding(),
                     inputs.samples.binding(),
-                    inputs.v.binding(),
+                    inputs.out.binding(),
                     self.d_rows.binding(),
                     self.ds.binding(),
                     self.slot_keys.binding(),
                 ],
             );
+            let aux =
+                shader::bind_group_with_layout(ctx, &self.aux_layout, &[inputs.out.binding()]);
             let groups = s.rows().div_ceil(256) as u32;
             shader::dispatch(
                 ctx,
                 encoder,
                 "sparse_backward_d",
                 &self.d_pipeline,
-                &[&bg],
+                &[&bg, &aux],
                 groups,
             );
         })?;
         let io = Io {
-            q: inputs.q,
-            k: inputs.k,
-            v: inputs.v,
+            qkv: inputs.qkv,
             d_out: inputs.d_out,
             kept: inputs.samples,
             weights: &self.d_rows,
         };
         self.record(encoder, params, io, grads)
+    }
+
+    /// Group 0 of the keys and d passes: bindings 1 and 3..=8 in order.
+    fn keys_group(
+        &self,
+        uniform: &wgpu::Buffer,
+        res: [wgpu::BindingResource<'_>; 7],
+    ) -> wgpu::BindGroup {
+        let mut all = vec![(0, uniform.as_entire_binding())];
+        all.extend([1, 3, 4, 5, 6, 7, 8].into_iter().zip(res));
+        shader::bind_group_at(&self.ctx, &self.keys_layout, &all)
     }
 
     fn record(
@@ -236,22 +241,22 @@ impl SparseAttentionBackward {
     ) -> Result<()> {
         let (ctx, s) = (&self.ctx, &self.attn.shape);
         let uniform = shader::uniform(ctx, &params);
-        let bind = |res: [wgpu::BindingResource<'_>; 8]| {
-            let mut all = vec![uniform.as_entire_binding()];
-            all.extend(res);
-            shader::bind_group_with_layout(ctx, &self.layout, &all)
-        };
         ctx.scoped(|| {
-            let bg = bind([
-                io.k.binding(),
-                io.v.binding(),
-                io.d_out.binding(),
-                io.kept.binding(),
-                io.weights.binding(),
-                grads.dq.binding(),
-                self.ds.binding(),
-                self.slot_keys.binding(),
-            ]);
+            let bg = shader::bind_group_with_layout(
+                ctx,
+                &self.rows_layout,
+                &[
+                    uniform.as_entire_binding(),
+                    io.qkv.k.binding(),
+                    io.qkv.v.binding(),
+                    io.d_out.binding(),
+                    io.kept.binding(),
+                    io.weights.binding(),
+                    grads.dq.binding(),
+                    self.ds.binding(),
+                    self.slot_keys.binding(),
+                ],
+            );
             shader::dispatch(
                 ctx,
                 encoder,
@@ -264,49 +269,54 @@ impl SparseAttentionBackward {
         self.sort
             .encode(encoder, TopkInput::new(&self.slot_keys), &self.sorted)?;
         ctx.scoped(|| {
-            let bg = bind([
-                io.q.binding(),
-                self.sorted.values.binding(),
-                io.d_out.binding(),
-                self.sorted.indices.binding(),
-                io.weights.binding(),
-                grads.dk.binding(),
-                self.ds.binding(),
-                grads.dv.binding(),
-            ]);
+            let bg = self.keys_group(
+                &uniform,
+                [
+                    io.qkv.q.binding(),
+                    io.d_out.binding(),
+                    self.sorted.indices.binding(),
+                    io.weights.binding(),
+                    grads.dk.binding(),
+                    self.ds.binding(),
+                    grads.dv.binding(),
+                ],
+            );
+            let aux = shader::bind_group_with_layout(
+                ctx,
+                &self.aux_layout,
+                &[self.sorted.values.binding()],
+            );
             let keys = s.batch * s.heads_kv * s.n_kv;
             shader::dispatch(
                 ctx,
                 encoder,
                 "sparse_backward_keys",
                 &self.keys_pipeline,
-                &[&bg],
+                &[&bg, &aux],
                 keys as u32,
             );
         })
     }
 
-    /// Uploads everything, runs, reads the gradients back.
+    /// Uploads everything (q, k, v in the configured storage), runs, reads the gradients back.
     pub fn run(
         &self,
-        (q, k, v): (&[f32], &[f32], &[f32]),
+        qkv: (&[f32], &[f32], &[f32]),
         d_out: &[f32],
         (kept, probs): (&[u32], &[f32]),
     ) -> Result<AttentionGrads> {
         let ctx = &self.ctx;
-        let up = |x: &[f32], l| GpuBuffer::from_slice(ctx, x, l);
-        let (qb, kb, vb, db) = (up(q, "q")?, up(k, "k")?, up(v, "v")?, up(d_out, "d_out")?);
+        let tensors = QkvTensors::upload(ctx, self.attn.storage, qkv)?;
+        let d_out = GpuBuffer::from_slice(ctx, d_out, "d_out")?;
         let kept = KeptOutputs {
             indices: GpuBuffer::from_slice(ctx, kept, "kept")?,
-            probs: up(probs, "probs")?,
+            probs: GpuBuffer::from_slice(ctx, probs, "probs")?,
         };
         let grads = GradOutputs::new(ctx, &self.attn)?;
         let mut enc = ctx.encoder("sparse_attention_backward");
         let inputs = BackwardInputs {
-            q: &qb,
-            k: &kb,
-            v: &vb,
-            d_out: &db,
+            qkv: tensors.view(),
+            d_out: &d_out,
             kept: &kept,
         };
         self.encode(&mut enc, inputs, &grads)?;
