@@ -17,7 +17,7 @@ use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
-use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk::{ONE_PASS_MAX_K, Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -172,29 +172,43 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
             k,
             ..Default::default()
         };
-        let topk = Topk::new(ctx, cfg)?;
-        let out = topk.outputs()?;
-        let cpu: Option<Box<dyn Fn()>> = if with_cpu {
-            let host = scores.read(ctx)?;
-            Some(Box::new(move || {
-                std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
-            }))
+        let host = if with_cpu {
+            Some(std::rc::Rc::new(scores.read(ctx)?))
         } else {
             None
         };
-        cases.push(Case {
-            kernel: "topk",
-            shape: format!("{rows}x{n} k={k}"),
-            bytes: (rows * n * 4) as f64,
-            flops: 0.0,
-            record: {
-                let scores = scores.clone();
-                Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out))
-            },
-            cpu,
-            note: String::new(),
-            samples: 0.0,
-        });
+        // Both algorithms where the one-pass path applies; the note marks Auto's choice.
+        for strategy in [Strategy::Radix, Strategy::OnePass] {
+            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
+                continue;
+            }
+            let scfg = TopkConfig { strategy, ..cfg };
+            let topk = Topk::new(ctx, scfg)?;
+            let out = topk.outputs()?;
+            let cpu: Option<Box<dyn Fn()>> = host.clone().map(|host| -> Box<dyn Fn()> {
+                Box::new(move || {
+                    std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
+                })
+            });
+            let auto = scfg.one_pass() == cfg.one_pass();
+            cases.push(Case {
+                kernel: "topk",
+                shape: format!("{rows}x{n} k={k} {strategy:?}"),
+                bytes: (rows * n * 4) as f64,
+                flops: 0.0,
+                record: {
+                    let scores = scores.clone();
+                    Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out))
+                },
+                cpu,
+                note: if auto {
+                    "Strategy::Auto picks this".into()
+                } else {
+                    String::new()
+                },
+                samples: 0.0,
+            });
+        }
         let baseline = TopkBaseline::new(ctx, cfg)?;
         cases.push(Case {
             kernel: "topk_baseline",

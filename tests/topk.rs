@@ -3,7 +3,9 @@
 
 mod common;
 
-use knn_attention::kernels::topk::{Order, ScoreType, Topk, TopkConfig, TopkInput, TopkResult};
+use knn_attention::kernels::topk::{
+    ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
+};
 use knn_attention::reference::topk::topk as topk_ref;
 use knn_attention::{Error, GpuBuffer, GpuContext};
 use proptest::prelude::*;
@@ -15,7 +17,35 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
     assert_eq!(bits(&gpu.values), bits(&cpu.values), "{what}: values");
 }
 
+/// Runs `cfg` with each strategy that supports it against the reference, and checks that the
+/// strategies agree bit for bit, unsorted order included.
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
+    let mut results = Vec::new();
+    for strategy in [Strategy::Radix, Strategy::OnePass] {
+        if strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K {
+            continue;
+        }
+        let c = TopkConfig { strategy, ..cfg };
+        results.push(check_one(
+            ctx,
+            c,
+            scores,
+            lengths,
+            &format!("{what} {strategy:?}"),
+        ));
+    }
+    for r in &results[1..] {
+        assert_same(r, &results[0], &format!("{what}: one-pass vs radix"));
+    }
+}
+
+fn check_one(
+    ctx: &GpuContext,
+    cfg: TopkConfig,
+    scores: &[f32],
+    lengths: Option<&[u32]>,
+    what: &str,
+) -> TopkResult {
     let gpu = Topk::new(ctx, cfg).unwrap().run(scores, lengths).unwrap();
     let cpu = topk_ref(scores, &cfg, 0, lengths).unwrap();
     if cfg.sorted {
@@ -41,6 +71,7 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
         let again = Topk::new(ctx, cfg).unwrap().run(scores, lengths).unwrap();
         assert_same(&again, &gpu, "unsorted run twice");
     }
+    gpu
 }
 
 fn cfg(rows: usize, n: usize, k: usize) -> TopkConfig {

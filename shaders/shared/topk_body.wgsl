@@ -19,6 +19,7 @@ struct TopkParams {
     hist_base: u32,    // u32 offsets into `work`
     info_base: u32,
     state_base: u32,
+    sorted: u32,       // 0: unsorted output order (one-pass path; radix skips the sort)
 }
 
 struct TopkSortParams {
@@ -382,5 +383,145 @@ fn topk_finalize(
     }
     if (slot == 0u) {
         out_counts[p.row0 + row] = count;
+    }
+}
+
+// ---- One-pass top-k for small k (topk_one_pass) ----
+//
+// One workgroup per row reads the row once, in tiles of ONE_PASS_TILE entries. An entry joins
+// a candidate buffer in workgroup memory when the row's current top-k is not full yet or its
+// key beats the current k-th key `tau` (strictly: an equal key arrives later, so it loses the
+// tie). When the buffer could overflow on the next tile, a bitonic sort keeps its best k and
+// raises tau. Entries rejected against tau are beaten by k entries of smaller index, so the
+// result is exactly the radix path's, order and all. Random rows produce about
+// k·(1 + ln(n/k)) candidates in all, so a row costs one read plus a few small sorts; sorted
+// ascending rows are the worst case (a sort per tile), still exact.
+
+const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
+const ONE_PASS_PER_THREAD: u32 = 2u;
+const ONE_PASS_TILE: u32 = 512u;              // WG * ONE_PASS_PER_THREAD; k ≤ CAP - TILE
+
+var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
+var<workgroup> cand_count: atomic<u32>;
+var<workgroup> cand_seen: u32;
+var<workgroup> cand_tau: u32;
+var<workgroup> cand_full: u32;
+
+// Sorts cand[0, count) best-first (`before`), padding up to a power of two with sentinels.
+// `by_class`: instead order by (class, index) with class 0 for keys above `t`, 1 for keys equal
+// to it, 2 for sentinels: the unsorted output order of the radix path. Uniform call.
+fn sort_candidates(lid: u32, count: u32, by_class: bool, t: u32) {
+    var size = 2u;
+    while (size < count) {
+        size *= 2u;
+    }
+    for (var i = lid; i < size; i += WG) {
+        if (i >= count) {
+            cand[i] = vec2<u32>(0u, SENTINEL_IDX);
+        }
+    }
+    for (var s = 2u; s <= size; s *= 2u) {
+        for (var j = s / 2u; j > 0u; j /= 2u) {
+            workgroupBarrier();
+            for (var h = lid; h < size / 2u; h += WG) {
+                let i = 2u * j * (h / j) + (h % j);
+                let a = cand[i];
+                let b = cand[i + j];
+                var b_first = before(b, a);
+                if (by_class) {
+                    let ca = select(select(0u, 1u, a.x == t), 2u, a.y == SENTINEL_IDX);
+                    let cb = select(select(0u, 1u, b.x == t), 2u, b.y == SENTINEL_IDX);
+                    b_first = cb < ca || (cb == ca && b.y < a.y);
+                }
+                let asc = (i & s) == 0u;
+                if (select(!b_first, b_first, asc) && a.y != b.y) {
+                    cand[i] = b;
+                    cand[i + j] = a;
+                }
+            }
+        }
+    }
+    workgroupBarrier();
+}
+
+// Keeps the best k of the `count` candidates and sets tau. Uniform call.
+fn shrink_candidates(lid: u32, count: u32) {
+    sort_candidates(lid, count, false, 0u);
+    if (lid == 0u) {
+        let kept = min(count, p.k);
+        atomicStore(&cand_count, kept);
+        if (kept == p.k) {
+            cand_full = 1u;
+            cand_tau = cand[p.k - 1u].x;
+        }
+    }
+    workgroupBarrier();
+}
+
+// The candidate count, read by every thread after the appends of a tile (uniform).
+fn candidates_now(lid: u32) -> u32 {
+    workgroupBarrier();
+    if (lid == 0u) {
+        cand_seen = atomicLoad(&cand_count);
+    }
+    return workgroupUniformLoad(&cand_seen);
+}
+
+@compute @workgroup_size(WG)
+fn topk_one_pass(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_workgroup(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    if (lid == 0u) {
+        atomicStore(&cand_count, 0u);
+        cand_full = 0u;
+        cand_tau = 0u;
+    }
+    workgroupBarrier();
+    let len = row_len(row);
+    for (var base = 0u; base < len; base += ONE_PASS_TILE) {
+        let full = cand_full != 0u;
+        let tau = cand_tau;
+        for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+            let col = base + e * WG + lid;
+            if (col < len) {
+                let key = order_key(score(row, col));
+                if (!full || key > tau) {
+                    cand[atomicAdd(&cand_count, 1u)] = vec2<u32>(key, col);
+                }
+            }
+        }
+        // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
+        // tau filters from the second tile on.
+        let count = candidates_now(lid);
+        let first_full = workgroupUniformLoad(&cand_full) == 0u && count >= p.k;
+        if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && base + ONE_PASS_TILE < len)) {
+            shrink_candidates(lid, count);
+        }
+    }
+    let count = candidates_now(lid);
+    shrink_candidates(lid, count);
+    let kept = min(count, p.k);
+    if (p.sorted == 0u && kept > 0u) {
+        sort_candidates(lid, kept, true, cand[kept - 1u].x);
+    }
+    for (var slot = lid; slot < p.k; slot += WG) {
+        let out = (p.row0 + row) * p.k + slot;
+        if (slot < kept) {
+            let idx = cand[slot].y;
+            out_indices[out] = idx;
+            out_values[out] = score(row, idx);
+        } else {
+            out_indices[out] = SENTINEL_IDX;
+            out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * bitcast<f32>(0x7F800000u);
+        }
+    }
+    if (lid == 0u) {
+        out_counts[p.row0 + row] = kept;
     }
 }

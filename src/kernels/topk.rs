@@ -1,10 +1,16 @@
 //! `topk`: exact row-wise top-k of a `[rows, n]` f32 score matrix.
 //!
-//! Algorithm (see `shaders/topk.wgsl`): MSB-first radix select over order-preserving u32 keys,
-//! 8 bits per pass; each pass histograms every (row, chunk) in its own workgroup and a per-row
-//! workgroup picks the digit, so one long row spreads over up to 256 workgroups and many rows
-//! fill the GPU without any workgroup waiting on another. A compaction writes the keys above
-//! the threshold and the lowest-index keys equal to it, then a bitonic sort orders them.
+//! Two algorithms (see `shaders/topk.wgsl`), chosen per config by [`Strategy`], with identical
+//! results bit for bit:
+//! - **Radix** (any k): MSB-first radix select over order-preserving u32 keys, 8 bits per
+//!   pass; each pass histograms every (row, chunk) in its own workgroup and a per-row workgroup
+//!   picks the digit, so one long row spreads over up to 256 workgroups and many rows fill the
+//!   GPU without any workgroup waiting on another. A compaction writes the keys above the
+//!   threshold and the lowest-index keys equal to it, then a bitonic sort orders them.
+//! - **One pass** (k ≤ [`ONE_PASS_MAX_K`]): one workgroup per row reads it once, keeping
+//!   candidates that beat the running k-th key in workgroup memory and shrinking them with a
+//!   bitonic sort when full. One read of the input and one dispatch instead of ~12: the choice
+//!   for many rows and small k.
 //!
 //! Rules, identical in [`crate::reference::topk`]:
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
@@ -36,6 +42,21 @@ pub enum Order {
 /// need `Features::SHADER_F16` (else [`Error::Unsupported`]) and come back widened to f32.
 pub type ScoreType = ElemType;
 
+/// Largest k of the one-pass path (its candidate buffer holds k plus one 512-entry tile).
+pub const ONE_PASS_MAX_K: usize = 512;
+
+/// Which algorithm [`Topk`] uses; both give the same bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// One pass when k ≤ 256 and there are enough rows to fill a GPU (≥ 256) or the rows are
+    /// short (n ≤ 8192); radix otherwise (few long rows: decode).
+    #[default]
+    Auto,
+    Radix,
+    /// Needs k ≤ [`ONE_PASS_MAX_K`].
+    OnePass,
+}
+
 /// Shape and options of a top-k call; fixed when the kernel is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopkConfig {
@@ -51,6 +72,7 @@ pub struct TopkConfig {
     /// matrix.
     pub row_stride: Option<usize>,
     pub scores: ScoreType,
+    pub strategy: Strategy,
 }
 
 impl Default for TopkConfig {
@@ -63,6 +85,7 @@ impl Default for TopkConfig {
             sorted: true,
             row_stride: None,
             scores: ScoreType::F32,
+            strategy: Strategy::Auto,
         }
     }
 }
@@ -82,6 +105,13 @@ impl TopkConfig {
         if self.k == 0 || self.k > self.n {
             return Err(Error::shape("k", format!("1 ≤ k ≤ n = {}", self.n), self.k));
         }
+        if self.strategy == Strategy::OnePass && self.k > ONE_PASS_MAX_K {
+            return Err(Error::shape(
+                "k",
+                format!("≤ {ONE_PASS_MAX_K} with Strategy::OnePass"),
+                self.k,
+            ));
+        }
         if self.stride() < self.n {
             return Err(Error::shape(
                 "row_stride",
@@ -90,6 +120,15 @@ impl TopkConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether [`Topk`] takes the one-pass path for this config.
+    pub fn one_pass(&self) -> bool {
+        match self.strategy {
+            Strategy::Radix => false,
+            Strategy::OnePass => true,
+            Strategy::Auto => self.k <= 256 && (self.rows >= 256 || self.n <= 8192),
+        }
     }
 
     /// Minimum input length for `offset`.
@@ -199,6 +238,7 @@ const SCRATCH_BYTES: usize = 64 << 20;
 /// Sizes derived from the config and the device limits.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
+    one_pass: bool,
     chunk: usize,
     chunks: usize,
     sort_size: usize,
@@ -216,8 +256,16 @@ impl Plan {
             .next_multiple_of(WG);
         let chunk = target.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
         let chunks = n.div_ceil(chunk);
-        let sort_size = cfg.k.next_power_of_two().max(2);
-        let work_per_row = chunks * 256 + chunks * 4 + 4;
+        let one_pass = cfg.one_pass();
+        // The one-pass path needs no scratch.
+        let (sort_size, work_per_row) = if one_pass {
+            (2, 1)
+        } else {
+            (
+                cfg.k.next_power_of_two().max(2),
+                chunks * 256 + chunks * 4 + 4,
+            )
+        };
         let binding = limits.max_storage_buffer_binding_size as usize;
         let scratch = SCRATCH_BYTES.min(binding);
         let elem = cfg.scores.bytes();
@@ -246,6 +294,7 @@ impl Plan {
             });
         }
         Ok(Plan {
+            one_pass,
             chunk,
             chunks,
             sort_size,
@@ -253,6 +302,19 @@ impl Plan {
             work_per_row,
         })
     }
+}
+
+/// Only the chosen algorithm's pipelines are compiled.
+enum Pipelines {
+    OnePass(wgpu::ComputePipeline),
+    Radix {
+        histogram: wgpu::ComputePipeline,
+        select: wgpu::ComputePipeline,
+        compact: wgpu::ComputePipeline,
+        sort_local: wgpu::ComputePipeline,
+        sort_global: wgpu::ComputePipeline,
+        finalize: wgpu::ComputePipeline,
+    },
 }
 
 struct SortStep {
@@ -267,12 +329,7 @@ pub struct Topk {
     cfg: TopkConfig,
     plan: Plan,
     layout: wgpu::BindGroupLayout,
-    histogram: wgpu::ComputePipeline,
-    select: wgpu::ComputePipeline,
-    compact: wgpu::ComputePipeline,
-    sort_local: wgpu::ComputePipeline,
-    sort_global: wgpu::ComputePipeline,
-    finalize: wgpu::ComputePipeline,
+    pipelines: Pipelines,
     sort_steps: Vec<SortStep>,
     work: wgpu::Buffer,
     pairs: wgpu::Buffer,
@@ -365,14 +422,21 @@ impl Topk {
             })
             .collect();
 
+        let pipelines = if plan.one_pass {
+            Pipelines::OnePass(build("topk_one_pass", &main)?)
+        } else {
+            Pipelines::Radix {
+                histogram: build("topk_histogram", &main)?,
+                select: build("topk_select", &main)?,
+                compact: build("topk_compact", &main)?,
+                finalize: build("topk_finalize", &main)?,
+                sort_local: build("topk_sort_local", &with_sort)?,
+                sort_global: build("topk_sort_global", &with_sort)?,
+            }
+        };
         let batch = plan.batch_rows;
         Ok(Topk {
-            histogram: build("topk_histogram", &main)?,
-            select: build("topk_select", &main)?,
-            compact: build("topk_compact", &main)?,
-            finalize: build("topk_finalize", &main)?,
-            sort_local: build("topk_sort_local", &with_sort)?,
-            sort_global: build("topk_sort_global", &with_sort)?,
+            pipelines,
             sort_steps,
             work: scratch(ctx, "topk.work", batch * plan.work_per_row * 4),
             pairs: scratch(ctx, "topk.pairs", batch * plan.sort_size * 8),
@@ -456,6 +520,7 @@ impl Topk {
                     hist_base: 0,
                     info_base: hist_len as u32,
                     state_base: (hist_len + info_len) as u32,
+                    sorted: cfg.sorted as u32,
                     ..Default::default()
                 };
                 let uniform = shader::uniform(ctx, &params);
@@ -479,56 +544,75 @@ impl Topk {
                         out.counts.binding(),
                     ],
                 );
-                // Fresh per-row state (prefix, remaining, gt_total, pass) for this batch.
-                encoder.clear_buffer(
-                    &self.work,
-                    (params.state_base as u64) * 4,
-                    Some(rows as u64 * 16),
-                );
-                let tiles = (rows * plan.chunks) as u32;
-                for _ in 0..4 {
-                    shader::dispatch(
+                match &self.pipelines {
+                    Pipelines::OnePass(pipeline) => shader::dispatch(
                         ctx,
                         encoder,
-                        "topk_histogram",
-                        &self.histogram,
-                        &[&bg],
-                        tiles,
-                    );
-                    shader::dispatch(
-                        ctx,
-                        encoder,
-                        "topk_select",
-                        &self.select,
+                        "topk_one_pass",
+                        pipeline,
                         &[&bg],
                         rows as u32,
-                    );
+                    ),
+                    Pipelines::Radix { .. } => self.record_radix(encoder, &bg, rows, &params),
                 }
-                shader::dispatch(ctx, encoder, "topk_compact", &self.compact, &[&bg], tiles);
-                if cfg.sorted {
-                    let blocks = (plan.sort_size / SORT_BLOCK.min(plan.sort_size)) as u32;
-                    let halves = (rows * plan.sort_size / 2).div_ceil(WG) as u32;
-                    for step in &self.sort_steps {
-                        let (pipeline, groups) = if step.global {
-                            (&self.sort_global, halves)
-                        } else {
-                            (&self.sort_local, rows as u32 * blocks)
-                        };
-                        shader::dispatch(
-                            ctx,
-                            encoder,
-                            "topk_sort",
-                            pipeline,
-                            &[&bg, &step.bind_group],
-                            groups,
-                        );
-                    }
-                }
-                let slots = (rows * cfg.k).div_ceil(WG) as u32;
-                shader::dispatch(ctx, encoder, "topk_finalize", &self.finalize, &[&bg], slots);
                 row0 += rows;
             }
         })
+    }
+
+    /// The radix path for one row batch: 4 × (histogram, select), compact, sort, finalize.
+    fn record_radix(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        bg: &wgpu::BindGroup,
+        rows: usize,
+        params: &TopkParams,
+    ) {
+        let Pipelines::Radix {
+            histogram,
+            select,
+            compact,
+            sort_local,
+            sort_global,
+            finalize,
+        } = &self.pipelines
+        else {
+            return;
+        };
+        let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
+        // Fresh per-row state (prefix, remaining, gt_total, pass) for this batch.
+        encoder.clear_buffer(
+            &self.work,
+            (params.state_base as u64) * 4,
+            Some(rows as u64 * 16),
+        );
+        let tiles = (rows * plan.chunks) as u32;
+        for _ in 0..4 {
+            shader::dispatch(ctx, encoder, "topk_histogram", histogram, &[bg], tiles);
+            shader::dispatch(ctx, encoder, "topk_select", select, &[bg], rows as u32);
+        }
+        shader::dispatch(ctx, encoder, "topk_compact", compact, &[bg], tiles);
+        if cfg.sorted {
+            let blocks = (plan.sort_size / SORT_BLOCK.min(plan.sort_size)) as u32;
+            let halves = (rows * plan.sort_size / 2).div_ceil(WG) as u32;
+            for step in &self.sort_steps {
+                let (pipeline, groups) = if step.global {
+                    (sort_global, halves)
+                } else {
+                    (sort_local, rows as u32 * blocks)
+                };
+                shader::dispatch(
+                    ctx,
+                    encoder,
+                    "topk_sort",
+                    pipeline,
+                    &[bg, &step.bind_group],
+                    groups,
+                );
+            }
+        }
+        let slots = (rows * cfg.k).div_ceil(WG) as u32;
+        shader::dispatch(ctx, encoder, "topk_finalize", finalize, &[bg], slots);
     }
 
     /// Uploads f32 `scores` (and `lengths`), runs, and reads the result back.
