@@ -284,6 +284,52 @@ fn dense_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// Dense decode: one query per sequence and head against a long cache, one pass (one
+/// workgroup per head) vs split-K as `DenseAttention::new` chooses.
+fn dense_decode_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let (batch, heads_q, heads_kv, n) = match size {
+        Size::Small => (2, 8, 2, 16384),
+        Size::Full => (8, 32, 8, 65536),
+    };
+    let shape = AttentionShape {
+        batch,
+        heads_q,
+        heads_kv,
+        n_q: 1,
+        n_kv: n,
+        head_dim: 128,
+    };
+    let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: n - 1 });
+    let qkv = std::rc::Rc::new(random_qkv(ctx, &shape)?);
+    let mut cases = Vec::new();
+    // On a CPU adapter `new` does not split; time a split anyway for the comparison.
+    let auto = DenseAttention::new(ctx, cfg)?;
+    let split = match auto.key_splits() {
+        1 => DenseAttention::with_key_splits(ctx, cfg, 32)?,
+        _ => auto,
+    };
+    for kernel in [DenseAttention::with_key_splits(ctx, cfg, 1)?, split] {
+        let out = AttentionOutputs::new(ctx, &shape)?;
+        let splits = kernel.key_splits();
+        let qkv = qkv.clone();
+        cases.push(Case {
+            kernel: "dense_attention",
+            shape: format!("decode B{batch} H{heads_q}/{heads_kv} N{n} d128 splits={splits}"),
+            // The cache dominates: k and v read once.
+            bytes: (2 * shape.kv_len() * 4) as f64,
+            flops: 4.0 * (shape.rows() * n * 128) as f64,
+            record: Box::new(move |enc| {
+                let [q, k, v] = &*qkv;
+                kernel.encode(enc, Qkv::f32(q, k, v), &out)
+            }),
+            cpu: None,
+            note: String::new(),
+            samples: 0.0,
+        });
+    }
+    Ok(cases)
+}
+
 fn topk_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     let mut cases = Vec::new();
     for &n in attention_shapes(size) {
@@ -574,6 +620,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
     if want("dense_attention") {
         cases.extend(dense_attention_cases(&ctx, size)?);
+        cases.extend(dense_decode_cases(&ctx, size)?);
     }
     if want("topk_attention") {
         cases.extend(topk_attention_cases(&ctx, size)?);

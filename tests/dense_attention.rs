@@ -223,9 +223,14 @@ fn check_gpu_on(
     k: &[f32],
     v: &[f32],
 ) {
-    let got = DenseAttention::new(ctx, cfg).unwrap().run(q, k, v).unwrap();
+    check_kernel_on(&DenseAttention::new(ctx, cfg).unwrap(), q, k, v);
+}
+
+fn check_kernel_on(kernel: &DenseAttention, q: &[f32], k: &[f32], v: &[f32]) {
+    let cfg = *kernel.config();
+    let got = kernel.run(q, k, v).unwrap();
     let want = dense_attention(&cfg.shape, q, k, v, cfg.scale, cfg.mask).unwrap();
-    let what = format!("{cfg:?}");
+    let what = format!("{cfg:?}, {} key splits", kernel.key_splits());
     common::assert_close(&format!("out {what}"), &got.out, &want.out, ATTENTION);
     common::assert_close(&format!("lse {what}"), &got.lse, &want.lse, ATTENTION);
 }
@@ -336,6 +341,73 @@ fn gpu_special_values_follow_the_reference() {
     assert!(got.out[..5 * 8].iter().all(|x| x.is_finite()));
     // Rows from 10 on see the NaN key: NaN.
     assert!(got.lse[10..].iter().all(|x| x.is_nan()));
+}
+
+/// Split-K (decode): spans around the 64-key tile, empty trailing spans (40 spans of a short
+/// cache), rows that see only the first span (causal offset 0), GQA; and `new` splits a decode
+/// shape by itself.
+#[test]
+fn gpu_split_keys_match_reference() {
+    let ctx = gpu_or_skip!();
+    for (n_q, n_kv) in [(1, 65), (1, 1000), (5, 1000), (17, 300)] {
+        for splits in [2, 7, 40] {
+            for offset in [n_kv - n_q, 0] {
+                let shape = AttentionShape {
+                    batch: 2,
+                    heads_q: 4,
+                    heads_kv: 2,
+                    n_q,
+                    n_kv,
+                    head_dim: 32,
+                };
+                let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset });
+                let (q, k, v) = random_case(&shape, (n_kv + splits) as u64);
+                let kernel = DenseAttention::with_key_splits(&ctx, cfg, splits).unwrap();
+                assert_eq!(kernel.key_splits(), splits);
+                check_kernel_on(&kernel, &q, &k, &v);
+            }
+        }
+    }
+    let shape = AttentionShape::new(2, 1, 5000, 64);
+    let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 4999 });
+    let kernel = DenseAttention::new(&ctx, cfg).unwrap();
+    let cpu = ctx.adapter_info.device_type == wgpu::DeviceType::Cpu;
+    assert_eq!(
+        kernel.key_splits() > 1,
+        !cpu,
+        "decode splits the keys on GPUs only"
+    );
+    let (q, k, v) = random_case(&shape, 77);
+    check_kernel_on(&kernel, &q, &k, &v);
+    // Prefill-sized shapes do not split.
+    let big = AttentionShape::new(8, 1024, 1024, 64);
+    assert_eq!(
+        DenseAttention::new(&ctx, AttentionConfig::new(big))
+            .unwrap()
+            .key_splits(),
+        1
+    );
+}
+
+/// Special values across spans: NaN in a key of the third span poisons exactly the rows that
+/// see it; rows that see only earlier spans stay finite and exact.
+#[test]
+fn gpu_split_keys_special_values() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape::new(1, 40, 300, 8);
+    let (q, mut k, v) = random_case(&shape, 600);
+    k[200 * 8 + 2] = f32::NAN;
+    let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 180 });
+    let kernel = DenseAttention::with_key_splits(&ctx, cfg, 4).unwrap();
+    check_kernel_on(&kernel, &q, &k, &v);
+    let got = kernel.run(&q, &k, &v).unwrap();
+    // Row i sees keys ≤ i + 180: rows < 20 do not see key 200.
+    assert!(got.lse[..20].iter().all(|x| x.is_finite()));
+    assert!(got.lse[20..].iter().all(|x| x.is_nan()));
+    assert!(matches!(
+        DenseAttention::with_key_splits(&ctx, cfg, 0),
+        Err(Error::InvalidShape { .. })
+    ));
 }
 
 #[test]

@@ -31,6 +31,7 @@ struct AttentionParams {
     pool_pages: u32,    // pages in the paged k/v pool; larger page ids are skipped
     index_per_head: u32, // 1: one index row per kv head (b * heads_kv + h), shared by its queries
     sample_weight: f32, // backward: > 0 means slots are samples of weight 1/L and D is given
+    key_splits: u32,    // dense: > 1 splits each tile's keys into spans of key_span (split-K)
 }
 
 // Head dimension, a pipeline constant so that loops over it unroll.

@@ -8,6 +8,9 @@
 @group(0) @binding(3) var<storage, read> v_in: array<Elem>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse_out: array<f32>;
+// Split-K partials: per (split, row) the span's normalised output and log-sum-exp.
+@group(0) @binding(6) var<storage, read_write> part_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> part_lse: array<f32>;
 
 // Operand pairs of attention_tile.wgsl: 0 = (q, k) for scores; B of pair 1 is v for P·V.
 fn tile_a(pair: u32, idx: u32) -> f32 {
@@ -27,9 +30,13 @@ var<workgroup> p_tile: array<f32, 1024>;   // Q_TILE x KEY_TILE scores, then pro
 
 const MAX_DIM_CHUNKS: u32 = 16u;           // HEAD_DIM <= 256
 
-// One workgroup per (head, tile of Q_TILE queries): flash-style online softmax over key
-// tiles. Thread t accumulates query t / 16, dims t % 16 + 16 c. Tiles past the last visible
-// key of the tile are never loaded (causal rows do half the work).
+// One workgroup per (head, tile of Q_TILE queries[, key split]): flash-style online softmax
+// over key tiles. Thread t accumulates query t / 16, dims t % 16 + 16 c. Tiles past the last
+// visible key of the tile are never loaded (causal rows do half the work).
+//
+// Split-K (p.key_splits > 1, for decode: few query tiles, long caches): workgroup
+// (tile, split) covers keys [split · key_span, +key_span) only and writes its partial output
+// and log-sum-exp; dense_attention_merge combines the splits in a fixed order.
 @compute @workgroup_size(256)
 fn dense_attention(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -37,12 +44,14 @@ fn dense_attention(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let tph = query_tiles_per_head();
+    let splits = max(p.key_splits, 1u);
     let g = linear_workgroup(wid, nwg);
-    if (g >= (p.rows / p.n_q) * tph) {
+    if (g >= (p.rows / p.n_q) * tph * splits) {
         return;
     }
-    let bh = g / tph;
-    let i0 = (g % tph) * Q_TILE;
+    let split = g % splits;
+    let bh = (g / splits) / tph;
+    let i0 = ((g / splits) % tph) * Q_TILE;
     let q_valid = min(Q_TILE, p.n_q - i0);
     let vis_min = visible(i0);
     let vis_max = visible(i0 + q_valid - 1u);
@@ -55,8 +64,14 @@ fn dense_attention(
     var m = neg_inf();
     var l = 0.0;
     var acc: array<f32, MAX_DIM_CHUNKS>;
-    for (var key0 = 0u; key0 < vis_max; key0 += KEY_TILE) {
-        let kv = min(KEY_TILE, vis_max - key0);
+    var k_begin = 0u;
+    var k_end = vis_max;
+    if (splits > 1u) {
+        k_begin = split * p.key_span;
+        k_end = min(k_begin + p.key_span, vis_max);
+    }
+    for (var key0 = k_begin; key0 < k_end; key0 += KEY_TILE) {
+        let kv = min(KEY_TILE, k_end - key0);
         let raw = score_tile(lid, bh * p.n_q + i0, q_valid, kvh, key0, kv) * p.scale;
         var s: vec4<f32>;
         for (var j = 0u; j < 4u; j++) {
@@ -105,14 +120,78 @@ fn dense_attention(
     if (qi < q_valid) {
         let row = bh * p.n_q + i0 + qi;
         let empty = m == neg_inf();
+        // Split s of row r goes to partial row s · rows + r.
+        let dst = select(row, split * p.rows + row, splits > 1u);
         for (var c = 0u; c < chunks; c++) {
             let dim = c * DIM_CHUNK + kj;
             if (dim < HEAD_DIM) {
-                out[row * HEAD_DIM + dim] = select(acc[c] / l, 0.0, empty);
+                let o = select(acc[c] / l, 0.0, empty);
+                if (splits > 1u) {
+                    part_out[dst * HEAD_DIM + dim] = o;
+                } else {
+                    out[row * HEAD_DIM + dim] = o;
+                }
             }
         }
         if (kj == 0u) {
-            lse_out[row] = select(m + log(l), neg_inf(), empty);
+            let lse = select(m + log(l), neg_inf(), empty);
+            if (splits > 1u) {
+                part_lse[dst] = lse;
+            } else {
+                lse_out[row] = lse;
+            }
         }
+    }
+}
+
+// Split-K merge, one thread per output element: lse = log Σ_s exp(lse_s) and
+// out = Σ_s exp(lse_s − lse) out_s, splits in order (deterministic). Splits that saw no key
+// (lse_s = −inf) weigh 0; a row whose splits all saw none gets 0 and −inf, as unsplit. NaN
+// in any split propagates, as in one pass.
+@compute @workgroup_size(256)
+fn dense_attention_merge(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = linear_workgroup(wid, nwg) * 256u + lid;
+    if (t >= p.rows * HEAD_DIM) {
+        return;
+    }
+    let row = t / HEAD_DIM;
+    let dim = t % HEAD_DIM;
+    // NaN and −inf are tested on the bits: some drivers do not treat NaN comparisons as
+    // unordered, and exp(NaN) need not be NaN everywhere.
+    var mx = neg_inf();
+    var nan = false;
+    for (var s = 0u; s < p.key_splits; s++) {
+        let x = part_lse[s * p.rows + row];
+        nan = nan || (bitcast<u32>(x) & 0x7FFFFFFFu) > 0x7F800000u;
+        mx = max_num(mx, x);
+    }
+    if (nan) {
+        out[t] = bitcast<f32>(0x7FC00000u);
+        if (dim == 0u) {
+            lse_out[row] = bitcast<f32>(0x7FC00000u);
+        }
+        return;
+    }
+    if (bitcast<u32>(mx) == 0xFF800000u) {
+        out[t] = 0.0;
+        if (dim == 0u) {
+            lse_out[row] = neg_inf();
+        }
+        return;
+    }
+    var sum = 0.0;
+    var o = 0.0;
+    for (var s = 0u; s < p.key_splits; s++) {
+        let w = exp(part_lse[s * p.rows + row] - mx);
+        sum += w;
+        o += w * part_out[(s * p.rows + row) * HEAD_DIM + dim];
+    }
+    out[t] = o / sum;
+    if (dim == 0u) {
+        lse_out[row] = mx + log(sum);
     }
 }
