@@ -331,24 +331,37 @@ fn dense_decode_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
 }
 
 fn topk_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    use knn_attention::kernels::topk_attention::Selection;
     let mut cases = Vec::new();
     for &n in attention_shapes(size) {
         let shape = AttentionShape::new(attention_heads(size), n, n, 64);
         let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
-        let kernel = TopkAttention::new(ctx, TopkAttentionConfig::new(attn, KPolicy::Fixed(32)))?;
-        let [q, k, v] = random_qkv(ctx, &shape)?;
-        let out = AttentionOutputs::new(ctx, &shape)?;
-        cases.push(Case {
-            kernel: "topk_attention",
-            shape: format!("h{} n{n} d64 k32 causal", shape.heads_q),
-            bytes: (4 * shape.q_len() * 4) as f64,
-            // QKᵀ over the causal half; the gather is negligible.
-            flops: (shape.heads_q * n * n * 64) as f64,
-            record: Box::new(move |enc| kernel.encode(enc, Qkv::f32(&q, &k, &v), &out, None)),
-            cpu: None,
-            note: String::new(),
-            samples: 0.0,
-        });
+        let qkv = std::rc::Rc::new(random_qkv(ctx, &shape)?);
+        for k in [32, 64] {
+            for selection in [Selection::Fused, Selection::Blocked] {
+                let cfg = TopkAttentionConfig {
+                    selection,
+                    ..TopkAttentionConfig::new(attn, KPolicy::Fixed(k))
+                };
+                let kernel = TopkAttention::new(ctx, cfg)?;
+                let out = AttentionOutputs::new(ctx, &shape)?;
+                let qkv = qkv.clone();
+                cases.push(Case {
+                    kernel: "topk_attention",
+                    shape: format!("h{} n{n} d64 k{k} causal {selection:?}", shape.heads_q),
+                    bytes: (4 * shape.q_len() * 4) as f64,
+                    // QKᵀ over the causal half; the gather is negligible.
+                    flops: (shape.heads_q * n * n * 64) as f64,
+                    record: Box::new(move |enc| {
+                        let [q, k, v] = &*qkv;
+                        kernel.encode(enc, Qkv::f32(q, k, v), &out, None)
+                    }),
+                    cpu: None,
+                    note: String::new(),
+                    samples: 0.0,
+                });
+            }
+        }
     }
     Ok(cases)
 }

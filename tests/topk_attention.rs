@@ -441,6 +441,13 @@ fn fused_and_blocked_selection_agree_bitwise() {
             KPolicy::Fixed(1),
             Keep::default(),
         ),
+        // The largest fused k, over many key tiles.
+        (
+            AttentionShape::new(2, 40, 300, 32),
+            Mask::Causal { offset: 260 },
+            KPolicy::Fixed(64),
+            Keep::default(),
+        ),
     ];
     for (i, (shape, mask, k, keep)) in shapes.into_iter().enumerate() {
         let attn = AttentionConfig::new(shape).with_mask(mask);
@@ -478,7 +485,7 @@ fn fused_and_blocked_selection_agree_bitwise() {
         selection: Selection::Fused,
         ..TopkAttentionConfig::new(
             AttentionConfig::new(AttentionShape::new(1, 4, 100, 8)),
-            KPolicy::Fixed(33),
+            KPolicy::Fixed(65),
         )
     };
     assert!(matches!(

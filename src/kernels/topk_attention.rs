@@ -3,13 +3,15 @@
 //! is never stored.
 //!
 //! Two selections, recorded into the caller's encoder, then the same softmax·V:
-//! - **Fused** (`k_max ≤ 32`, the default there): `topk_attention_select`, one workgroup
+//! - **Fused** (`k_max ≤ 64`, the default there): `topk_attention_select`, one workgroup
 //!   per 16-query tile, walks the key tiles and keeps each query's running top-k list in
-//!   workgroup memory. Scores never leave the chip and memory is O(rows · k).
+//!   workgroup memory. Per tile, all 256 threads test the 64 new scores against each list's
+//!   k-th key, and one thread per query inserts only the survivors (few once the lists are
+//!   warm). Scores never leave the chip and memory is O(rows · k).
 //! - **Blocked** (any k): per block of query tiles, `attention_scores` writes the block's
 //!   scores (one workgroup per tile and 1024-key span, so long decode rows spread over many
-//!   workgroups, flash-decoding style), then the exact radix-select [`Topk`] runs, sorted
-//!   best-first. Scratch is one block, `tiles · 16 · n_kv` f32 (at most `block_bytes`).
+//!   workgroups, flash-decoding style), then the exact [`Topk`] runs (one pass per row for
+//!   k ≤ 256 on many rows, radix select otherwise), sorted best-first. Scratch is one block, `tiles · 16 · n_kv` f32 (at most `block_bytes`).
 //! - Both share the score tile code and the topk rules (ties to the smaller index, NaN last),
 //!   so they select identically, bit for bit (tested). Then [`GatherAttention`] computes the
 //!   softmax over the kept scores and the weighted sum of their V rows; query `i` uses the
@@ -86,7 +88,7 @@ pub enum Selection {
 }
 
 /// Largest k of the fused selection (`FUSED_K` in `shaders/shared/topk_attention_body.wgsl`).
-pub const FUSED_MAX_K: usize = 32;
+pub const FUSED_MAX_K: usize = 64;
 
 /// Shape and options of a top-k attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
