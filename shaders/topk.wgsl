@@ -14,4 +14,5 @@
 
 alias Score = f32;
 
+//! include shared/topk_append.wgsl
 //! include shared/topk_body.wgsl

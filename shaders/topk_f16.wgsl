@@ -5,4 +5,5 @@ enable f16;
 
 alias Score = f16;
 
+//! include shared/topk_append.wgsl
 //! include shared/topk_body.wgsl

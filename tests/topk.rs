@@ -17,22 +17,27 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
     assert_eq!(bits(&gpu.values), bits(&cpu.values), "{what}: values");
 }
 
-/// Runs `cfg` with each strategy that supports it against the reference, and checks that the
-/// strategies agree bit for bit, unsorted order included.
+/// Runs `cfg` with each strategy (and tier) that supports it against the reference, and checks
+/// that they agree bit for bit, unsorted order included.
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
     let mut results = Vec::new();
-    for strategy in [Strategy::Radix, Strategy::OnePass] {
+    // Radix, one pass with the core append, one pass with the subgroup append (where the
+    // adapter has subgroups; otherwise the same core kernel again).
+    for (strategy, subgroups) in [
+        (Strategy::Radix, false),
+        (Strategy::OnePass, false),
+        (Strategy::OnePass, true),
+    ] {
         if strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K {
             continue;
         }
-        let c = TopkConfig { strategy, ..cfg };
-        results.push(check_one(
-            ctx,
-            c,
-            scores,
-            lengths,
-            &format!("{what} {strategy:?}"),
-        ));
+        let c = TopkConfig {
+            strategy,
+            subgroups,
+            ..cfg
+        };
+        let what = format!("{what} {strategy:?} subgroups={subgroups}");
+        results.push(check_one(ctx, c, scores, lengths, &what));
     }
     for r in &results[1..] {
         assert_same(r, &results[0], &format!("{what}: one-pass vs radix"));

@@ -1,4 +1,5 @@
-// Body of the topk kernels; the including file defines `alias Score` (f32 or f16).
+// Body of the topk kernels; the including file defines `alias Score` (f32 or f16) and
+// includes one `append_candidate` (shared/topk_append{,_subgroup}.wgsl).
 
 //! include shared/common.wgsl
 //! include shared/order_key.wgsl
@@ -489,12 +490,13 @@ fn topk_one_pass(
         let tau = cand_tau;
         for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
             let col = base + e * WG + lid;
+            var key = 0u;
+            var admit = false;
             if (col < len) {
-                let key = order_key(score(row, col));
-                if (!full || key > tau) {
-                    cand[atomicAdd(&cand_count, 1u)] = vec2<u32>(key, col);
-                }
+                key = order_key(score(row, col));
+                admit = !full || key > tau;
             }
+            append_candidate(admit, key, col);
         }
         // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
         // tau filters from the second tile on.

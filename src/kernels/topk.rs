@@ -10,7 +10,9 @@
 //! - **One pass** (k ≤ [`ONE_PASS_MAX_K`]): one workgroup per row reads it once, keeping
 //!   candidates that beat the running k-th key in workgroup memory and shrinking them with a
 //!   bitonic sort when full. One read of the input and one dispatch instead of ~12: the choice
-//!   for many rows and small k.
+//!   for many rows and small k. With `SUBGROUP` (f32 scores) the candidate append takes one
+//!   atomic per subgroup (`topk_subgroup`); the core-WebGPU kernel stays available
+//!   (`TopkConfig::subgroups = false`) and both are tested.
 //!
 //! Rules, identical in [`crate::reference::topk`]:
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
@@ -73,6 +75,10 @@ pub struct TopkConfig {
     pub row_stride: Option<usize>,
     pub scores: ScoreType,
     pub strategy: Strategy,
+    /// Use the subgroup tier (`topk_subgroup`: one atomic per subgroup in the one-pass
+    /// candidate append) when the adapter has `SUBGROUP` and the scores are f32. Default true;
+    /// false forces the core-WebGPU kernel. Results are identical either way.
+    pub subgroups: bool,
 }
 
 impl Default for TopkConfig {
@@ -86,6 +92,7 @@ impl Default for TopkConfig {
             row_stride: None,
             scores: ScoreType::F32,
             strategy: Strategy::Auto,
+            subgroups: true,
         }
     }
 }
@@ -370,7 +377,14 @@ impl Topk {
         };
         let main = pl(&[Some(&layout)]);
         let with_sort = pl(&[Some(&layout), Some(&sort_layout)]);
+        let subgroup_tier = cfg.subgroups && plan.one_pass && ctx.capabilities().subgroups;
         let module = match cfg.scores {
+            ScoreType::F32 if subgroup_tier => Module::new(
+                ctx,
+                "topk_subgroup",
+                shader::sources::TOPK_SUBGROUP,
+                Tier::Subgroup,
+            )?,
             ScoreType::F32 => Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?,
             ScoreType::F16 => Module::new(ctx, "topk_f16", shader::sources::TOPK_F16, Tier::F16)?,
         };
