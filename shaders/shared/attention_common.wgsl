@@ -76,3 +76,29 @@ fn query_of_block_row(r: u32) -> vec2<u32> {
     let tile = p.tile0 + r / Q_TILE;
     return vec2<u32>(tile / tph, (tile % tph) * Q_TILE + r % Q_TILE);
 }
+
+// The query tile of workgroup g < query_tiles(): Q_TILE queries of head bh from query i0
+// (q_valid of them real), its kv head, the q row of its first query, and how many keys its
+// first and last query see (keys past vis_max are never loaded; tiles ending after vis_min
+// straddle a causal edge).
+struct QueryTile {
+    bh: u32,
+    i0: u32,
+    q_valid: u32,
+    kvh: u32,
+    row0: u32,
+    vis_min: u32,
+    vis_max: u32,
+}
+
+fn query_tiles() -> u32 {
+    return (p.rows / p.n_q) * query_tiles_per_head();
+}
+
+fn query_tile(g: u32) -> QueryTile {
+    let tph = query_tiles_per_head();
+    let bh = g / tph;
+    let i0 = (g % tph) * Q_TILE;
+    let q_valid = min(Q_TILE, p.n_q - i0);
+    return QueryTile(bh, i0, q_valid, kv_head_of(bh), bh * p.n_q + i0, visible(i0), visible(i0 + q_valid - 1u));
+}

@@ -110,34 +110,28 @@ fn dense_backward_dq(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let tph = query_tiles_per_head();
     let g = linear_workgroup(wid, nwg);
-    if (g >= (p.rows / p.n_q) * tph) {
+    if (g >= query_tiles()) {
         return;
     }
-    let bh = g / tph;
-    let i0 = (g % tph) * Q_TILE;
-    let q_valid = min(Q_TILE, p.n_q - i0);
-    let vis_max = visible(i0 + q_valid - 1u);
-    let kvh = kv_head_of(bh);
+    let tile = query_tile(g);
     let qi = lid / 16u;
     let kj = lid % 16u;
-    let q_row0 = bh * p.n_q + i0;
-    let live = qi < q_valid;
-    let my_vis = select(0u, visible(i0 + qi), live);
+    let live = qi < tile.q_valid;
+    let my_vis = select(0u, visible(tile.i0 + qi), live);
     var lse = 0.0;
     var d_row = 0.0;
     if (live) {
-        lse = lse_in[q_row0 + qi];
-        d_row = d_rows[q_row0 + qi];
+        lse = lse_in[tile.row0 + qi];
+        d_row = d_rows[tile.row0 + qi];
     }
     let chunks = (HEAD_DIM + DIM_CHUNK - 1u) / DIM_CHUNK;
     var acc: array<f32, MAX_DIM_CHUNKS>;
-    for (var key0 = 0u; key0 < vis_max; key0 += KEY_TILE) {
-        let kv = min(KEY_TILE, vis_max - key0);
-        let kv_row0 = kvh * p.n_kv + key0;
-        let s = dot_tile(lid, PAIR_QK, q_row0, q_valid, kv_row0, kv) * p.scale;
-        let dp = dot_tile(lid, PAIR_DOV, q_row0, q_valid, kv_row0, kv);
+    for (var key0 = 0u; key0 < tile.vis_max; key0 += KEY_TILE) {
+        let kv = min(KEY_TILE, tile.vis_max - key0);
+        let kv_row0 = tile.kvh * p.n_kv + key0;
+        let s = dot_tile(lid, PAIR_QK, tile.row0, tile.q_valid, kv_row0, kv) * p.scale;
+        let dp = dot_tile(lid, PAIR_DOV, tile.row0, tile.q_valid, kv_row0, kv);
         for (var m = 0u; m < 4u; m++) {
             let j = kj + 16u * m;
             let pr = prob(s[m], lse);
@@ -156,7 +150,7 @@ fn dense_backward_dq(
         for (var c = 0u; c < chunks; c++) {
             let dim = c * DIM_CHUNK + kj;
             if (dim < HEAD_DIM) {
-                g1[(q_row0 + qi) * HEAD_DIM + dim] = p.scale * acc[c];
+                g1[(tile.row0 + qi) * HEAD_DIM + dim] = p.scale * acc[c];
             }
         }
     }

@@ -43,36 +43,30 @@ fn dense_attention(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let tph = query_tiles_per_head();
     let splits = max(p.key_splits, 1u);
     let g = linear_workgroup(wid, nwg);
-    if (g >= (p.rows / p.n_q) * tph * splits) {
+    if (g >= query_tiles() * splits) {
         return;
     }
     let split = g % splits;
-    let bh = (g / splits) / tph;
-    let i0 = ((g / splits) % tph) * Q_TILE;
-    let q_valid = min(Q_TILE, p.n_q - i0);
-    let vis_min = visible(i0);
-    let vis_max = visible(i0 + q_valid - 1u);
-    let kvh = kv_head_of(bh);
+    let tile = query_tile(g / splits);
     let qi = lid / 16u;
     let kj = lid % 16u;
-    let my_vis = select(0u, visible(i0 + qi), qi < q_valid);
+    let my_vis = select(0u, visible(tile.i0 + qi), qi < tile.q_valid);
     let chunks = (HEAD_DIM + DIM_CHUNK - 1u) / DIM_CHUNK;
 
     var m = neg_inf();
     var l = 0.0;
     var acc: array<f32, MAX_DIM_CHUNKS>;
     var k_begin = 0u;
-    var k_end = vis_max;
+    var k_end = tile.vis_max;
     if (splits > 1u) {
         k_begin = split * p.key_span;
-        k_end = min(k_begin + p.key_span, vis_max);
+        k_end = min(k_begin + p.key_span, tile.vis_max);
     }
     for (var key0 = k_begin; key0 < k_end; key0 += KEY_TILE) {
         let kv = min(KEY_TILE, k_end - key0);
-        let raw = score_tile(lid, bh * p.n_q + i0, q_valid, kvh, key0, kv) * p.scale;
+        let raw = score_tile(lid, tile.row0, tile.q_valid, tile.kvh, key0, kv) * p.scale;
         var s: vec4<f32>;
         for (var j = 0u; j < 4u; j++) {
             s[j] = select(neg_inf(), raw[j], key0 + kj + 16u * j < my_vis);
@@ -97,9 +91,9 @@ fn dense_attention(
         }
         // Keys a query cannot see have probability 0 but their V row may hold inf or NaN;
         // only the tiles that straddle a causal edge pay for the guard (uniform branch).
-        let straddles = key0 + kv > vis_min;
+        let straddles = key0 + kv > tile.vis_min;
         for (var c = 0u; c < chunks; c++) {
-            load_b_chunk(lid, 1u, kvh * p.n_kv + key0, kv, c * DIM_CHUNK);
+            load_b_chunk(lid, 1u, tile.kvh * p.n_kv + key0, kv, c * DIM_CHUNK);
             workgroupBarrier();
             var a = acc[c] * alpha;
             if (straddles) {
@@ -117,8 +111,8 @@ fn dense_attention(
         }
         m = m_new;
     }
-    if (qi < q_valid) {
-        let row = bh * p.n_q + i0 + qi;
+    if (qi < tile.q_valid) {
+        let row = tile.row0 + qi;
         let empty = m == neg_inf();
         // Split s of row r goes to partial row s · rows + r.
         let dst = select(row, split * p.rows + row, splits > 1u);

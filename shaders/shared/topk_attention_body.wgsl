@@ -36,20 +36,15 @@ fn topk_attention_select(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let tph = query_tiles_per_head();
     let g = linear_workgroup(wid, nwg);
-    if (g >= (p.rows / p.n_q) * tph) {
+    if (g >= query_tiles()) {
         return;
     }
-    let bh = g / tph;
-    let i0 = (g % tph) * Q_TILE;
-    let q_valid = min(Q_TILE, p.n_q - i0);
-    let vis_max = visible(i0 + q_valid - 1u);
-    let kvh = kv_head_of(bh);
+    let tile = query_tile(g);
     let qi = lid / 16u;
     let kj = lid % 16u;
     let k = p.slots;
-    let my_vis = select(0u, visible(i0 + qi), qi < q_valid);
+    let my_vis = select(0u, visible(tile.i0 + qi), qi < tile.q_valid);
     if (lid < 32u) {
         atomicStore(&admit[lid], 0u);
     }
@@ -57,8 +52,8 @@ fn topk_attention_select(
         list_count[lid] = 0u;
     }
     workgroupBarrier();
-    for (var key0 = 0u; key0 < vis_max; key0 += KEY_TILE) {
-        let raw = score_tile(lid, bh * p.n_q + i0, q_valid, kvh, key0, min(KEY_TILE, vis_max - key0)) * p.scale;
+    for (var key0 = 0u; key0 < tile.vis_max; key0 += KEY_TILE) {
+        let raw = score_tile(lid, tile.row0, tile.q_valid, tile.kvh, key0, min(KEY_TILE, tile.vis_max - key0)) * p.scale;
         // Filter in parallel: the 16 threads of a query test its 64 scores against the list's
         // k-th key; only admitted keys reach the serial insertion below.
         let full = list_count[qi] == k;
@@ -73,7 +68,7 @@ fn topk_attention_select(
         workgroupBarrier();
         // One thread per query inserts its admitted keys in index order, so an equal key never
         // displaces an earlier one.
-        if (lid < q_valid) {
+        if (lid < tile.q_valid) {
             let base = lid * FUSED_K;
             var count = list_count[lid];
             for (var w = 0u; w < 2u; w++) {
@@ -100,8 +95,8 @@ fn topk_attention_select(
         }
         workgroupBarrier();
     }
-    if (lid < q_valid) {
-        let row = bh * p.n_q + i0 + lid;
+    if (lid < tile.q_valid) {
+        let row = tile.row0 + lid;
         let count = list_count[lid];
         for (var s = 0u; s < k; s++) {
             out_indices[row * k + s] = select(NO_KEY, list_idx[lid * FUSED_K + s], s < count);
