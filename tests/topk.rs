@@ -250,19 +250,23 @@ fn check_strided(
     k: usize,
 ) {
     let data = common::normal_data(offset + rows * stride, (n + stride) as u64);
-    let c = TopkConfig {
-        row_stride: Some(stride),
-        ..cfg(rows, n, k)
-    };
-    let topk = Topk::new(ctx, c).unwrap();
     let s = GpuBuffer::from_slice(ctx, &data, "s").unwrap();
-    let out = topk.outputs().unwrap();
-    let mut enc = ctx.encoder("t");
-    topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
-        .unwrap();
-    ctx.submit_and_wait(enc).unwrap();
-    let gpu = out.read(ctx).unwrap();
-    assert_same(&gpu, &topk_ref(&data, &c, offset, None).unwrap(), "strided");
+    for strategy in [Strategy::Radix, Strategy::OnePass] {
+        let c = TopkConfig {
+            row_stride: Some(stride),
+            strategy,
+            ..cfg(rows, n, k)
+        };
+        let topk = Topk::new(ctx, c).unwrap();
+        let out = topk.outputs().unwrap();
+        let mut enc = ctx.encoder("t");
+        topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
+            .unwrap();
+        ctx.submit_and_wait(enc).unwrap();
+        let gpu = out.read(ctx).unwrap();
+        let want = topk_ref(&data, &c, offset, None).unwrap();
+        assert_same(&gpu, &want, &format!("strided {strategy:?}"));
+    }
 }
 
 #[test]
@@ -392,16 +396,22 @@ fn f16_scores_match_reference_on_widened_values() {
     let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 61 % 2100).collect();
     for k in [1, 33, 700, 2049] {
         for order in [Order::Largest, Order::Smallest] {
-            let c = TopkConfig {
-                order,
-                ..f16_cfg(rows, n, k)
-            };
-            let gpu = Topk::new(&ctx, c)
-                .unwrap()
-                .run_f16(&bits, Some(&lengths))
-                .unwrap();
-            let cpu = topk_ref(&widened, &c, 0, Some(&lengths)).unwrap();
-            assert_same(&gpu, &cpu, &format!("f16 k={k} {order:?}"));
+            for strategy in [Strategy::Radix, Strategy::OnePass] {
+                if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
+                    continue;
+                }
+                let c = TopkConfig {
+                    order,
+                    strategy,
+                    ..f16_cfg(rows, n, k)
+                };
+                let gpu = Topk::new(&ctx, c)
+                    .unwrap()
+                    .run_f16(&bits, Some(&lengths))
+                    .unwrap();
+                let cpu = topk_ref(&widened, &c, 0, Some(&lengths)).unwrap();
+                assert_same(&gpu, &cpu, &format!("f16 k={k} {order:?} {strategy:?}"));
+            }
         }
     }
     // An f32 buffer handed to an f16 kernel is a typed error, not garbage.
