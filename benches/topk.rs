@@ -1,9 +1,10 @@
 //! criterion (no plots: plotters is built with `ab_glyph` for the examples, which needs a
-//! registered font): `topk` on whatever adapter is present, at shapes a CPU driver can run.
+//! registered font): `topk` (radix and one-pass) on whatever adapter is present, at shapes a
+//! CPU driver can run.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
-use knn_attention::kernels::topk::{Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk::{ONE_PASS_MAX_K, Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::{GpuBuffer, GpuContext};
 
 fn bench(c: &mut Criterion) {
@@ -19,26 +20,29 @@ fn bench(c: &mut Criterion) {
         fill.encode(&mut enc, &scores, RngKey::default(), Distribution::Normal)
             .unwrap();
         ctx.submit_and_wait(enc).unwrap();
-        let topk = Topk::new(
-            &ctx,
-            TopkConfig {
+        for strategy in [Strategy::Radix, Strategy::OnePass] {
+            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
+                continue;
+            }
+            let cfg = TopkConfig {
                 rows,
                 n,
                 k,
+                strategy,
                 ..Default::default()
-            },
-        )
-        .unwrap();
-        let out = topk.outputs().unwrap();
-        group.throughput(Throughput::Bytes((rows * n * 4) as u64));
-        group.bench_function(format!("{rows}x{n}/k={k}"), |b| {
-            b.iter(|| {
-                let mut enc = ctx.encoder("bench");
-                topk.encode(&mut enc, TopkInput::new(&scores), &out)
-                    .unwrap();
-                ctx.submit_and_wait(enc).unwrap();
-            })
-        });
+            };
+            let topk = Topk::new(&ctx, cfg).unwrap();
+            let out = topk.outputs().unwrap();
+            group.throughput(Throughput::Bytes((rows * n * 4) as u64));
+            group.bench_function(format!("{rows}x{n}/k={k}/{strategy:?}"), |b| {
+                b.iter(|| {
+                    let mut enc = ctx.encoder("bench");
+                    topk.encode(&mut enc, TopkInput::new(&scores), &out)
+                        .unwrap();
+                    ctx.submit_and_wait(enc).unwrap();
+                })
+            });
+        }
     }
     group.finish();
 }
