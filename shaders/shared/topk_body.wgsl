@@ -373,17 +373,25 @@ fn topk_finalize(
     let row = t / p.k;
     let slot = t % p.k;
     let count = kept(row);
-    let out = (p.row0 + row) * p.k + slot;
+    var idx = SENTINEL_IDX;
     if (slot < count) {
-        let idx = pairs[row * p.sort_size + slot].y;
-        out_indices[out] = idx;
-        out_values[out] = score(row, idx);
-    } else {
-        out_indices[out] = SENTINEL_IDX;
-        out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * bitcast<f32>(0x7F800000u);
+        idx = pairs[row * p.sort_size + slot].y;
     }
+    write_slot(row, slot, idx);
     if (slot == 0u) {
         out_counts[p.row0 + row] = count;
+    }
+}
+
+// Output slot `slot` of batch row `row`: the selected index and its original value (so NaN
+// payloads and -0.0 come back untouched), or, for SENTINEL_IDX, the padding value.
+fn write_slot(row: u32, slot: u32, idx: u32) {
+    let out = (p.row0 + row) * p.k + slot;
+    out_indices[out] = idx;
+    if (idx != SENTINEL_IDX) {
+        out_values[out] = score(row, idx);
+    } else {
+        out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * bitcast<f32>(0x7F800000u);
     }
 }
 
@@ -513,15 +521,7 @@ fn topk_one_pass(
         sort_candidates(lid, kept, true, cand[kept - 1u].x);
     }
     for (var slot = lid; slot < p.k; slot += WG) {
-        let out = (p.row0 + row) * p.k + slot;
-        if (slot < kept) {
-            let idx = cand[slot].y;
-            out_indices[out] = idx;
-            out_values[out] = score(row, idx);
-        } else {
-            out_indices[out] = SENTINEL_IDX;
-            out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * bitcast<f32>(0x7F800000u);
-        }
+        write_slot(row, slot, select(SENTINEL_IDX, cand[slot].y, slot < kept));
     }
     if (lid == 0u) {
         out_counts[p.row0 + row] = kept;

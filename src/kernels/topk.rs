@@ -321,6 +321,7 @@ enum Pipelines {
         sort_local: wgpu::ComputePipeline,
         sort_global: wgpu::ComputePipeline,
         finalize: wgpu::ComputePipeline,
+        sort_steps: Vec<SortStep>,
     },
 }
 
@@ -337,7 +338,6 @@ pub struct Topk {
     plan: Plan,
     layout: wgpu::BindGroupLayout,
     pipelines: Pipelines,
-    sort_steps: Vec<SortStep>,
     work: wgpu::Buffer,
     pairs: wgpu::Buffer,
     no_lengths: GpuBuffer<u32>,
@@ -350,6 +350,60 @@ fn scratch(ctx: &GpuContext, label: &str, bytes: usize) -> wgpu::Buffer {
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     })
+}
+
+/// The bitonic sort schedule of the radix path for sort size `sort_size`: one uniform bind
+/// group per step.
+fn sort_steps(
+    ctx: &GpuContext,
+    sort_layout: &wgpu::BindGroupLayout,
+    sort_size: usize,
+) -> Vec<SortStep> {
+    // Bitonic schedule: sort blocks locally, then for each larger size the strides
+    // ≥ block as global steps and the rest as one local step.
+    let block = SORT_BLOCK.min(sort_size);
+    let mut steps = vec![(
+        false,
+        TopkSortParams {
+            full: 1,
+            ..Default::default()
+        },
+    )];
+    let mut size = 2 * block;
+    while size <= sort_size {
+        let mut j = size / 2;
+        while j >= block {
+            let p = TopkSortParams {
+                size: size as u32,
+                stride: j as u32,
+                ..Default::default()
+            };
+            steps.push((true, p));
+            j /= 2;
+        }
+        steps.push((
+            false,
+            TopkSortParams {
+                size: size as u32,
+                ..Default::default()
+            },
+        ));
+        size *= 2;
+    }
+    steps
+        .into_iter()
+        .map(|(global, p)| {
+            let u = shader::uniform(ctx, &p);
+            SortStep {
+                global,
+                bind_group: shader::bind_group_with_layout(
+                    ctx,
+                    sort_layout,
+                    &[u.as_entire_binding()],
+                ),
+            }
+        })
+        .collect()
 }
 
 impl Topk {
@@ -390,52 +444,6 @@ impl Topk {
         };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
-        // Bitonic schedule: sort blocks locally, then for each larger size the strides
-        // ≥ block as global steps and the rest as one local step.
-        let block = SORT_BLOCK.min(plan.sort_size);
-        let mut steps = vec![(
-            false,
-            TopkSortParams {
-                full: 1,
-                ..Default::default()
-            },
-        )];
-        let mut size = 2 * block;
-        while size <= plan.sort_size {
-            let mut j = size / 2;
-            while j >= block {
-                let p = TopkSortParams {
-                    size: size as u32,
-                    stride: j as u32,
-                    ..Default::default()
-                };
-                steps.push((true, p));
-                j /= 2;
-            }
-            steps.push((
-                false,
-                TopkSortParams {
-                    size: size as u32,
-                    ..Default::default()
-                },
-            ));
-            size *= 2;
-        }
-        let sort_steps = steps
-            .into_iter()
-            .map(|(global, p)| {
-                let u = shader::uniform(ctx, &p);
-                SortStep {
-                    global,
-                    bind_group: shader::bind_group_with_layout(
-                        ctx,
-                        &sort_layout,
-                        &[u.as_entire_binding()],
-                    ),
-                }
-            })
-            .collect();
-
         let pipelines = if plan.one_pass {
             Pipelines::OnePass(build("topk_one_pass", &main)?)
         } else {
@@ -446,12 +454,12 @@ impl Topk {
                 finalize: build("topk_finalize", &main)?,
                 sort_local: build("topk_sort_local", &with_sort)?,
                 sort_global: build("topk_sort_global", &with_sort)?,
+                sort_steps: sort_steps(ctx, &sort_layout, plan.sort_size),
             }
         };
         let batch = plan.batch_rows;
         Ok(Topk {
             pipelines,
-            sort_steps,
             work: scratch(ctx, "topk.work", batch * plan.work_per_row * 4),
             pairs: scratch(ctx, "topk.pairs", batch * plan.sort_size * 8),
             no_lengths: GpuBuffer::zeroed(ctx, 4, "topk.no_lengths")?,
@@ -589,6 +597,7 @@ impl Topk {
             sort_local,
             sort_global,
             finalize,
+            sort_steps,
         } = &self.pipelines
         else {
             return;
@@ -609,7 +618,7 @@ impl Topk {
         if cfg.sorted {
             let blocks = (plan.sort_size / SORT_BLOCK.min(plan.sort_size)) as u32;
             let halves = (rows * plan.sort_size / 2).div_ceil(WG) as u32;
-            for step in &self.sort_steps {
+            for step in sort_steps {
                 let (pipeline, groups) = if step.global {
                     (sort_global, halves)
                 } else {
