@@ -6,3 +6,13 @@
 fn linear_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + nwg.x * (wid.y + nwg.y * wid.z);
 }
+
+// Special-value tests on the bits. Float comparisons with NaN are not reliably unordered on
+// every driver (lavapipe evaluates NaN != -inf as false), and exp(NaN) need not be NaN.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7FFFFFFFu) > 0x7F800000u;
+}
+
+fn is_neg_inf(x: f32) -> bool {
+    return bitcast<u32>(x) == 0xFF800000u;
+}

@@ -57,11 +57,10 @@ var<workgroup> w_tile: array<f32, 1024>;   // 16 x KEY_TILE weights of the curre
 const MAX_DIM_CHUNKS: u32 = 16u;           // HEAD_DIM <= 256
 
 // P_ij from a scaled score and the row's lse; a row that saw no key (lse = −inf) has P = 0.
-// NaN propagates (a NaN input poisons the gradients that touch it, as in the reference). The
-// −inf test compares bits: float comparisons with NaN are not reliably unordered on every
-// driver (lavapipe treats NaN != −inf as false).
+// NaN propagates (a NaN input poisons the gradients that touch it, as in the reference); the
+// −inf test is on the bits (see is_neg_inf).
 fn prob(s: f32, lse: f32) -> f32 {
-    return select(0.0, exp(s - lse), bitcast<u32>(lse) != 0xFF800000u);
+    return select(0.0, exp(s - lse), !is_neg_inf(lse));
 }
 
 // a + Σ_j w_tile[row][j] · kv_chunk[j][t % 16] over the loaded B chunk's rows j in [lo, hi).

@@ -154,13 +154,12 @@ fn dense_attention_merge(
     }
     let row = t / HEAD_DIM;
     let dim = t % HEAD_DIM;
-    // NaN and −inf are tested on the bits: some drivers do not treat NaN comparisons as
-    // unordered, and exp(NaN) need not be NaN everywhere.
+    // NaN and −inf are tested on the bits (is_nan, is_neg_inf).
     var mx = neg_inf();
     var nan = false;
     for (var s = 0u; s < p.key_splits; s++) {
         let x = part_lse[s * p.rows + row];
-        nan = nan || (bitcast<u32>(x) & 0x7FFFFFFFu) > 0x7F800000u;
+        nan = nan || is_nan(x);
         mx = max_num(mx, x);
     }
     if (nan) {
@@ -170,7 +169,7 @@ fn dense_attention_merge(
         }
         return;
     }
-    if (bitcast<u32>(mx) == 0xFF800000u) {
+    if (is_neg_inf(mx)) {
         out[t] = 0.0;
         if (dim == 0u) {
             lse_out[row] = neg_inf();
