@@ -21,12 +21,14 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
 /// that they agree bit for bit, unsorted order included.
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
     let mut results = Vec::new();
-    // Radix, one pass with the core append, one pass with the subgroup append (where the
+    // Radix with this adapter's chunking and with a GPU's (2048 workgroups per pass: short
+    // chunks), one pass with the core append, one pass with the subgroup append (where the
     // adapter has subgroups; otherwise the same core kernel again).
-    for (strategy, subgroups) in [
-        (Strategy::Radix, false),
-        (Strategy::OnePass, false),
-        (Strategy::OnePass, true),
+    for (strategy, subgroups, radix_groups) in [
+        (Strategy::Radix, false, None),
+        (Strategy::Radix, false, Some(2048)),
+        (Strategy::OnePass, false, None),
+        (Strategy::OnePass, true, None),
     ] {
         if strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K {
             continue;
@@ -34,13 +36,14 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
         let c = TopkConfig {
             strategy,
             subgroups,
+            radix_groups,
             ..cfg
         };
-        let what = format!("{what} {strategy:?} subgroups={subgroups}");
+        let what = format!("{what} {strategy:?} subgroups={subgroups} groups={radix_groups:?}");
         results.push(check_one(ctx, c, scores, lengths, &what));
     }
     for r in &results[1..] {
-        assert_same(r, &results[0], &format!("{what}: one-pass vs radix"));
+        assert_same(r, &results[0], &format!("{what}: variants agree"));
     }
 }
 
@@ -295,6 +298,16 @@ fn bad_input_is_a_typed_error() {
             },
         ),
         "row_stride",
+    );
+    shape_err(
+        Topk::new(
+            &ctx,
+            TopkConfig {
+                radix_groups: Some(0),
+                ..cfg(2, 10, 1)
+            },
+        ),
+        "radix_groups",
     );
     let topk = Topk::new(&ctx, cfg(4, 10, 2)).unwrap();
     assert!(matches!(

@@ -34,7 +34,9 @@ const BLOCK: u32 = 1024u;        // elements a local bitonic step holds in workg
 const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 
 // work layout: hist [rows][chunks][256] | info [rows][chunks][4] | state [rows][4]
-// info: gt count, eq count, gt base, eq base. state: prefix, remaining, gt_total, pass.
+// hist: per chunk, entries (matching the prefix) whose digit is ≥ b: suffix counts, so that
+// "how many above digit d" is one load. info: gt count, eq count, gt base, eq base.
+// state: prefix, remaining, gt_total, pass.
 
 @group(0) @binding(0) var<uniform> p: TopkParams;
 @group(0) @binding(1) var<storage, read> scores: array<Score>;
@@ -79,9 +81,11 @@ fn info_at(row: u32, chunk: u32) -> u32 {
 }
 
 var<workgroup> wg_hist: array<atomic<u32>, 256>;
+var<workgroup> wg_counts: array<u32, 256>;
+var<workgroup> wg_block: array<u32, 16>;
 
 // One workgroup per (row, chunk): histogram of the current 8-bit digit over the entries whose
-// higher digits equal the prefix chosen so far.
+// higher digits equal the prefix chosen so far, written as suffix counts (digit ≥ b).
 @compute @workgroup_size(WG)
 fn topk_histogram(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -111,15 +115,38 @@ fn topk_histogram(
             atomicAdd(&wg_hist[(key >> shift) & 255u], 1u);
         }
     }
+    // Suffix counts in two levels (16 blocks of 16 digits) on plain copies: three barriers and
+    // at most 31 loads per thread, where a scan takes 16 barriers (which CPU drivers pay dearly
+    // for, as they do for every atomic access).
     workgroupBarrier();
-    work[hist_at(row, chunk) + lid] = atomicLoad(&wg_hist[lid]);
+    wg_counts[lid] = atomicLoad(&wg_hist[lid]);
+    workgroupBarrier();
+    if (lid < 16u) {
+        var sum = 0u;
+        for (var i = 0u; i < 16u; i++) {
+            sum += wg_counts[lid * 16u + i];
+        }
+        wg_block[lid] = sum;
+    }
+    workgroupBarrier();
+    let block = lid / 16u;
+    var suffix = 0u;
+    for (var b = block + 1u; b < 16u; b++) {
+        suffix += wg_block[b];
+    }
+    for (var i = lid; i < block * 16u + 16u; i++) {
+        suffix += wg_counts[i];
+    }
+    work[hist_at(row, chunk) + lid] = suffix;
 }
 
-var<workgroup> wg_total: array<u32, 256>;
-var<workgroup> wg_chosen: u32;
+var<workgroup> wg_chosen: vec2<u32>;
 
-// One workgroup per row: sum the chunk histograms, pick the digit holding the k-th largest
-// key, and track per chunk how many entries are already known to be above the threshold.
+// One workgroup per row: sum the chunks' suffix counts, pick the digit holding the k-th
+// largest key (the one thread where the row's suffix count first reaches it), and track per
+// chunk how many entries are already known to be above the threshold. Apart from the coalesced
+// sum over chunks, every step is one load per thread or a workgroup scan: no thread walks the
+// digits or the chunks alone (a serial chain of loads that GPUs pay in latency).
 @compute @workgroup_size(WG)
 fn topk_select(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -132,67 +159,71 @@ fn topk_select(
     }
     let st = state_at(row);
     let pass_ = work[st + 3u];
+    let remaining = select(work[st + 1u], min(p.k, row_len(row)), pass_ == 0u);
     var total = 0u;
     for (var c = 0u; c < p.chunks; c++) {
         total += work[hist_at(row, c) + lid];
     }
-    wg_total[lid] = total;
+    wg_counts[lid] = total;
     workgroupBarrier();
+    // Suffix counts never increase with the digit and the first is ≥ remaining, so exactly
+    // one digit is the last whose count reaches it (255 when remaining is 0: an empty row).
+    let above = select(0u, wg_counts[min(lid + 1u, 255u)], lid < 255u);
+    if (total >= remaining && (lid == 255u || above < remaining)) {
+        wg_chosen = vec2<u32>(lid, above);
+    }
+    workgroupBarrier();
+    let chosen = wg_chosen.x;
     if (lid == 0u) {
-        var remaining = work[st + 1u];
-        if (pass_ == 0u) {
-            remaining = min(p.k, row_len(row));
-        }
-        // Walk digits from the top until the bucket holding the remaining-th key.
-        var above = 0u;
-        var chosen = 0u;
-        for (var b = 255i; b >= 0i; b--) {
-            let t = wg_total[u32(b)];
-            if (above + t >= remaining) {
-                chosen = u32(b);
-                break;
-            }
-            above += t;
-        }
         let shift = 24u - 8u * pass_;
         work[st] = work[st] | (chosen << shift);
-        work[st + 1u] = remaining - above;
-        work[st + 2u] = select(work[st + 2u], 0u, pass_ == 0u) + above;
+        work[st + 1u] = remaining - wg_chosen.y;
+        work[st + 2u] = select(work[st + 2u], 0u, pass_ == 0u) + wg_chosen.y;
         work[st + 3u] = pass_ + 1u;
-        wg_chosen = chosen;
     }
-    workgroupBarrier();
-    let chosen = wg_chosen;
-    for (var c = lid; c < p.chunks; c += WG) {
-        let h = hist_at(row, c);
+    // One thread per chunk (chunks ≤ WG).
+    var counts = vec2<u32>(0u);
+    if (lid < p.chunks) {
+        let h = hist_at(row, lid);
         var gt = 0u;
-        for (var b = chosen + 1u; b < 256u; b++) {
-            gt += work[h + b];
+        if (chosen < 255u) {
+            gt = work[h + chosen + 1u];
         }
-        let info = info_at(row, c);
-        work[info] = select(work[info], 0u, pass_ == 0u) + gt;
-        if (pass_ == 3u) {
-            work[info + 1u] = work[h + chosen];
-        }
+        let info = info_at(row, lid);
+        counts = vec2<u32>(select(work[info], 0u, pass_ == 0u) + gt, work[h + chosen] - gt);
+        work[info] = counts.x;
+        work[info + 1u] = counts.y;
     }
     if (pass_ == 3u) {
-        workgroupBarrier();
-        if (lid == 0u) {
-            var gt_base = 0u;
-            var eq_base = 0u;
-            for (var c = 0u; c < p.chunks; c++) {
-                let info = info_at(row, c);
-                work[info + 2u] = gt_base;
-                work[info + 3u] = eq_base;
-                gt_base += work[info];
-                eq_base += work[info + 1u];
-            }
+        // Each chunk's first slot among the row's keys above / equal to the threshold.
+        let bases = workgroup_scan(lid, counts) - counts;
+        if (lid < p.chunks) {
+            let info = info_at(row, lid);
+            work[info + 2u] = bases.x;
+            work[info + 3u] = bases.y;
         }
     }
 }
 
-var<workgroup> wg_gt: array<u32, 256>;
-var<workgroup> wg_eq: array<u32, 256>;
+var<workgroup> wg_scan: array<vec2<u32>, WG>;
+
+// Inclusive scan of `v` over the workgroup's threads, from thread 0 up. Hillis-Steele,
+// log2(WG) steps. Uniform call.
+fn workgroup_scan(lid: u32, v: vec2<u32>) -> vec2<u32> {
+    workgroupBarrier();
+    wg_scan[lid] = v;
+    for (var off = 1u; off < WG; off <<= 1u) {
+        workgroupBarrier();
+        var add = vec2<u32>(0u);
+        if (lid >= off) {
+            add = wg_scan[lid - off];
+        }
+        workgroupBarrier();
+        wg_scan[lid] += add;
+    }
+    workgroupBarrier();
+    return wg_scan[lid];
+}
 
 // One workgroup per (row, chunk): write keys above the threshold, then the lowest-index keys
 // equal to it, in index order, so the unsorted result is deterministic too. Each thread owns a
@@ -230,24 +261,9 @@ fn topk_compact(
         gt += select(0u, 1u, key > threshold);
         eq += select(0u, 1u, key == threshold);
     }
-    wg_gt[lid] = gt;
-    wg_eq[lid] = eq;
-    // Inclusive Hillis-Steele scan over the 256 threads.
-    for (var off = 1u; off < WG; off <<= 1u) {
-        workgroupBarrier();
-        var a = 0u;
-        var b = 0u;
-        if (lid >= off) {
-            a = wg_gt[lid - off];
-            b = wg_eq[lid - off];
-        }
-        workgroupBarrier();
-        wg_gt[lid] += a;
-        wg_eq[lid] += b;
-    }
-    workgroupBarrier();
-    var gt_slot = work[info + 2u] + wg_gt[lid] - gt;
-    var eq_rank = eq_base + wg_eq[lid] - eq;
+    let first = workgroup_scan(lid, vec2<u32>(gt, eq)) - vec2<u32>(gt, eq);
+    var gt_slot = work[info + 2u] + first.x;
+    var eq_rank = eq_base + first.y;
     let base = row * p.sort_size;
     for (var col = start; col < end; col++) {
         let key = order_key(score(row, col));
