@@ -38,7 +38,8 @@ enum Size {
 
 #[derive(Parser)]
 struct Args {
-    /// Kernels to run (default: all). Known: rng_fill, topk (with topk_baseline), dense_attention,
+    /// Kernels to run (default: all but topk_sweep). Known: rng_fill, topk (with topk_baseline),
+    /// topk_sweep (radix vs one pass over rows × n × k, for `Strategy::Auto`), dense_attention,
     /// topk_attention, gather_attention, gumbel_max, lazy_gumbel, lev_attention,
     /// dense_attention_backward, sparse_attention_backward.
     #[arg(long)]
@@ -57,6 +58,10 @@ struct Args {
     /// Also time the CPU reference once per case (slow at full size).
     #[arg(long)]
     cpu: bool,
+    /// topk: also time the radix path aiming for this many workgroups per pass
+    /// (`TopkConfig::radix_groups`; repeatable), to tune the default on a new device.
+    #[arg(long)]
+    radix_groups: Vec<usize>,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -140,8 +145,12 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
 
 /// `with_cpu`: also keep a host copy of the scores to time the CPU reference on (a full-size
 /// readback is 1 GiB, so it is only made when asked for).
-fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>> {
-    let fill = RngFill::new(ctx)?;
+fn topk_cases(
+    ctx: &GpuContext,
+    size: Size,
+    with_cpu: bool,
+    radix_groups: &[usize],
+) -> Result<Vec<Case>> {
     let shapes: &[(usize, usize, usize)] = match size {
         Size::Small => &[
             (64, 4096, 32),
@@ -159,15 +168,7 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
     };
     let mut cases = Vec::new();
     for &(rows, n, k) in shapes {
-        let scores = std::rc::Rc::new(GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.scores")?);
-        let mut fill_enc = ctx.encoder("fill");
-        fill.encode(
-            &mut fill_enc,
-            &scores,
-            RngKey::default(),
-            Distribution::Normal,
-        )?;
-        ctx.submit_and_wait(fill_enc)?;
+        let scores = std::rc::Rc::new(random_scores(ctx, rows, n)?);
         let cfg = TopkConfig {
             rows,
             n,
@@ -179,12 +180,20 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
         } else {
             None
         };
-        // Both algorithms where the one-pass path applies; the note marks Auto's choice.
-        for strategy in [Strategy::Radix, Strategy::OnePass] {
+        // Both algorithms where the one-pass path applies (and radix at each asked-for
+        // workgroup target); the note marks Auto's choice.
+        let variants = [(Strategy::Radix, None), (Strategy::OnePass, None)]
+            .into_iter()
+            .chain(radix_groups.iter().map(|&g| (Strategy::Radix, Some(g))));
+        for (strategy, groups) in variants {
             if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
                 continue;
             }
-            let scfg = TopkConfig { strategy, ..cfg };
+            let scfg = TopkConfig {
+                strategy,
+                radix_groups: groups,
+                ..cfg
+            };
             let topk = Topk::new(ctx, scfg)?;
             let out = topk.outputs()?;
             let cpu: Option<Box<dyn Fn()>> = host.clone().map(|host| -> Box<dyn Fn()> {
@@ -192,10 +201,11 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
                     std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
                 })
             });
-            let auto = scfg.one_pass() == cfg.one_pass();
+            let auto = scfg.one_pass() == cfg.one_pass() && groups.is_none();
+            let groups = groups.map_or(String::new(), |g| format!(" g={g}"));
             cases.push(Case {
                 kernel: "topk",
-                shape: format!("{rows}x{n} k={k} {strategy:?}"),
+                shape: format!("{rows}x{n} k={k} {strategy:?}{groups}"),
                 bytes: (rows * n * 4) as f64,
                 flops: 0.0,
                 record: {
@@ -222,6 +232,65 @@ fn topk_cases(ctx: &GpuContext, size: Size, with_cpu: bool) -> Result<Vec<Case>>
             note: String::new(),
             samples: 0.0,
         });
+    }
+    Ok(cases)
+}
+
+/// Radix vs one pass over a grid of rows × n × k (random normal scores): the data behind
+/// `Strategy::Auto`'s crossover. Opt-in (`--kernel topk_sweep`).
+fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    let (rows_set, n_set): (&[usize], &[usize]) = match size {
+        Size::Small => (&[1, 16, 256], &[4096, 32768]),
+        Size::Full => (&[1, 16, 64, 256, 1024, 4096], &[4096, 16384, 65536, 262144]),
+    };
+    let mut cases = Vec::new();
+    for &n in n_set {
+        // One buffer per n, big enough for the most rows that fit 256 MiB.
+        let max_rows = rows_set
+            .iter()
+            .copied()
+            .filter(|&r| r * n * 4 <= 256 << 20)
+            .max()
+            .unwrap_or(1);
+        let scores = std::rc::Rc::new(random_scores(ctx, max_rows, n)?);
+        for &rows in rows_set.iter().filter(|&&r| r <= max_rows) {
+            for k in [8, 32, 128, 256, 512] {
+                for strategy in [Strategy::Radix, Strategy::OnePass] {
+                    let cfg = TopkConfig {
+                        rows,
+                        n,
+                        k,
+                        strategy,
+                        ..Default::default()
+                    };
+                    let topk = Topk::new(ctx, cfg)?;
+                    let out = topk.outputs()?;
+                    let scores = scores.clone();
+                    let auto = TopkConfig {
+                        strategy: Strategy::Auto,
+                        ..cfg
+                    }
+                    .one_pass()
+                        == cfg.one_pass();
+                    cases.push(Case {
+                        kernel: "topk_sweep",
+                        shape: format!("{rows}x{n} k={k} {strategy:?}"),
+                        bytes: (rows * n * 4) as f64,
+                        flops: 0.0,
+                        record: Box::new(move |enc| {
+                            topk.encode(enc, TopkInput::new(&scores), &out)
+                        }),
+                        cpu: None,
+                        note: if auto {
+                            "Strategy::Auto picks this".into()
+                        } else {
+                            String::new()
+                        },
+                        samples: 0.0,
+                    });
+                }
+            }
+        }
     }
     Ok(cases)
 }
@@ -659,13 +728,17 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             p
         }
     };
-    let want = |k: &str| args.kernel.is_empty() || args.kernel.iter().any(|x| x == k);
+    let named = |k: &str| args.kernel.iter().any(|x| x == k);
+    let want = |k: &str| args.kernel.is_empty() || named(k);
     let mut cases = Vec::new();
     if want("rng_fill") {
         cases.extend(rng_fill_cases(&ctx, size)?);
     }
     if want("topk") {
-        cases.extend(topk_cases(&ctx, size, args.cpu)?);
+        cases.extend(topk_cases(&ctx, size, args.cpu, &args.radix_groups)?);
+    }
+    if named("topk_sweep") {
+        cases.extend(topk_sweep_cases(&ctx, size)?);
     }
     if want("dense_attention") {
         cases.extend(dense_attention_cases(&ctx, size)?);
@@ -702,7 +775,20 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         "% peak",
         "CPU ref ms"
     );
-    let mut results = Vec::new();
+    // Written after every case, so a run cut short (a device time limit) keeps what it measured.
+    let mut report = Report {
+        adapter: info.name,
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver,
+        driver_info: info.driver_info,
+        size: format!("{size:?}"),
+        date_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        peak_gbps,
+        results: Vec::new(),
+    };
     for mut case in cases {
         let t = time_gpu(&ctx, args.warmup, args.reps, &mut case.record)?;
         let gbps = case.bytes / t.median_ms() / 1e6;
@@ -740,7 +826,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         if !note.is_empty() {
             println!("{:<25} {note}", "");
         }
-        results.push(Row {
+        report.results.push(Row {
             kernel: case.kernel,
             shape: case.shape,
             clock,
@@ -753,22 +839,11 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             cpu_reference_ms: cpu_ms,
             note,
         });
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
     }
-    if let Some(path) = args.json {
-        let report = Report {
-            adapter: info.name,
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-            driver: info.driver,
-            driver_info: info.driver_info,
-            size: format!("{size:?}"),
-            date_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            peak_gbps,
-            results,
-        };
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    if let Some(path) = &args.json {
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One device call that measures everything the open issues ask a GPU for, most wanted first,
+# within a time budget, so a short device lease is spent on measuring, not on typing.
+#
+# Here:   ../shared/device/prepare.sh          (stages .gl/ and .devbin/)
+# Device: run tool, carry [".gl", ".devbin"], timeout_s ≈ BUDGET + 60, command
+#         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
+#
+# Steps (default: all, in this order): bench_topk torch_peers topk_sweep bench_attention
+# torch_extra bench_backward tests bench_rest. Each writes $OUT/STEP.log (and our bench's
+# $OUT/STEP.json, rewritten after every case); a step that would overrun BUDGET seconds is
+# cut to what is left, or skipped. Finally scripts/gpu_report.py turns it all into
+# $OUT/report.md: our times, GB/s against the measured copy bandwidth, and ratios to PyTorch.
+set -u
+out=${OUT:-/tmp/on_gpu}
+mkdir -p "$out"
+budget=${BUDGET:-300}
+size=${SIZE:-full} # SIZE=small: a dry run on lavapipe
+bench=.devbin/bench
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(bench_topk torch_peers topk_sweep bench_attention torch_extra
+  bench_backward tests bench_rest)
+
+# step NAME SECONDS CMD...: runs CMD with a timeout inside the budget, logging to $out/NAME.log.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((budget - SECONDS))
+  if [ "$left" -lt 15 ]; then
+    echo "== $name: skipped (budget spent)"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "== $name (≤ ${limit}s)"
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$out/$name.log" 2>&1
+  echo "   rc=$? in $((SECONDS - t0))s; tail:"
+  tail -n 4 "$out/$name.log" | sed 's/^/   /'
+}
+
+for s in "${steps[@]}"; do
+  case $s in
+  bench_topk) step "$s" 60 $bench --size $size --kernel topk --reps 10 --warmup 3 \
+    --radix-groups 256 --radix-groups 1024 --radix-groups 8192 --json "$out/$s.json" ;;
+  torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
+  topk_sweep) step "$s" 60 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
+    --json "$out/$s.json" ;;
+  bench_attention) step "$s" 90 $bench --size $size --kernel dense_attention \
+    --kernel topk_attention --kernel gather_attention --reps 5 --warmup 1 --json "$out/$s.json" ;;
+  torch_extra) step "$s" 90 env OUT="$out" python3 scripts/torch_extra.py ;;
+  bench_backward) step "$s" 90 $bench --size $size --kernel dense_attention_backward \
+    --kernel sparse_attention_backward --reps 3 --warmup 1 --json "$out/$s.json" ;;
+  tests) step "$s" 90 env CI=true sh -c \
+    'for t in .devbin/test-topk .devbin/test-topk_attention .devbin/test-dense_attention; do
+       echo "## $t"; $t --test-threads 4 2>&1 | grep -E "^test |test result|panicked"; done' ;;
+  bench_rest) step "$s" 60 $bench --size $size --kernel rng_fill --kernel lev_attention \
+    --kernel gumbel_max --kernel lazy_gumbel --reps 5 --warmup 1 --json "$out/$s.json" ;;
+  *) echo "unknown step $s" ;;
+  esac
+done
+python3 scripts/gpu_report.py "$out" >"$out/report.md" 2>"$out/report.err" &&
+  echo "== report: $out/report.md" || cat "$out/report.err"
+echo "total ${SECONDS}s"
