@@ -176,6 +176,41 @@ fn adversarial_distributions() {
     }
 }
 
+/// The one-pass path's shrinks (sort the arrivals, merge them into the sorted front) at k
+/// near its limit, where the buffer has the least headroom: random rows (a few shrinks),
+/// ascending rows (a shrink every tile) and heavy ties, sorted and unsorted.
+#[test]
+fn one_pass_shrinks_near_its_largest_k() {
+    let ctx = gpu_or_skip!();
+    let n = 20000;
+    let normal = common::normal_data(2 * n, 7);
+    let rows: Vec<(&str, Vec<f32>)> = vec![
+        ("random", normal.clone()),
+        ("ascending", (0..2 * n).map(|i| (i % n) as f32).collect()),
+        (
+            "ties",
+            normal.iter().map(|x| (x * 3.0).round()).collect::<Vec<_>>(),
+        ),
+    ];
+    for (name, data) in &rows {
+        for k in [255, 257, 300, 511, ONE_PASS_MAX_K] {
+            for sorted in [true, false] {
+                let c = TopkConfig {
+                    sorted,
+                    ..cfg(2, n, k)
+                };
+                check(
+                    &ctx,
+                    c,
+                    data,
+                    None,
+                    &format!("{name} k={k} sorted={sorted}"),
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn nan_is_selected_only_after_every_number() {
     let ctx = gpu_or_skip!();

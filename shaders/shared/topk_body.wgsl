@@ -416,52 +416,59 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 // One workgroup per row reads the row once, in tiles of ONE_PASS_TILE entries. An entry joins
 // a candidate buffer in workgroup memory when the row's current top-k is not full yet or its
 // key beats the current k-th key `tau` (strictly: an equal key arrives later, so it loses the
-// tie). When the buffer could overflow on the next tile, a bitonic sort keeps its best k and
-// raises tau. Entries rejected against tau are beaten by k entries of smaller index, so the
-// result is exactly the radix path's, order and all. Random rows produce about
-// k·(1 + ln(n/k)) candidates in all, so a row costs one read plus a few small sorts; sorted
-// ascending rows are the worst case (a sort per tile), still exact.
+// tie). When the buffer could overflow on the next tile, it shrinks to its best k and tau
+// rises. Entries rejected against tau are beaten by k entries of smaller index, so the result
+// is exactly the radix path's, order and all. Random rows produce about k·(1 + ln(n/k))
+// candidates in all, so a row costs one read plus a few small sorts; sorted ascending rows
+// are the worst case (a shrink per tile), still exact.
+//
+// A shrink keeps the buffer's front sorted: only the candidates that arrived since the last
+// one are sorted (a bitonic sort of their count, rounded up to a power of two), then merged
+// with the sorted front by rank (each entry binary-searches the other list) in one step. With
+// few arrivals that is a handful of barrier steps instead of a full sort of the buffer.
 
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;
 const ONE_PASS_TILE: u32 = 512u;              // WG * ONE_PASS_PER_THREAD; k ≤ CAP - TILE
+const CAP_PER_THREAD: u32 = 4u;               // ONE_PASS_CAP / WG
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
 var<workgroup> cand_count: atomic<u32>;
 var<workgroup> cand_seen: u32;
 var<workgroup> cand_tau: u32;
 var<workgroup> cand_full: u32;
+var<workgroup> cand_sorted: u32;              // cand[0, cand_sorted) is sorted best-first
 
-// Sorts cand[0, count) best-first (`before`), padding up to a power of two with sentinels.
-// `by_class`: instead order by (class, index) with class 0 for keys above `t`, 1 for keys equal
-// to it, 2 for sentinels: the unsorted output order of the radix path. Uniform call.
-fn sort_candidates(lid: u32, count: u32, by_class: bool, t: u32) {
+// Sorts cand[first, first + count) best-first (`before`). `by_class`: instead order by
+// (class, index) with class 0 for keys above `t` and 1 for keys equal to it: the unsorted
+// output order of the radix path. A bitonic network in its one-direction form (each merge
+// starts by comparing mirrored pairs), so entries past `count` act as sentinels that never
+// move and need not exist: the sort touches only its range. Uniform call.
+fn sort_candidates(lid: u32, first: u32, count: u32, by_class: bool, t: u32) {
     var size = 2u;
     while (size < count) {
         size *= 2u;
-    }
-    for (var i = lid; i < size; i += WG) {
-        if (i >= count) {
-            cand[i] = vec2<u32>(0u, SENTINEL_IDX);
-        }
     }
     for (var s = 2u; s <= size; s *= 2u) {
         for (var j = s / 2u; j > 0u; j /= 2u) {
             workgroupBarrier();
             for (var h = lid; h < size / 2u; h += WG) {
                 let i = 2u * j * (h / j) + (h % j);
-                let a = cand[i];
-                let b = cand[i + j];
-                var b_first = before(b, a);
-                if (by_class) {
-                    let ca = select(select(0u, 1u, a.x == t), 2u, a.y == SENTINEL_IDX);
-                    let cb = select(select(0u, 1u, b.x == t), 2u, b.y == SENTINEL_IDX);
-                    b_first = cb < ca || (cb == ca && b.y < a.y);
-                }
-                let asc = (i & s) == 0u;
-                if (select(!b_first, b_first, asc) && a.y != b.y) {
-                    cand[i] = b;
-                    cand[i + j] = a;
+                // The first step of a merge pairs i with its mirror in the block of size s.
+                let q = select(i + j, (i | (s - 1u)) - (i & (s - 1u)), j == s / 2u);
+                if (q < count) {
+                    let a = cand[first + i];
+                    let b = cand[first + q];
+                    var b_first = before(b, a);
+                    if (by_class) {
+                        let ca = select(0u, 1u, a.x == t);
+                        let cb = select(0u, 1u, b.x == t);
+                        b_first = cb < ca || (cb == ca && b.y < a.y);
+                    }
+                    if (b_first) {
+                        cand[first + i] = b;
+                        cand[first + q] = a;
+                    }
                 }
             }
         }
@@ -469,12 +476,57 @@ fn sort_candidates(lid: u32, count: u32, by_class: bool, t: u32) {
     workgroupBarrier();
 }
 
-// Keeps the best k of the `count` candidates and sets tau. Uniform call.
+// How many of the sorted cand[lo, hi) come before `v` (`before` is a strict total order: keys,
+// then distinct indices).
+fn count_before(v: vec2<u32>, lo: u32, hi: u32) -> u32 {
+    var l = lo;
+    var h = hi;
+    while (l < h) {
+        let mid = (l + h) / 2u;
+        if (before(cand[mid], v)) {
+            l = mid + 1u;
+        } else {
+            h = mid;
+        }
+    }
+    return l - lo;
+}
+
+// Keeps the best k of the `count` candidates, sorted, and sets tau. Uniform call.
 fn shrink_candidates(lid: u32, count: u32) {
-    sort_candidates(lid, count, false, 0u);
+    let front = workgroupUniformLoad(&cand_sorted);
+    if (front < count) {
+        sort_candidates(lid, front, count - front, false, 0u);
+        if (front > 0u) {
+            // Merge by rank: an entry's place is its index in its own list plus the number of
+            // the other list's entries that come before it. Read all, then write the first k.
+            var mine: array<vec2<u32>, CAP_PER_THREAD>;
+            var rank: array<u32, CAP_PER_THREAD>;
+            for (var e = 0u; e < CAP_PER_THREAD; e++) {
+                let slot = e * WG + lid;
+                rank[e] = ONE_PASS_CAP;
+                if (slot < count) {
+                    mine[e] = cand[slot];
+                    if (slot < front) {
+                        rank[e] = slot + count_before(mine[e], front, count);
+                    } else {
+                        rank[e] = slot - front + count_before(mine[e], 0u, front);
+                    }
+                }
+            }
+            workgroupBarrier();
+            for (var e = 0u; e < CAP_PER_THREAD; e++) {
+                if (rank[e] < p.k) {
+                    cand[rank[e]] = mine[e];
+                }
+            }
+            workgroupBarrier();
+        }
+    }
     if (lid == 0u) {
         let kept = min(count, p.k);
         atomicStore(&cand_count, kept);
+        cand_sorted = kept;
         if (kept == p.k) {
             cand_full = 1u;
             cand_tau = cand[p.k - 1u].x;
@@ -492,6 +544,20 @@ fn candidates_now(lid: u32) -> u32 {
     return workgroupUniformLoad(&cand_seen);
 }
 
+// This thread's entries of the tile at `base` (0 past the row). The loop loads the next
+// tile before filtering the current one, so the loads are in flight across the filter and
+// its barriers instead of starting after them.
+fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
+    var v: array<f32, ONE_PASS_PER_THREAD>;
+    for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+        let col = base + e * WG + lid;
+        if (col < len) {
+            v[e] = score(row, col);
+        }
+    }
+    return v;
+}
+
 @compute @workgroup_size(WG)
 fn topk_one_pass(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -506,18 +572,22 @@ fn topk_one_pass(
         atomicStore(&cand_count, 0u);
         cand_full = 0u;
         cand_tau = 0u;
+        cand_sorted = 0u;
     }
     workgroupBarrier();
     let len = row_len(row);
+    var ahead = load_tile(row, 0u, len, lid);
     for (var base = 0u; base < len; base += ONE_PASS_TILE) {
         let full = cand_full != 0u;
         let tau = cand_tau;
+        let tile = ahead;
+        ahead = load_tile(row, base + ONE_PASS_TILE, len, lid);
         for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
             let col = base + e * WG + lid;
             var key = 0u;
             var admit = false;
             if (col < len) {
-                key = order_key(score(row, col));
+                key = order_key(tile[e]);
                 admit = !full || key > tau;
             }
             append_candidate(admit, key, col);
@@ -534,7 +604,7 @@ fn topk_one_pass(
     shrink_candidates(lid, count);
     let kept = min(count, p.k);
     if (p.sorted == 0u && kept > 0u) {
-        sort_candidates(lid, kept, true, cand[kept - 1u].x);
+        sort_candidates(lid, 0u, kept, true, cand[kept - 1u].x);
     }
     for (var slot = lid; slot < p.k; slot += WG) {
         write_slot(row, slot, select(SENTINEL_IDX, cand[slot].y, slot < kept));

@@ -8,8 +8,9 @@
 //!   GPU without any workgroup waiting on another. A compaction writes the keys above the
 //!   threshold and the lowest-index keys equal to it, then a bitonic sort orders them.
 //! - **One pass** (k ≤ [`ONE_PASS_MAX_K`]): one workgroup per row reads it once, keeping
-//!   candidates that beat the running k-th key in workgroup memory and shrinking them with a
-//!   bitonic sort when full. One read of the input and one dispatch instead of ~12: the choice
+//!   candidates that beat the running k-th key in workgroup memory; when full, it sorts the
+//!   new arrivals and merges them into the sorted best k. One read of the input and one
+//!   dispatch instead of ~12: the choice
 //!   for many rows and small k. With `SUBGROUP` (f32 scores) the candidate append takes one
 //!   atomic per subgroup (`topk_subgroup`); the core-WebGPU kernel stays available
 //!   (`TopkConfig::subgroups = false`) and both are tested.
