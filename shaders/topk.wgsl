@@ -4,8 +4,8 @@
 // Per row batch the host records:
 //   4 × (topk_histogram over rows × chunks, topk_select over rows)  -> threshold key T per row
 //   topk_compact (rows × chunks)     -> keys > T, then the first keys == T by index, into `pairs`
-//   topk_sort_local / topk_sort_global (bitonic, optional)
-//   topk_finalize (rows × k)         -> values (read back from the input), indices, counts
+//   topk_sort_local / topk_sort_global (bitonic; the last local step writes the outputs)
+//   or, unsorted, topk_finalize (rows × k) -> values (read back from the input), indices, counts
 // No pass waits on another workgroup: every cross-workgroup step is a separate dispatch.
 //
 // Order: scores map to u32 keys that order like the floats, with -0.0 == +0.0 and NaN below

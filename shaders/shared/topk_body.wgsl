@@ -23,10 +23,13 @@ struct TopkParams {
     sorted: u32,       // 0: unsorted output order (one-pass path; radix skips the sort)
 }
 
-struct TopkSortParams {
+// Per-dispatch step of the radix path (group 1): which pass, or which bitonic step.
+struct TopkStepParams {
+    pass_: u32,    // radix pass 0..3 (topk_histogram, topk_select)
     size: u32,     // bitonic merge size s
     stride: u32,   // compare distance j (global step), or 0 for a local step
     full: u32,     // 1: local step sorts whole blocks from scratch (sizes 2..block)
+    last: u32,     // 1: the final sort step, which writes the outputs itself
 }
 
 const WG: u32 = 256u;
@@ -36,7 +39,7 @@ const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 // work layout: hist [rows][chunks][256] | info [rows][chunks][4] | state [rows][4]
 // hist: per chunk, entries (matching the prefix) whose digit is ≥ b: suffix counts, so that
 // "how many above digit d" is one load. info: gt count, eq count, gt base, eq base.
-// state: prefix, remaining, gt_total, pass.
+// state: prefix, remaining, gt_total, unused. Pass 0 writes it fresh: no clear needed.
 
 @group(0) @binding(0) var<uniform> p: TopkParams;
 @group(0) @binding(1) var<storage, read> scores: array<Score>;
@@ -46,7 +49,7 @@ const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 @group(0) @binding(5) var<storage, read_write> out_values: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out_indices: array<u32>;
 @group(0) @binding(7) var<storage, read_write> out_counts: array<u32>;
-@group(1) @binding(0) var<uniform> sp: TopkSortParams;
+@group(1) @binding(0) var<uniform> sp: TopkStepParams;
 
 
 // Order key for the configured end: selecting the smallest inverts the keys of numbers only,
@@ -101,7 +104,7 @@ fn topk_histogram(
     atomicStore(&wg_hist[lid], 0u);
     workgroupBarrier();
     let st = state_at(row);
-    let pass_ = work[st + 3u];
+    let pass_ = sp.pass_;
     let shift = 24u - 8u * pass_;
     let prefix = work[st];
     // Bits above the current digit; none on the first pass.
@@ -158,7 +161,7 @@ fn topk_select(
         return;
     }
     let st = state_at(row);
-    let pass_ = work[st + 3u];
+    let pass_ = sp.pass_;
     let remaining = select(work[st + 1u], min(p.k, row_len(row)), pass_ == 0u);
     var total = 0u;
     for (var c = 0u; c < p.chunks; c++) {
@@ -176,10 +179,9 @@ fn topk_select(
     let chosen = wg_chosen.x;
     if (lid == 0u) {
         let shift = 24u - 8u * pass_;
-        work[st] = work[st] | (chosen << shift);
+        work[st] = select(work[st], 0u, pass_ == 0u) | (chosen << shift);
         work[st + 1u] = remaining - wg_chosen.y;
         work[st + 2u] = select(work[st + 2u], 0u, pass_ == 0u) + wg_chosen.y;
-        work[st + 3u] = pass_ + 1u;
     }
     // One thread per chunk (chunks ≤ WG).
     var counts = vec2<u32>(0u);
@@ -343,6 +345,17 @@ fn topk_sort_local(
         size *= 2u;
     }
     workgroupBarrier();
+    if (sp.last != 0u) {
+        // The block is final: write its output slots (what topk_finalize does otherwise).
+        for (var t = lid; t < block && first + t < p.k; t += WG) {
+            let slot = first + t;
+            write_slot(row, slot, select(SENTINEL_IDX, wg_pairs[t].y, slot < count));
+        }
+        if (first == 0u && lid == 0u) {
+            out_counts[p.row0 + row] = count;
+        }
+        return;
+    }
     for (var t = lid; t < block; t += WG) {
         pairs[base + first + t] = wg_pairs[t];
     }

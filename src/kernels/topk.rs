@@ -30,7 +30,7 @@
 use crate::buffer::{ElemType, Elems, GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::params::{TopkParams, TopkSortParams};
+use crate::params::{TopkParams, TopkStepParams};
 use crate::shader::{self, BindingKind, Module, Tier};
 
 /// Which end of each row to keep.
@@ -337,6 +337,8 @@ enum Pipelines {
         sort_local: wgpu::ComputePipeline,
         sort_global: wgpu::ComputePipeline,
         finalize: wgpu::ComputePipeline,
+        /// One step bind group per radix pass.
+        passes: Vec<wgpu::BindGroup>,
         sort_steps: Vec<SortStep>,
     },
 }
@@ -344,6 +346,15 @@ enum Pipelines {
 struct SortStep {
     global: bool,
     bind_group: wgpu::BindGroup,
+}
+
+fn step_bind_group(
+    ctx: &GpuContext,
+    layout: &wgpu::BindGroupLayout,
+    p: &TopkStepParams,
+) -> wgpu::BindGroup {
+    let u = shader::uniform(ctx, p);
+    shader::bind_group_with_layout(ctx, layout, &[u.as_entire_binding()])
 }
 
 /// The top-k kernel for one [`TopkConfig`]. Build once (compiles pipelines, allocates
@@ -369,10 +380,10 @@ fn scratch(ctx: &GpuContext, label: &str, bytes: usize) -> wgpu::Buffer {
 }
 
 /// The bitonic sort schedule of the radix path for sort size `sort_size`: one uniform bind
-/// group per step.
+/// group per step; the last (always a local step) writes the outputs.
 fn sort_steps(
     ctx: &GpuContext,
-    sort_layout: &wgpu::BindGroupLayout,
+    step_layout: &wgpu::BindGroupLayout,
     sort_size: usize,
 ) -> Vec<SortStep> {
     // Bitonic schedule: sort blocks locally, then for each larger size the strides
@@ -380,7 +391,7 @@ fn sort_steps(
     let block = SORT_BLOCK.min(sort_size);
     let mut steps = vec![(
         false,
-        TopkSortParams {
+        TopkStepParams {
             full: 1,
             ..Default::default()
         },
@@ -389,7 +400,7 @@ fn sort_steps(
     while size <= sort_size {
         let mut j = size / 2;
         while j >= block {
-            let p = TopkSortParams {
+            let p = TopkStepParams {
                 size: size as u32,
                 stride: j as u32,
                 ..Default::default()
@@ -399,25 +410,21 @@ fn sort_steps(
         }
         steps.push((
             false,
-            TopkSortParams {
+            TopkStepParams {
                 size: size as u32,
                 ..Default::default()
             },
         ));
         size *= 2;
     }
+    if let Some((_, p)) = steps.last_mut() {
+        p.last = 1;
+    }
     steps
         .into_iter()
-        .map(|(global, p)| {
-            let u = shader::uniform(ctx, &p);
-            SortStep {
-                global,
-                bind_group: shader::bind_group_with_layout(
-                    ctx,
-                    sort_layout,
-                    &[u.as_entire_binding()],
-                ),
-            }
+        .map(|(global, p)| SortStep {
+            global,
+            bind_group: step_bind_group(ctx, step_layout, &p),
         })
         .collect()
 }
@@ -437,7 +444,7 @@ impl Topk {
                 Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
             ],
         );
-        let sort_layout = shader::bind_group_layout(ctx, "topk.sort", &[Uniform]);
+        let step_layout = shader::bind_group_layout(ctx, "topk.step", &[Uniform]);
         let pl = |layouts: &[Option<&wgpu::BindGroupLayout>]| {
             ctx.device
                 .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -447,7 +454,7 @@ impl Topk {
                 })
         };
         let main = pl(&[Some(&layout)]);
-        let with_sort = pl(&[Some(&layout), Some(&sort_layout)]);
+        let with_step = pl(&[Some(&layout), Some(&step_layout)]);
         let subgroup_tier = cfg.subgroups && plan.one_pass && ctx.capabilities().subgroups;
         let module = match cfg.scores {
             ScoreType::F32 if subgroup_tier => Module::new(
@@ -465,13 +472,22 @@ impl Topk {
             Pipelines::OnePass(build("topk_one_pass", &main)?)
         } else {
             Pipelines::Radix {
-                histogram: build("topk_histogram", &main)?,
-                select: build("topk_select", &main)?,
+                histogram: build("topk_histogram", &with_step)?,
+                select: build("topk_select", &with_step)?,
                 compact: build("topk_compact", &main)?,
                 finalize: build("topk_finalize", &main)?,
-                sort_local: build("topk_sort_local", &with_sort)?,
-                sort_global: build("topk_sort_global", &with_sort)?,
-                sort_steps: sort_steps(ctx, &sort_layout, plan.sort_size),
+                sort_local: build("topk_sort_local", &with_step)?,
+                sort_global: build("topk_sort_global", &with_step)?,
+                passes: (0..4)
+                    .map(|pass_| {
+                        let p = TopkStepParams {
+                            pass_,
+                            ..Default::default()
+                        };
+                        step_bind_group(ctx, &step_layout, &p)
+                    })
+                    .collect(),
+                sort_steps: sort_steps(ctx, &step_layout, plan.sort_size),
             }
         };
         let batch = plan.batch_rows;
@@ -592,21 +608,16 @@ impl Topk {
                         &[&bg],
                         rows as u32,
                     ),
-                    Pipelines::Radix { .. } => self.record_radix(encoder, &bg, rows, &params),
+                    Pipelines::Radix { .. } => self.record_radix(encoder, &bg, rows),
                 }
                 row0 += rows;
             }
         })
     }
 
-    /// The radix path for one row batch: 4 × (histogram, select), compact, sort, finalize.
-    fn record_radix(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        bg: &wgpu::BindGroup,
-        rows: usize,
-        params: &TopkParams,
-    ) {
+    /// The radix path for one row batch: 4 × (histogram, select), compact, then the sort
+    /// (whose last step writes the outputs) or, unsorted, finalize.
+    fn record_radix(&self, encoder: &mut wgpu::CommandEncoder, bg: &wgpu::BindGroup, rows: usize) {
         let Pipelines::Radix {
             histogram,
             select,
@@ -614,22 +625,31 @@ impl Topk {
             sort_local,
             sort_global,
             finalize,
+            passes,
             sort_steps,
         } = &self.pipelines
         else {
             return;
         };
         let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
-        // Fresh per-row state (prefix, remaining, gt_total, pass) for this batch.
-        encoder.clear_buffer(
-            &self.work,
-            (params.state_base as u64) * 4,
-            Some(rows as u64 * 16),
-        );
         let tiles = (rows * plan.chunks) as u32;
-        for _ in 0..4 {
-            shader::dispatch(ctx, encoder, "topk_histogram", histogram, &[bg], tiles);
-            shader::dispatch(ctx, encoder, "topk_select", select, &[bg], rows as u32);
+        for pass in passes {
+            shader::dispatch(
+                ctx,
+                encoder,
+                "topk_histogram",
+                histogram,
+                &[bg, pass],
+                tiles,
+            );
+            shader::dispatch(
+                ctx,
+                encoder,
+                "topk_select",
+                select,
+                &[bg, pass],
+                rows as u32,
+            );
         }
         shader::dispatch(ctx, encoder, "topk_compact", compact, &[bg], tiles);
         if cfg.sorted {
@@ -650,9 +670,10 @@ impl Topk {
                     groups,
                 );
             }
+        } else {
+            let slots = (rows * cfg.k).div_ceil(WG) as u32;
+            shader::dispatch(ctx, encoder, "topk_finalize", finalize, &[bg], slots);
         }
-        let slots = (rows * cfg.k).div_ceil(WG) as u32;
-        shader::dispatch(ctx, encoder, "topk_finalize", finalize, &[bg], slots);
     }
 
     /// Uploads f32 `scores` (and `lengths`), runs, and reads the result back.
