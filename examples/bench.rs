@@ -38,10 +38,10 @@ enum Size {
 
 #[derive(Parser)]
 struct Args {
-    /// Kernels to run (default: all but topk_sweep). Known: rng_fill, topk (with topk_baseline),
-    /// topk_sweep (radix vs one pass over rows × n × k, for `Strategy::Auto`), dense_attention,
-    /// topk_attention, gather_attention, gumbel_max, lazy_gumbel, lev_attention,
-    /// dense_attention_backward, sparse_attention_backward.
+    /// Kernels to run (default: all but topk_sweep). Known: dispatch_overhead, rng_fill, topk
+    /// (with topk_baseline), topk_sweep (radix vs one pass over rows × n × k, for
+    /// `Strategy::Auto`), dense_attention, topk_attention, gather_attention, gumbel_max,
+    /// lazy_gumbel, lev_attention, dense_attention_backward, sparse_attention_backward.
     #[arg(long)]
     kernel: Vec<String>,
     /// Shape set; default `full` on GPUs, `small` on CPU adapters.
@@ -234,6 +234,34 @@ fn topk_cases(
         });
     }
     Ok(cases)
+}
+
+/// The device's cost per dependent dispatch: 1, 16 and 64 back-to-back `rng_fill`s of 1024
+/// floats into one buffer (each waits on the last), so launch gaps and barriers dominate. The
+/// yardstick for trading dispatches against work (the radix path uses 10–12 per call).
+fn dispatch_overhead_cases(ctx: &GpuContext) -> Result<Vec<Case>> {
+    let fill = std::rc::Rc::new(RngFill::new(ctx)?);
+    let out = std::rc::Rc::new(GpuBuffer::<f32>::zeroed(ctx, 1024, "bench.tiny")?);
+    Ok([1usize, 16, 64]
+        .into_iter()
+        .map(|count| {
+            let (fill, out) = (fill.clone(), out.clone());
+            Case {
+                kernel: "dispatch_overhead",
+                shape: format!("{count} dependent dispatches"),
+                bytes: 0.0,
+                flops: 0.0,
+                record: Box::new(move |enc| {
+                    (0..count).try_for_each(|_| {
+                        fill.encode(enc, &out, RngKey::default(), Distribution::Uniform)
+                    })
+                }),
+                cpu: None,
+                note: format!("per dispatch: median / {count}"),
+                samples: 0.0,
+            }
+        })
+        .collect())
 }
 
 /// Radix vs one pass over a grid of rows × n × k (random normal scores): the data behind
@@ -736,6 +764,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     }
     if want("topk") {
         cases.extend(topk_cases(&ctx, size, args.cpu, &args.radix_groups)?);
+    }
+    if want("dispatch_overhead") {
+        cases.extend(dispatch_overhead_cases(&ctx)?);
     }
     if named("topk_sweep") {
         cases.extend(topk_sweep_cases(&ctx, size)?);

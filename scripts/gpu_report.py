@@ -57,6 +57,10 @@ def main(d):
         print(f"- adapter: {r['adapter']} ({r['backend']}, {r['device_type']}), "
               f"driver {r['driver']} {r['driver_info']}")
         print(f"- our device-to-device copy bandwidth (read + write): {r['peak_gbps']:.0f} GB/s")
+    per = [c["median_ms"] / int(c["shape"].split()[0]) for c in cases
+           if c["kernel"] == "dispatch_overhead" and c["shape"].split()[0] != "1"]
+    if per:
+        print(f"- cost per dependent dispatch: {min(per) * 1e3:.1f}–{max(per) * 1e3:.1f} µs")
     dev = peer(peers, "device")
     if dev:
         print(f"- PyTorch {dev.get('torch')} on {dev.get('name')}")

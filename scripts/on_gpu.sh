@@ -40,7 +40,8 @@ step() {
 
 for s in "${steps[@]}"; do
   case $s in
-  bench_topk) step "$s" 60 $bench --size $size --kernel topk --reps 10 --warmup 3 \
+  bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
+    --reps 10 --warmup 3 \
     --radix-groups 256 --radix-groups 1024 --radix-groups 8192 --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
   topk_sweep) step "$s" 60 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
