@@ -548,13 +548,15 @@ fn shrink_candidates(lid: u32, count: u32) {
     workgroupBarrier();
 }
 
-// The candidate count, read by every thread after the appends of a tile (uniform).
-fn candidates_now(lid: u32) -> u32 {
+// After the appends of a tile: the candidate count and whether the running top-k is full,
+// read by every thread as one uniform value (count < 2^16), so a tile costs three barriers.
+fn candidates_now(lid: u32) -> vec2<u32> {
     workgroupBarrier();
     if (lid == 0u) {
-        cand_seen = atomicLoad(&cand_count);
+        cand_seen = atomicLoad(&cand_count) | (cand_full << 16u);
     }
-    return workgroupUniformLoad(&cand_seen);
+    let seen = workgroupUniformLoad(&cand_seen);
+    return vec2<u32>(seen & 0xFFFFu, seen >> 16u);
 }
 
 // This thread's entries of the tile at `base` (0 past the row). The loop loads the next
@@ -607,13 +609,14 @@ fn topk_one_pass(
         }
         // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
         // tau filters from the second tile on.
-        let count = candidates_now(lid);
-        let first_full = workgroupUniformLoad(&cand_full) == 0u && count >= p.k;
+        let now = candidates_now(lid);
+        let count = now.x;
+        let first_full = now.y == 0u && count >= p.k;
         if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && base + ONE_PASS_TILE < len)) {
             shrink_candidates(lid, count);
         }
     }
-    let count = candidates_now(lid);
+    let count = candidates_now(lid).x;
     shrink_candidates(lid, count);
     let kept = min(count, p.k);
     if (p.sorted == 0u && kept > 0u) {
