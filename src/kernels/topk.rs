@@ -82,8 +82,8 @@ pub struct TopkConfig {
     pub subgroups: bool,
     /// Workgroups the radix path aims for per histogram pass (each scans one chunk of a row;
     /// at most 256 chunks per row). `None`: 2048 on GPUs, 64 on CPU adapters (lavapipe runs a
-    /// few workgroups at a time and pays per workgroup). A tuning knob: results are identical
-    /// for any value.
+    /// few workgroups at a time and pays per workgroup), with chunks no shorter than √(256·n)
+    /// entries. A tuning knob: results are identical for any value.
     pub radix_groups: Option<usize>,
 }
 
@@ -277,7 +277,18 @@ impl Plan {
             TARGET_GROUPS
         });
         let target = (cfg.rows.max(1) * n).div_ceil(groups).next_multiple_of(WG);
-        let chunk = target.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
+        // By default no shorter than √(WG·n): there a histogram thread's walk down its chunk
+        // and a select thread's walk over the row's chunks are equally long, both chains of
+        // loads a GPU pays in latency (a decode row would otherwise get 256 chunks of 512).
+        let balance = match cfg.radix_groups {
+            None => ((WG * n) as f64).sqrt() as usize,
+            Some(_) => 0,
+        };
+        let chunk = target
+            .max(balance.next_multiple_of(WG))
+            .min(MAX_CHUNK)
+            .min(n.next_multiple_of(WG))
+            .max(lower);
         let chunks = n.div_ceil(chunk);
         let one_pass = cfg.one_pass();
         // The one-pass path needs no scratch.
@@ -711,5 +722,42 @@ impl Topk {
         self.encode(&mut enc, input, &out)?;
         ctx.submit_and_wait(enc)?;
         out.read(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one select
+    /// thread each), covering the row; the default never cuts a long row finer than √(256·n).
+    #[test]
+    fn radix_plans_fit_the_kernels() {
+        let limits = wgpu::Limits::default();
+        for rows in [1, 3, 64, 4096, 70000] {
+            for n in [1, 255, 256, 257, 5000, 131072, 1 << 20, 1 << 24] {
+                for groups in [None, Some(1), Some(64), Some(2048), Some(1 << 20)] {
+                    for cpu in [false, true] {
+                        let cfg = TopkConfig {
+                            rows,
+                            n,
+                            k: n.min(2048),
+                            strategy: Strategy::Radix,
+                            radix_groups: groups,
+                            ..Default::default()
+                        };
+                        let Ok(plan) = Plan::new(&cfg, &limits, cpu) else {
+                            continue; // a row too large for the default binding limit
+                        };
+                        let what = format!("rows={rows} n={n} groups={groups:?} cpu={cpu}");
+                        assert_eq!(plan.chunk % WG, 0, "{what}");
+                        assert!(plan.chunks <= WG && plan.chunks * plan.chunk >= n, "{what}");
+                        if groups.is_none() && n >= 1 << 16 {
+                            assert!(plan.chunk * plan.chunk >= WG * n, "{what}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
