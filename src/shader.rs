@@ -25,6 +25,8 @@ pub enum Tier {
     Subgroup,
     /// Needs `Features::SHADER_F16`.
     F16,
+    /// Needs both `SHADER_F16` and `SUBGROUP`.
+    F16Subgroup,
 }
 
 impl Tier {
@@ -35,6 +37,8 @@ impl Tier {
             Tier::Core => (true, ""),
             Tier::Subgroup => (caps.subgroups, "SUBGROUP"),
             Tier::F16 => (caps.f16, "SHADER_F16"),
+            Tier::F16Subgroup if !caps.f16 => (false, "SHADER_F16"),
+            Tier::F16Subgroup => (caps.subgroups, "SUBGROUP"),
         };
         if ok {
             Ok(())

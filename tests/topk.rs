@@ -444,13 +444,19 @@ fn f16_scores_match_reference_on_widened_values() {
     let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 61 % 2100).collect();
     for k in [1, 33, 700, 2049] {
         for order in [Order::Largest, Order::Smallest] {
-            for strategy in [Strategy::Radix, Strategy::OnePass] {
+            // Radix, one pass, one pass with the subgroup append (`topk_f16_subgroup`).
+            for (strategy, subgroups) in [
+                (Strategy::Radix, false),
+                (Strategy::OnePass, false),
+                (Strategy::OnePass, true),
+            ] {
                 if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
                     continue;
                 }
                 let c = TopkConfig {
                     order,
                     strategy,
+                    subgroups,
                     ..f16_cfg(rows, n, k)
                 };
                 let gpu = Topk::new(&ctx, c)
@@ -458,7 +464,11 @@ fn f16_scores_match_reference_on_widened_values() {
                     .run_f16(&bits, Some(&lengths))
                     .unwrap();
                 let cpu = topk_ref(&widened, &c, 0, Some(&lengths)).unwrap();
-                assert_same(&gpu, &cpu, &format!("f16 k={k} {order:?} {strategy:?}"));
+                assert_same(
+                    &gpu,
+                    &cpu,
+                    &format!("f16 k={k} {order:?} {strategy:?} subgroups={subgroups}"),
+                );
             }
         }
     }

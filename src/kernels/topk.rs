@@ -10,10 +10,10 @@
 //! - **One pass** (k ≤ [`ONE_PASS_MAX_K`]): one workgroup per row reads it once, keeping
 //!   candidates that beat the running k-th key in workgroup memory; when full, it sorts the
 //!   new arrivals and merges them into the sorted best k. One read of the input and one
-//!   dispatch instead of ~12: the choice
-//!   for many rows and small k. With `SUBGROUP` (f32 scores) the candidate append takes one
-//!   atomic per subgroup (`topk_subgroup`); the core-WebGPU kernel stays available
-//!   (`TopkConfig::subgroups = false`) and both are tested.
+//!   dispatch instead of ~10: the choice for many rows and small k. With `SUBGROUP` the
+//!   candidate append takes one atomic per subgroup (`topk_subgroup`, `topk_f16_subgroup`);
+//!   the core-WebGPU kernel stays available (`TopkConfig::subgroups = false`) and both are
+//!   tested.
 //!
 //! Rules, identical in [`crate::reference::topk`]:
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
@@ -76,9 +76,9 @@ pub struct TopkConfig {
     pub row_stride: Option<usize>,
     pub scores: ScoreType,
     pub strategy: Strategy,
-    /// Use the subgroup tier (`topk_subgroup`: one atomic per subgroup in the one-pass
-    /// candidate append) when the adapter has `SUBGROUP` and the scores are f32. Default true;
-    /// false forces the core-WebGPU kernel. Results are identical either way.
+    /// Use the subgroup tier (`topk_subgroup`, `topk_f16_subgroup`: one atomic per subgroup
+    /// in the one-pass candidate append) when the adapter has `SUBGROUP`. Default true; false
+    /// forces the core-WebGPU (or plain f16) kernel. Results are identical either way.
     pub subgroups: bool,
     /// Workgroups the radix path aims for per histogram pass (each scans one chunk of a row;
     /// at most 256 chunks per row). `None`: 2048 on GPUs, 64 on CPU adapters (lavapipe runs a
@@ -475,6 +475,12 @@ impl Topk {
                 Tier::Subgroup,
             )?,
             ScoreType::F32 => Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?,
+            ScoreType::F16 if subgroup_tier && ctx.capabilities().f16 => Module::new(
+                ctx,
+                "topk_f16_subgroup",
+                shader::sources::TOPK_F16_SUBGROUP,
+                Tier::F16Subgroup,
+            )?,
             ScoreType::F16 => Module::new(ctx, "topk_f16", shader::sources::TOPK_F16, Tier::F16)?,
         };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
