@@ -277,7 +277,7 @@ impl Plan {
             TARGET_GROUPS
         });
         let target = (cfg.rows.max(1) * n).div_ceil(groups).next_multiple_of(WG);
-        // By default no shorter than √(WG·n): there a histogram thread's walk down its chunk
+        // By default no shorter than √(256·n): there a histogram thread's walk down its chunk
         // and a select thread's walk over the row's chunks are equally long, both chains of
         // loads a GPU pays in latency (a decode row would otherwise get 256 chunks of 512).
         let balance = match cfg.radix_groups {
@@ -359,6 +359,7 @@ struct SortStep {
     bind_group: wgpu::BindGroup,
 }
 
+/// Group 1 of a radix step: one uniform `TopkStepParams` (which pass, or which sort step).
 fn step_bind_group(
     ctx: &GpuContext,
     layout: &wgpu::BindGroupLayout,
