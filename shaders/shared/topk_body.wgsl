@@ -33,7 +33,8 @@ struct TopkStepParams {
 }
 
 const WG: u32 = 256u;
-const BLOCK: u32 = 1024u;        // elements a local bitonic step holds in workgroup memory
+const BLOCK: u32 = 2048u;        // elements a local bitonic step holds in workgroup memory (16 KiB,
+                                 // the WebGPU minimum limit): k ≤ 2048 sorts in one dispatch
 const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 
 // work layout: hist [rows][chunks][256] | info [rows][chunks][4] | state [rows][4]

@@ -244,7 +244,7 @@ pub struct TopkResult {
 }
 
 const WG: usize = 256;
-const SORT_BLOCK: usize = 1024;
+const SORT_BLOCK: usize = 2048;
 /// Radix workgroups we aim for per pass by default: enough to fill a large GPU.
 const TARGET_GROUPS: usize = 2048;
 /// The same on a CPU adapter (lavapipe), which runs a few workgroups at a time and pays a
