@@ -437,9 +437,9 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 // are the worst case (a shrink per tile), still exact.
 //
 // A shrink keeps the buffer's front sorted: only the candidates that arrived since the last
-// one are sorted (a bitonic sort of their count, rounded up to a power of two), then merged
-// with the sorted front by rank (each entry binary-searches the other list) in one step. With
-// few arrivals that is a handful of barrier steps instead of a full sort of the buffer.
+// one are sorted (`sort_candidates` over just their range), then merged with the sorted front
+// by rank (each entry binary-searches the other list) in one step. With few arrivals that is
+// a handful of barrier steps instead of a full sort of the buffer.
 
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;

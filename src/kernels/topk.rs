@@ -345,13 +345,21 @@ enum Pipelines {
         histogram: wgpu::ComputePipeline,
         select: wgpu::ComputePipeline,
         compact: wgpu::ComputePipeline,
-        sort_local: wgpu::ComputePipeline,
-        sort_global: wgpu::ComputePipeline,
-        finalize: wgpu::ComputePipeline,
         /// One step bind group per radix pass.
         passes: Vec<wgpu::BindGroup>,
-        sort_steps: Vec<SortStep>,
+        output: RadixOutput,
     },
+}
+
+/// How the radix path writes its outputs: sorted, the last bitonic step does; unsorted,
+/// `topk_finalize` does.
+enum RadixOutput {
+    Sorted {
+        local: wgpu::ComputePipeline,
+        global: wgpu::ComputePipeline,
+        steps: Vec<SortStep>,
+    },
+    Unsorted(wgpu::ComputePipeline),
 }
 
 struct SortStep {
@@ -493,9 +501,6 @@ impl Topk {
                 histogram: build("topk_histogram", &with_step)?,
                 select: build("topk_select", &with_step)?,
                 compact: build("topk_compact", &main)?,
-                finalize: build("topk_finalize", &main)?,
-                sort_local: build("topk_sort_local", &with_step)?,
-                sort_global: build("topk_sort_global", &with_step)?,
                 passes: (0..4)
                     .map(|pass_| {
                         let p = TopkStepParams {
@@ -505,7 +510,15 @@ impl Topk {
                         step_bind_group(ctx, &step_layout, &p)
                     })
                     .collect(),
-                sort_steps: sort_steps(ctx, &step_layout, plan.sort_size),
+                output: if cfg.sorted {
+                    RadixOutput::Sorted {
+                        local: build("topk_sort_local", &with_step)?,
+                        global: build("topk_sort_global", &with_step)?,
+                        steps: sort_steps(ctx, &step_layout, plan.sort_size),
+                    }
+                } else {
+                    RadixOutput::Unsorted(build("topk_finalize", &main)?)
+                },
             }
         };
         let batch = plan.batch_rows;
@@ -640,11 +653,8 @@ impl Topk {
             histogram,
             select,
             compact,
-            sort_local,
-            sort_global,
-            finalize,
             passes,
-            sort_steps,
+            output,
         } = &self.pipelines
         else {
             return;
@@ -670,27 +680,34 @@ impl Topk {
             );
         }
         shader::dispatch(ctx, encoder, "topk_compact", compact, &[bg], tiles);
-        if cfg.sorted {
-            let blocks = (plan.sort_size / SORT_BLOCK.min(plan.sort_size)) as u32;
-            let halves = (rows * plan.sort_size / 2).div_ceil(WG) as u32;
-            for step in sort_steps {
-                let (pipeline, groups) = if step.global {
-                    (sort_global, halves)
-                } else {
-                    (sort_local, rows as u32 * blocks)
-                };
-                shader::dispatch(
-                    ctx,
-                    encoder,
-                    "topk_sort",
-                    pipeline,
-                    &[bg, &step.bind_group],
-                    groups,
-                );
+        match output {
+            RadixOutput::Sorted {
+                local,
+                global,
+                steps,
+            } => {
+                let blocks = (plan.sort_size / SORT_BLOCK.min(plan.sort_size)) as u32;
+                let halves = (rows * plan.sort_size / 2).div_ceil(WG) as u32;
+                for step in steps {
+                    let (pipeline, groups) = if step.global {
+                        (global, halves)
+                    } else {
+                        (local, rows as u32 * blocks)
+                    };
+                    shader::dispatch(
+                        ctx,
+                        encoder,
+                        "topk_sort",
+                        pipeline,
+                        &[bg, &step.bind_group],
+                        groups,
+                    );
+                }
             }
-        } else {
-            let slots = (rows * cfg.k).div_ceil(WG) as u32;
-            shader::dispatch(ctx, encoder, "topk_finalize", finalize, &[bg], slots);
+            RadixOutput::Unsorted(finalize) => {
+                let slots = (rows * cfg.k).div_ceil(WG) as u32;
+                shader::dispatch(ctx, encoder, "topk_finalize", finalize, &[bg], slots);
+            }
         }
     }
 
