@@ -194,32 +194,13 @@ fn topk_cases(
                 radix_groups: groups,
                 ..cfg
             };
-            let topk = Topk::new(ctx, scfg)?;
-            let out = topk.outputs()?;
-            let cpu: Option<Box<dyn Fn()>> = host.clone().map(|host| -> Box<dyn Fn()> {
+            let mut case = topk_case(ctx, "topk", scfg, scores.clone())?;
+            case.cpu = host.clone().map(|host| -> Box<dyn Fn()> {
                 Box::new(move || {
                     std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
                 })
             });
-            let auto = scfg.one_pass() == cfg.one_pass() && groups.is_none();
-            let groups = groups.map_or(String::new(), |g| format!(" g={g}"));
-            cases.push(Case {
-                kernel: "topk",
-                shape: format!("{rows}x{n} k={k} {strategy:?}{groups}"),
-                bytes: (rows * n * 4) as f64,
-                flops: 0.0,
-                record: {
-                    let scores = scores.clone();
-                    Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out))
-                },
-                cpu,
-                note: if auto {
-                    "Strategy::Auto picks this".into()
-                } else {
-                    String::new()
-                },
-                samples: 0.0,
-            });
+            cases.push(case);
         }
         let baseline = TopkBaseline::new(ctx, cfg)?;
         cases.push(Case {
@@ -264,6 +245,47 @@ fn dispatch_overhead_cases(ctx: &GpuContext) -> Result<Vec<Case>> {
         .collect())
 }
 
+/// One timed `Topk` over the first `cfg.rows` rows of `scores` (n-long, f32). The note marks
+/// the path `Strategy::Auto` would take (with the default radix chunking).
+fn topk_case(
+    ctx: &GpuContext,
+    kernel: &'static str,
+    cfg: TopkConfig,
+    scores: std::rc::Rc<GpuBuffer<f32>>,
+) -> Result<Case> {
+    let topk = Topk::new(ctx, cfg)?;
+    let out = topk.outputs()?;
+    let auto_cfg = TopkConfig {
+        strategy: Strategy::Auto,
+        ..cfg
+    };
+    let auto = cfg.radix_groups.is_none() && auto_cfg.one_pass() == cfg.one_pass();
+    let groups = cfg
+        .radix_groups
+        .map_or(String::new(), |g| format!(" g={g}"));
+    let TopkConfig {
+        rows,
+        n,
+        k,
+        strategy,
+        ..
+    } = cfg;
+    Ok(Case {
+        kernel,
+        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}"),
+        bytes: (rows * n * 4) as f64,
+        flops: 0.0,
+        record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
+        cpu: None,
+        note: if auto {
+            "Strategy::Auto picks this".into()
+        } else {
+            String::new()
+        },
+        samples: 0.0,
+    })
+}
+
 /// Radix vs one pass over a grid of rows × n × k (random normal scores): the data behind
 /// `Strategy::Auto`'s crossover. Opt-in (`--kernel topk_sweep`).
 fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
@@ -291,31 +313,7 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                         strategy,
                         ..Default::default()
                     };
-                    let topk = Topk::new(ctx, cfg)?;
-                    let out = topk.outputs()?;
-                    let scores = scores.clone();
-                    let auto = TopkConfig {
-                        strategy: Strategy::Auto,
-                        ..cfg
-                    }
-                    .one_pass()
-                        == cfg.one_pass();
-                    cases.push(Case {
-                        kernel: "topk_sweep",
-                        shape: format!("{rows}x{n} k={k} {strategy:?}"),
-                        bytes: (rows * n * 4) as f64,
-                        flops: 0.0,
-                        record: Box::new(move |enc| {
-                            topk.encode(enc, TopkInput::new(&scores), &out)
-                        }),
-                        cpu: None,
-                        note: if auto {
-                            "Strategy::Auto picks this".into()
-                        } else {
-                            String::new()
-                        },
-                        samples: 0.0,
-                    });
+                    cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
                 }
             }
         }
