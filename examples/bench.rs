@@ -732,13 +732,11 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let ctx = GpuContext::new_blocking()?;
     let info = ctx.adapter_info.clone();
-    let size = args
-        .size
-        .unwrap_or(if info.device_type == wgpu::DeviceType::Cpu {
-            Size::Small
-        } else {
-            Size::Full
-        });
+    let size = args.size.unwrap_or(if ctx.is_cpu_adapter() {
+        Size::Small
+    } else {
+        Size::Full
+    });
     println!(
         "adapter: {} ({:?}, {:?}), driver: {} {}",
         info.name, info.backend, info.device_type, info.driver, info.driver_info

@@ -23,6 +23,15 @@ use crate::shape::{AttentionShape, Mask};
 /// Largest head dimension the kernels support (one thread per dimension in the gather).
 pub const MAX_HEAD_DIM: usize = 256;
 
+/// Queries per tile of the attention kernels (`Q_TILE` in the shaders).
+pub(crate) const Q_TILE: usize = 16;
+
+/// Query tiles of `shape`: each (batch, query head) row block of n_q queries in tiles of
+/// [`Q_TILE`], the workgroup count of the per-tile kernels.
+pub(crate) fn query_tiles(shape: &AttentionShape) -> usize {
+    shape.batch * shape.heads_q * shape.n_q.div_ceil(Q_TILE)
+}
+
 /// Shape and numeric options of an attention call; fixed when a kernel is built.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionConfig {

@@ -164,6 +164,12 @@ impl GpuContext {
         self.caps
     }
 
+    /// Whether the adapter is a CPU driver (lavapipe, WARP), which runs a few workgroups at a
+    /// time and pays per workgroup and barrier: kernels plan fewer, longer workgroups there.
+    pub fn is_cpu_adapter(&self) -> bool {
+        self.adapter_info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Limits the device was created with.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits

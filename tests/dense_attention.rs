@@ -371,7 +371,7 @@ fn gpu_split_keys_match_reference() {
     let shape = AttentionShape::new(2, 1, 5000, 64);
     let cfg = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 4999 });
     let kernel = DenseAttention::new(&ctx, cfg).unwrap();
-    let cpu = ctx.adapter_info.device_type == wgpu::DeviceType::Cpu;
+    let cpu = ctx.is_cpu_adapter();
     assert_eq!(
         kernel.key_splits() > 1,
         !cpu,

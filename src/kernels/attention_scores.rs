@@ -7,15 +7,14 @@
 //! Each block writes `scores [tiles · 16, n_kv]` (only visible keys) and `lengths [tiles · 16]`
 //! (visible keys per row, 0 for padding rows), which is exactly a ragged top-k input.
 
-use crate::attention::{AttentionConfig, Qkv};
+use crate::attention::{AttentionConfig, Q_TILE, Qkv, query_tiles};
 use crate::buffer::GpuBuffer;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::AttentionParams;
 use crate::shader::{self, BindingKind, sources};
 
-/// Queries per tile (`Q_TILE` in the shaders) and keys per workgroup (a multiple of 64).
-pub(crate) const Q_TILE: usize = 16;
+/// Keys per workgroup (a multiple of 64).
 const KEY_SPAN: usize = 1024;
 
 /// One block of tiles: the first tile and how many.
@@ -56,7 +55,7 @@ impl AttentionScores {
         let s = &cfg.shape;
         let row_bytes = s.n_kv * 4;
         let budget = block_bytes.min(ctx.limits().max_storage_buffer_binding_size as usize);
-        let tiles_per_block = (budget / (Q_TILE * row_bytes)).min(Self::total_tiles(&cfg));
+        let tiles_per_block = (budget / (Q_TILE * row_bytes)).min(query_tiles(&cfg.shape));
         if tiles_per_block == 0 {
             return Err(Error::BufferTooLarge {
                 what: "one 16-query block of scores",
@@ -91,11 +90,6 @@ impl AttentionScores {
         })
     }
 
-    fn total_tiles(cfg: &AttentionConfig) -> usize {
-        let s = &cfg.shape;
-        s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE)
-    }
-
     /// Rows of one (full) block: the row count later stages are built for.
     pub fn block_rows(&self) -> usize {
         self.tiles_per_block * Q_TILE
@@ -103,7 +97,7 @@ impl AttentionScores {
 
     /// The blocks covering every query, in order.
     pub fn blocks(&self) -> impl Iterator<Item = Block> + use<> {
-        let (total, per) = (Self::total_tiles(&self.cfg), self.tiles_per_block);
+        let (total, per) = (query_tiles(&self.cfg.shape), self.tiles_per_block);
         (0..total).step_by(per).map(move |tile0| Block {
             tile0,
             tiles: per.min(total - tile0),

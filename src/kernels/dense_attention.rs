@@ -13,15 +13,13 @@
 //! 512-key spans, on GPUs (not on CPU adapters, where more workgroups only add overhead);
 //! [`DenseAttention::with_key_splits`] sets the count.
 
-use crate::attention::{AttentionConfig, AttentionOutputs, Qkv, QkvTensors};
+use crate::attention::{AttentionConfig, AttentionOutputs, Qkv, QkvTensors, query_tiles};
 use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::reference::dense_attention::AttentionOutput;
 use crate::shader::{self, BindingKind, sources};
 
-/// Queries per workgroup (`Q_TILE` in the shader).
-const Q_TILE: usize = 16;
 /// Keys per score tile (`KEY_TILE`): spans are multiples of it.
 const KEY_TILE: usize = 64;
 /// Split-K aims for this many workgroups, with spans of at least `MIN_SPAN` keys.
@@ -55,16 +53,16 @@ impl DenseAttention {
     pub fn new(ctx: &GpuContext, cfg: AttentionConfig) -> Result<Self> {
         cfg.validate()?;
         let s = &cfg.shape;
-        let tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
+        let tiles = query_tiles(s);
         // A CPU adapter (lavapipe) runs a few workgroups at a time and pays per workgroup:
         // split decode measured 2.7–2.9× slower there, so it never splits by default.
-        let cpu = ctx.adapter_info.device_type == wgpu::DeviceType::Cpu;
-        let splits = if cpu || tiles >= SPLIT_TARGET_GROUPS || s.n_kv < 2 * MIN_SPAN {
-            1
-        } else {
-            let span = s.n_kv.div_ceil(SPLIT_TARGET_GROUPS.div_ceil(tiles));
-            s.n_kv.div_ceil(span.max(MIN_SPAN))
-        };
+        let splits =
+            if ctx.is_cpu_adapter() || tiles >= SPLIT_TARGET_GROUPS || s.n_kv < 2 * MIN_SPAN {
+                1
+            } else {
+                let span = s.n_kv.div_ceil(SPLIT_TARGET_GROUPS.div_ceil(tiles));
+                s.n_kv.div_ceil(span.max(MIN_SPAN))
+            };
         // Keep the partials bounded (they are splits × rows × (d + 1) floats).
         let per_split = s.rows() * (s.head_dim + 1) * 4;
         let cap = (PARTIAL_BYTES.min(ctx.limits().max_storage_buffer_binding_size as usize)
@@ -159,7 +157,7 @@ impl DenseAttention {
                     self.part_lse.binding(),
                 ],
             );
-            let tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
+            let tiles = query_tiles(s);
             shader::dispatch(
                 ctx,
                 encoder,

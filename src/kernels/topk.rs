@@ -453,8 +453,7 @@ impl Topk {
     /// Validates `cfg` against the device and compiles the pipelines.
     pub fn new(ctx: &GpuContext, cfg: TopkConfig) -> Result<Self> {
         cfg.validate()?;
-        let cpu = ctx.adapter_info.device_type == wgpu::DeviceType::Cpu;
-        let plan = Plan::new(&cfg, ctx.limits(), cpu)?;
+        let plan = Plan::new(&cfg, ctx.limits(), ctx.is_cpu_adapter())?;
         check_binding_size(ctx, "topk output", (cfg.rows * cfg.k * 4) as u64)?;
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout = shader::bind_group_layout(

@@ -23,11 +23,12 @@
 
 use crate::attention::{
     AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, QkvTensors, SparseAttentionOutput,
+    query_tiles,
 };
 use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels::attention_scores::{AttentionScores, Q_TILE};
+use crate::kernels::attention_scores::AttentionScores;
 use crate::kernels::gather_attention::{GatherAttention, GatherConfig};
 use crate::kernels::topk::{Topk, TopkConfig, TopkInput, TopkOutput};
 use crate::shader::{self, BindingKind, sources};
@@ -280,7 +281,7 @@ impl TopkAttention {
                             indices.binding(),
                         ],
                     );
-                    let tiles = s.batch * s.heads_q * s.n_q.div_ceil(Q_TILE);
+                    let tiles = query_tiles(s);
                     shader::dispatch(
                         ctx,
                         encoder,
