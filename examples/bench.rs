@@ -219,7 +219,7 @@ fn topk_cases(
 
 /// The device's cost per dependent dispatch: 1, 16 and 64 back-to-back `rng_fill`s of 1024
 /// floats into one buffer (each waits on the last), so launch gaps and barriers dominate. The
-/// yardstick for trading dispatches against work (the radix path uses 10–12 per call).
+/// yardstick for trading dispatches against work (the radix path uses 6–8 per call).
 fn dispatch_overhead_cases(ctx: &GpuContext) -> Result<Vec<Case>> {
     let fill = std::rc::Rc::new(RngFill::new(ctx)?);
     let out = std::rc::Rc::new(GpuBuffer::<f32>::zeroed(ctx, 1024, "bench.tiny")?);

@@ -2,8 +2,10 @@
 // deterministic compaction and a bitonic sort of the k survivors.
 //
 // Per row batch the host records:
-//   4 × (topk_histogram over rows × chunks, topk_select over rows)  -> threshold key T per row
-//   topk_compact (rows × chunks)     -> keys > T, then the first keys == T by index, into `pairs`
+//   4 × topk_histogram (rows × chunks; from pass 1 on each workgroup first settles the previous
+//       pass's digit from the atomic row histogram, so no per-row dispatch sits between passes)
+//   topk_compact (rows × chunks)     -> settles the last digit: threshold key T; writes keys > T,
+//                                       then the first keys == T by index, into `pairs`
 //   topk_sort_local / topk_sort_global (bitonic; the last local step writes the outputs)
 //   or, unsorted, topk_finalize (rows × k) -> values (read back from the input), indices, counts
 // No pass waits on another workgroup: every cross-workgroup step is a separate dispatch.

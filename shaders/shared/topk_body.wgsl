@@ -25,7 +25,7 @@ struct TopkParams {
 
 // Per-dispatch step of the radix path (group 1): which pass, or which bitonic step.
 struct TopkStepParams {
-    pass_: u32,    // radix pass 0..3 (topk_histogram, topk_select)
+    pass_: u32,    // radix pass 0..3 (topk_histogram)
     size: u32,     // bitonic merge size s
     stride: u32,   // compare distance j (global step), or 0 for a local step
     full: u32,     // 1: local step sorts whole blocks from scratch (sizes 2..block)
@@ -36,11 +36,19 @@ const WG: u32 = 256u;
 const BLOCK: u32 = 2048u;        // elements a local bitonic step holds in workgroup memory (16 KiB,
                                  // the WebGPU minimum limit): k ≤ 2048 sorts in one dispatch
 const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
+const COMPACT_PASS: u32 = 4u;    // topk_compact chooses the last digit, as a fifth pass would
 
-// work layout: hist [rows][chunks][256] | info [rows][chunks][4] | state [rows][4]
-// hist: per chunk, entries (matching the prefix) whose digit is ≥ b: suffix counts, so that
-// "how many above digit d" is one load. info: gt count, eq count, gt base, eq base.
-// state: prefix, remaining, gt_total, unused. Pass 0 writes it fresh: no clear needed.
+// work layout: hist [rows][chunks][256] | info [rows][chunks] | state [rows][4][4]
+// hist: per chunk, the latest pass's count of entries (matching the prefix) whose digit is ≥ b:
+//   suffix counts, so that "how many above digit d" is one load.
+// info: per chunk, the entries known to be above the threshold from the digits chosen so far.
+// state s (1..4): the row once digits 0..s-1 are chosen: prefix, remaining, gt_total, unused.
+//   Written by chunk 0 of the dispatch that chose digit s-1, for the dispatches after it.
+// row_hist [rows][3][256], only for rows of several chunks (a one-chunk row's histogram is its
+//   chunk's): each pass's row histogram (plain counts), summed by atomics from the chunks. Pass p adds into slot p % 3 and clears slot (p+1) % 3, whose last
+//   reader was pass p-1, so the next pass finds its slot zero. Slot 0 (pass 3's, read by
+//   topk_compact) is cleared by the first sort step or topk_finalize, so every run leaves the
+//   slot that the next run's pass 0 adds into at zero, as the buffer starts.
 
 @group(0) @binding(0) var<uniform> p: TopkParams;
 @group(0) @binding(1) var<storage, read> scores: array<Score>;
@@ -50,6 +58,7 @@ const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 @group(0) @binding(5) var<storage, read_write> out_values: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out_indices: array<u32>;
 @group(0) @binding(7) var<storage, read_write> out_counts: array<u32>;
+@group(0) @binding(8) var<storage, read_write> row_hist: array<atomic<u32>>;
 @group(1) @binding(0) var<uniform> sp: TopkStepParams;
 
 
@@ -72,8 +81,8 @@ fn score(row: u32, col: u32) -> f32 {
     return f32(scores[p.in_shift + row * p.stride + col]);
 }
 
-fn state_at(row: u32) -> u32 {
-    return p.state_base + row * 4u;
+fn state_at(row: u32, s: u32) -> u32 {
+    return p.state_base + (row * 4u + s - 1u) * 4u;
 }
 
 fn hist_at(row: u32, chunk: u32) -> u32 {
@@ -81,15 +90,100 @@ fn hist_at(row: u32, chunk: u32) -> u32 {
 }
 
 fn info_at(row: u32, chunk: u32) -> u32 {
-    return p.info_base + (row * p.chunks + chunk) * 4u;
+    return p.info_base + row * p.chunks + chunk;
+}
+
+fn row_hist_at(row: u32, slot: u32) -> u32 {
+    return (row * 3u + slot) * 256u;
 }
 
 var<workgroup> wg_hist: array<atomic<u32>, 256>;
-var<workgroup> wg_counts: array<u32, 256>;
-var<workgroup> wg_block: array<u32, 16>;
+var<workgroup> wg_chosen: vec2<u32>;
+var<workgroup> wg_scan: array<vec2<u32>, WG>;
+var<workgroup> wg_scan_block: array<vec2<u32>, 16>;
 
-// One workgroup per (row, chunk): histogram of the current 8-bit digit over the entries whose
-// higher digits equal the prefix chosen so far, written as suffix counts (digit ≥ b).
+// Inclusive scan of `v` over the workgroup's threads, from thread 0 up, in two levels (16
+// blocks of 16): four barriers and at most 31 loads per thread, where Hillis-Steele takes 16
+// barriers (which CPU drivers pay dearly for). Uniform call.
+fn workgroup_scan(lid: u32, v: vec2<u32>) -> vec2<u32> {
+    workgroupBarrier();
+    wg_scan[lid] = v;
+    workgroupBarrier();
+    if (lid < 16u) {
+        var sum = vec2<u32>(0u);
+        for (var i = 0u; i < 16u; i++) {
+            sum += wg_scan[lid * 16u + i];
+        }
+        wg_scan_block[lid] = sum;
+    }
+    workgroupBarrier();
+    let block = lid / 16u;
+    var sum = vec2<u32>(0u);
+    for (var b = 0u; b < block; b++) {
+        sum += wg_scan_block[b];
+    }
+    for (var i = block * 16u; i <= lid; i++) {
+        sum += wg_scan[i];
+    }
+    return sum;
+}
+
+// Entries with digit ≥ 255 - lid, given this thread's count of digit 255 - lid: the scan from
+// thread 0 up sums the digits from 255 down. Uniform call.
+fn suffix_count(lid: u32, count: u32) -> u32 {
+    return workgroup_scan(lid, vec2<u32>(count, 0u)).x;
+}
+
+// The row once digit `pass_ - 1` is chosen: (prefix, remaining, gt_total, that digit). Every
+// workgroup of a pass works it out from the previous pass's row histogram, so no dispatch
+// of its own (and no serial chain) sits between two histogram passes; chunk 0 stores it.
+// Suffix counts never increase with the digit and the first is ≥ remaining, so exactly one
+// digit is the last whose count reaches it (255 when remaining is 0: an empty row).
+// Uniform call.
+fn choose_digit(lid: u32, row: u32, pass_: u32) -> vec4<u32> {
+    var prev = vec3<u32>(0u, min(p.k, row_len(row)), 0u);
+    if (pass_ > 1u) {
+        let st = state_at(row, pass_ - 1u);
+        prev = vec3<u32>(work[st], work[st + 1u], work[st + 2u]);
+    }
+    let remaining = prev.y;
+    // Thread lid takes digit 255 - lid: its suffix count and the count above it.
+    let digit = 255u - lid;
+    var suffix: u32;
+    var above: u32;
+    if (p.chunks == 1u) {
+        // A one-chunk row's histogram is its chunk's, kept as suffix counts: no atomics.
+        let h = hist_at(row, 0u);
+        suffix = work[h + digit];
+        above = select(0u, work[h + digit + 1u], digit < 255u);
+    } else {
+        let count = atomicLoad(&row_hist[row_hist_at(row, (pass_ - 1u) % 3u) + digit]);
+        suffix = suffix_count(lid, count);
+        above = suffix - count;
+    }
+    if (suffix >= remaining && (above < remaining || digit == 255u)) {
+        wg_chosen = vec2<u32>(digit, above);
+    }
+    let chosen = workgroupUniformLoad(&wg_chosen);
+    return vec4<u32>(
+        prev.x | (chosen.x << (32u - 8u * pass_)),
+        remaining - chosen.y,
+        prev.z + chosen.y,
+        chosen.x,
+    );
+}
+
+fn store_state(row: u32, s: u32, state: vec4<u32>) {
+    let st = state_at(row, s);
+    work[st] = state.x;
+    work[st + 1u] = state.y;
+    work[st + 2u] = state.z;
+}
+
+// One workgroup per (row, chunk): first (from pass 1 on) the digit the previous pass settled,
+// then the histogram of this pass's 8-bit digit over the entries whose higher digits equal the
+// prefix so far: added into the row histogram, and kept per chunk as suffix counts (digit ≥ b)
+// for the next pass's "above" count and for the compaction's slots.
 @compute @workgroup_size(WG)
 fn topk_histogram(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -102,12 +196,29 @@ fn topk_histogram(
     }
     let row = g / p.chunks;
     let chunk = g % p.chunks;
-    atomicStore(&wg_hist[lid], 0u);
-    workgroupBarrier();
-    let st = state_at(row);
     let pass_ = sp.pass_;
+    atomicStore(&wg_hist[lid], 0u);
+    var prefix = 0u;
+    if (pass_ > 0u) {
+        let state = choose_digit(lid, row, pass_);
+        prefix = state.x;
+        if (lid == 0u) {
+            // This chunk's entries above the digit just chosen are above the threshold.
+            let above = select(0u, work[hist_at(row, chunk) + state.w + 1u], state.w < 255u);
+            let info = info_at(row, chunk);
+            work[info] = select(work[info], 0u, pass_ == 1u) + above;
+            if (chunk == 0u) {
+                store_state(row, pass_, state);
+            }
+        }
+        // The reads of the old counts come before this chunk's new ones are written.
+        storageBarrier();
+    }
+    if (chunk == 0u && p.chunks > 1u) {
+        atomicStore(&row_hist[row_hist_at(row, (pass_ + 1u) % 3u) + lid], 0u);
+    }
+    workgroupBarrier();
     let shift = 24u - 8u * pass_;
-    let prefix = work[st];
     // Bits above the current digit; none on the first pass.
     let high = select(0xFFFFFFFFu << (shift + 8u), 0u, pass_ == 0u);
     let len = row_len(row);
@@ -119,118 +230,23 @@ fn topk_histogram(
             atomicAdd(&wg_hist[(key >> shift) & 255u], 1u);
         }
     }
-    // Suffix counts in two levels (16 blocks of 16 digits) on plain copies: three barriers and
-    // at most 31 loads per thread, where a scan takes 16 barriers (which CPU drivers pay dearly
-    // for, as they do for every atomic access).
     workgroupBarrier();
-    wg_counts[lid] = atomicLoad(&wg_hist[lid]);
-    workgroupBarrier();
-    if (lid < 16u) {
-        var sum = 0u;
-        for (var i = 0u; i < 16u; i++) {
-            sum += wg_counts[lid * 16u + i];
-        }
-        wg_block[lid] = sum;
+    let digit = 255u - lid;
+    let count = atomicLoad(&wg_hist[digit]);
+    if (count != 0u && p.chunks > 1u) {
+        atomicAdd(&row_hist[row_hist_at(row, pass_ % 3u) + digit], count);
     }
-    workgroupBarrier();
-    let block = lid / 16u;
-    var suffix = 0u;
-    for (var b = block + 1u; b < 16u; b++) {
-        suffix += wg_block[b];
-    }
-    for (var i = lid; i < block * 16u + 16u; i++) {
-        suffix += wg_counts[i];
-    }
-    work[hist_at(row, chunk) + lid] = suffix;
+    work[hist_at(row, chunk) + digit] = suffix_count(lid, count);
 }
 
-var<workgroup> wg_chosen: vec2<u32>;
+// This chunk's first slots among the row's keys above / equal to the threshold (.xy) and its
+// counts of them (.zw).
+var<workgroup> wg_slots: vec4<u32>;
 
-// One workgroup per row: sum the chunks' suffix counts, pick the digit holding the k-th
-// largest key (the one thread where the row's suffix count first reaches it), and track per
-// chunk how many entries are already known to be above the threshold. Apart from the coalesced
-// sum over chunks, every step is one load per thread or a workgroup scan: no thread walks the
-// digits or the chunks alone (a serial chain of loads that GPUs pay in latency).
-@compute @workgroup_size(WG)
-fn topk_select(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = linear_workgroup(wid, nwg);
-    if (row >= p.rows) {
-        return;
-    }
-    let st = state_at(row);
-    let pass_ = sp.pass_;
-    let remaining = select(work[st + 1u], min(p.k, row_len(row)), pass_ == 0u);
-    var total = 0u;
-    for (var c = 0u; c < p.chunks; c++) {
-        total += work[hist_at(row, c) + lid];
-    }
-    wg_counts[lid] = total;
-    workgroupBarrier();
-    // Suffix counts never increase with the digit and the first is ≥ remaining, so exactly
-    // one digit is the last whose count reaches it (255 when remaining is 0: an empty row).
-    let above = select(0u, wg_counts[min(lid + 1u, 255u)], lid < 255u);
-    if (total >= remaining && (lid == 255u || above < remaining)) {
-        wg_chosen = vec2<u32>(lid, above);
-    }
-    workgroupBarrier();
-    let chosen = wg_chosen.x;
-    if (lid == 0u) {
-        let shift = 24u - 8u * pass_;
-        work[st] = select(work[st], 0u, pass_ == 0u) | (chosen << shift);
-        work[st + 1u] = remaining - wg_chosen.y;
-        work[st + 2u] = select(work[st + 2u], 0u, pass_ == 0u) + wg_chosen.y;
-    }
-    // One thread per chunk (chunks ≤ WG).
-    var counts = vec2<u32>(0u);
-    if (lid < p.chunks) {
-        let h = hist_at(row, lid);
-        var gt = 0u;
-        if (chosen < 255u) {
-            gt = work[h + chosen + 1u];
-        }
-        let info = info_at(row, lid);
-        counts = vec2<u32>(select(work[info], 0u, pass_ == 0u) + gt, work[h + chosen] - gt);
-        work[info] = counts.x;
-        work[info + 1u] = counts.y;
-    }
-    if (pass_ == 3u) {
-        // Each chunk's first slot among the row's keys above / equal to the threshold.
-        let bases = workgroup_scan(lid, counts) - counts;
-        if (lid < p.chunks) {
-            let info = info_at(row, lid);
-            work[info + 2u] = bases.x;
-            work[info + 3u] = bases.y;
-        }
-    }
-}
-
-var<workgroup> wg_scan: array<vec2<u32>, WG>;
-
-// Inclusive scan of `v` over the workgroup's threads, from thread 0 up. Hillis-Steele,
-// log2(WG) steps. Uniform call.
-fn workgroup_scan(lid: u32, v: vec2<u32>) -> vec2<u32> {
-    workgroupBarrier();
-    wg_scan[lid] = v;
-    for (var off = 1u; off < WG; off <<= 1u) {
-        workgroupBarrier();
-        var add = vec2<u32>(0u);
-        if (lid >= off) {
-            add = wg_scan[lid - off];
-        }
-        workgroupBarrier();
-        wg_scan[lid] += add;
-    }
-    workgroupBarrier();
-    return wg_scan[lid];
-}
-
-// One workgroup per (row, chunk): write keys above the threshold, then the lowest-index keys
-// equal to it, in index order, so the unsorted result is deterministic too. Each thread owns a
-// contiguous run of the chunk so that a prefix sum over threads orders by index.
+// One workgroup per (row, chunk): choose the last digit (the full threshold key), then write
+// keys above the threshold, then the lowest-index keys equal to it, in index order, so the
+// unsorted result is deterministic too. Each thread owns a contiguous run of the chunk so that
+// a prefix sum over threads orders by index.
 @compute @workgroup_size(WG)
 fn topk_compact(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -243,14 +259,30 @@ fn topk_compact(
     }
     let row = g / p.chunks;
     let chunk = g % p.chunks;
-    let st = state_at(row);
-    let threshold = work[st];
-    let need_eq = work[st + 1u];
-    let gt_total = work[st + 2u];
-    let info = info_at(row, chunk);
-    let chunk_gt = work[info];
-    let eq_base = work[info + 3u];
-    if (chunk_gt == 0u && (work[info + 1u] == 0u || eq_base >= need_eq)) {
+    let state = choose_digit(lid, row, COMPACT_PASS);
+    let threshold = state.x;
+    let need_eq = state.y;
+    let gt_total = state.z;
+    let digit = state.w;
+    if (lid == 0u && chunk == 0u) {
+        store_state(row, COMPACT_PASS, state);
+    }
+    // Every chunk's counts at the threshold, one thread per chunk (chunks ≤ WG), scanned.
+    var counts = vec2<u32>(0u);
+    if (lid < p.chunks) {
+        let h = hist_at(row, lid);
+        let above = select(0u, work[h + digit + 1u], digit < 255u);
+        counts = vec2<u32>(work[info_at(row, lid)] + above, work[h + digit] - above);
+    }
+    var first = vec2<u32>(0u);
+    if (p.chunks > 1u) {
+        first = workgroup_scan(lid, counts) - counts;
+    }
+    if (lid == chunk) {
+        wg_slots = vec4<u32>(first, counts);
+    }
+    let slots = workgroupUniformLoad(&wg_slots);
+    if (slots.z == 0u && (slots.w == 0u || slots.y >= need_eq)) {
         return; // uniform across the workgroup: nothing selected here
     }
     let len = row_len(row);
@@ -264,9 +296,9 @@ fn topk_compact(
         gt += select(0u, 1u, key > threshold);
         eq += select(0u, 1u, key == threshold);
     }
-    let first = workgroup_scan(lid, vec2<u32>(gt, eq)) - vec2<u32>(gt, eq);
-    var gt_slot = work[info + 2u] + first.x;
-    var eq_rank = eq_base + first.y;
+    let mine = workgroup_scan(lid, vec2<u32>(gt, eq)) - vec2<u32>(gt, eq);
+    var gt_slot = slots.x + mine.x;
+    var eq_rank = slots.y + mine.y;
     let base = row * p.sort_size;
     for (var col = start; col < end; col++) {
         let key = order_key(score(row, col));
@@ -290,7 +322,7 @@ fn before(a: vec2<u32>, b: vec2<u32>) -> bool {
 var<workgroup> wg_pairs: array<vec2<u32>, BLOCK>;
 
 fn kept(row: u32) -> u32 {
-    let st = state_at(row);
+    let st = state_at(row, COMPACT_PASS);
     return work[st + 2u] + work[st + 1u];
 }
 
@@ -312,6 +344,11 @@ fn topk_sort_local(
     let first = (g % blocks) * block;
     let base = row * p.sort_size;
     let count = kept(row);
+    if (sp.full != 0u && first == 0u && p.chunks > 1u) {
+        // topk_compact was the last reader of the row histogram's slot 0: clear it for the
+        // next run's pass 0.
+        atomicStore(&row_hist[row_hist_at(row, 0u) + lid], 0u);
+    }
     for (var t = lid; t < block; t += WG) {
         var v = pairs[base + first + t];
         if (sp.full != 0u && first + t >= count) {
@@ -403,6 +440,10 @@ fn topk_finalize(
     let row = t / p.k;
     let slot = t % p.k;
     let count = kept(row);
+    // As the first sort step does when sorted: clear slot 0 of the row histogram.
+    for (var i = slot; i < 256u && p.chunks > 1u; i += p.k) {
+        atomicStore(&row_hist[row_hist_at(row, 0u) + i], 0u);
+    }
     var idx = SENTINEL_IDX;
     if (slot < count) {
         idx = pairs[row * p.sort_size + slot].y;

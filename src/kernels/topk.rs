@@ -3,10 +3,12 @@
 //! Two algorithms (see `shaders/topk.wgsl`), chosen per config by [`Strategy`], with identical
 //! results bit for bit:
 //! - **Radix** (any k): MSB-first radix select over order-preserving u32 keys, 8 bits per
-//!   pass; each pass histograms every (row, chunk) in its own workgroup and a per-row workgroup
-//!   picks the digit, so one long row spreads over up to 256 workgroups and many rows fill the
-//!   GPU without any workgroup waiting on another. A compaction writes the keys above the
-//!   threshold and the lowest-index keys equal to it, then a bitonic sort orders them.
+//!   pass; each pass histograms every (row, chunk) in its own workgroup and sums the row's
+//!   histogram with atomics, and every workgroup of the next dispatch settles the digit from
+//!   it, so one long row spreads over up to 256 workgroups and many rows fill the GPU without
+//!   any workgroup waiting on another. A compaction (which settles the last digit) writes the
+//!   keys above the threshold and the lowest-index keys equal to it, then a bitonic sort
+//!   orders them: 6 dispatches for k ≤ 2048.
 //! - **One pass** (k ≤ [`ONE_PASS_MAX_K`]): one workgroup per row reads it once, keeping
 //!   candidates that beat the running k-th key in workgroup memory; when full, it sorts the
 //!   new arrivals and merges them into the sorted best k. One read of the input and one
@@ -254,6 +256,9 @@ const TARGET_GROUPS_CPU: usize = 64;
 const MAX_CHUNK: usize = 16384;
 /// Scratch per batch stays below this, whatever the rows.
 const SCRATCH_BYTES: usize = 64 << 20;
+/// u32s of atomic row histogram per row of several chunks: three 256-digit slots that the
+/// passes rotate through.
+const ROW_HIST: usize = 3 * 256;
 
 /// Sizes derived from the config and the device limits.
 #[derive(Clone, Copy, Debug)]
@@ -264,6 +269,8 @@ struct Plan {
     sort_size: usize,
     batch_rows: usize,
     work_per_row: usize,
+    /// u32s of `row_hist` per row: none for the one-pass path and one-chunk rows.
+    row_hist_per_row: usize,
 }
 
 impl Plan {
@@ -297,14 +304,15 @@ impl Plan {
         } else {
             (
                 cfg.k.next_power_of_two().max(2),
-                chunks * 256 + chunks * 4 + 4,
+                chunks * 256 + chunks + 4 * 4,
             )
         };
         let binding = limits.max_storage_buffer_binding_size as usize;
         let scratch = SCRATCH_BYTES.min(binding);
         let elem = cfg.scores.bytes();
         let input_row = cfg.stride() * elem;
-        let by_work = scratch / (work_per_row * 4);
+        let row_hist_per_row = if one_pass || chunks == 1 { 0 } else { ROW_HIST };
+        let by_work = scratch / ((work_per_row + row_hist_per_row) * 4);
         let by_pairs = binding / (sort_size * 8);
         // One batch's input slice, plus up to one alignment unit of shift, fits one binding.
         let align = limits.min_storage_buffer_offset_alignment as usize;
@@ -334,6 +342,7 @@ impl Plan {
             sort_size,
             batch_rows: batch_rows.max(1),
             work_per_row,
+            row_hist_per_row,
         })
     }
 }
@@ -343,7 +352,6 @@ enum Pipelines {
     OnePass(wgpu::ComputePipeline),
     Radix {
         histogram: wgpu::ComputePipeline,
-        select: wgpu::ComputePipeline,
         compact: wgpu::ComputePipeline,
         /// One step bind group per radix pass.
         passes: Vec<wgpu::BindGroup>,
@@ -387,6 +395,10 @@ pub struct Topk {
     pipelines: Pipelines,
     work: wgpu::Buffer,
     pairs: wgpu::Buffer,
+    /// Per-row atomic histograms. Starts zeroed (wgpu zero-fills new buffers) and every run
+    /// leaves it zeroed (see the work layout in `shaders/shared/topk_body.wgsl`), so nothing
+    /// is cleared per call.
+    row_hist: wgpu::Buffer,
     no_lengths: GpuBuffer<u32>,
 }
 
@@ -461,6 +473,7 @@ impl Topk {
             "topk",
             &[
                 Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+                ReadWrite,
             ],
         );
         let step_layout = shader::bind_group_layout(ctx, "topk.step", &[Uniform]);
@@ -498,7 +511,6 @@ impl Topk {
         } else {
             Pipelines::Radix {
                 histogram: build("topk_histogram", &with_step)?,
-                select: build("topk_select", &with_step)?,
                 compact: build("topk_compact", &main)?,
                 passes: (0..4)
                     .map(|pass_| {
@@ -525,6 +537,7 @@ impl Topk {
             pipelines,
             work: scratch(ctx, "topk.work", batch * plan.work_per_row * 4),
             pairs: scratch(ctx, "topk.pairs", batch * plan.sort_size * 8),
+            row_hist: scratch(ctx, "topk.row_hist", batch * plan.row_hist_per_row * 4),
             no_lengths: GpuBuffer::zeroed(ctx, 4, "topk.no_lengths")?,
             layout,
             plan,
@@ -589,7 +602,7 @@ impl Topk {
                 // Bindings are sized in 4-byte units; GpuBuffer pads its allocation to match.
                 let bytes = ((in_shift + (rows - 1) * stride + cfg.n) * elem).next_multiple_of(4);
                 let hist_len = rows * plan.chunks * 256;
-                let info_len = rows * plan.chunks * 4;
+                let info_len = rows * plan.chunks;
                 let params = TopkParams {
                     rows: rows as u32,
                     n: cfg.n as u32,
@@ -627,6 +640,7 @@ impl Topk {
                         out.values.binding(),
                         out.indices.binding(),
                         out.counts.binding(),
+                        self.row_hist.as_entire_binding(),
                     ],
                 );
                 match &self.pipelines {
@@ -645,12 +659,11 @@ impl Topk {
         })
     }
 
-    /// The radix path for one row batch: 4 × (histogram, select), compact, then the sort
-    /// (whose last step writes the outputs) or, unsorted, finalize.
+    /// The radix path for one row batch: 4 histogram passes, compact, then the sort (whose
+    /// last step writes the outputs) or, unsorted, finalize.
     fn record_radix(&self, encoder: &mut wgpu::CommandEncoder, bg: &wgpu::BindGroup, rows: usize) {
         let Pipelines::Radix {
             histogram,
-            select,
             compact,
             passes,
             output,
@@ -668,14 +681,6 @@ impl Topk {
                 histogram,
                 &[bg, pass],
                 tiles,
-            );
-            shader::dispatch(
-                ctx,
-                encoder,
-                "topk_select",
-                select,
-                &[bg, pass],
-                rows as u32,
             );
         }
         shader::dispatch(ctx, encoder, "topk_compact", compact, &[bg], tiles);
@@ -775,6 +780,9 @@ mod tests {
                         let what = format!("rows={rows} n={n} groups={groups:?} cpu={cpu}");
                         assert_eq!(plan.chunk % WG, 0, "{what}");
                         assert!(plan.chunks <= WG && plan.chunks * plan.chunk >= n, "{what}");
+                        // Rows of several chunks sum their histograms in `row_hist`.
+                        let atomic = plan.chunks > 1;
+                        assert_eq!(plan.row_hist_per_row > 0, atomic, "{what}");
                         if groups.is_none() && n >= 1 << 16 {
                             assert!(plan.chunk * plan.chunk >= WG * n, "{what}");
                         }
