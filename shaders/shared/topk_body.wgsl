@@ -37,6 +37,7 @@ const BLOCK: u32 = 2048u;        // elements a local bitonic step holds in workg
                                  // the WebGPU minimum limit): k ≤ 2048 sorts in one dispatch
 const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 const COMPACT_PASS: u32 = 4u;    // topk_compact chooses the last digit, as a fifth pass would
+const HIST_LOADS: u32 = 4u;      // loads in flight per thread in topk_histogram
 
 // work layout: hist [rows][chunks][256] | info [rows][chunks] | state [rows][4][4]
 // hist: per chunk, the latest pass's count of entries (matching the prefix) whose digit is ≥ b:
@@ -224,10 +225,21 @@ fn topk_histogram(
     let len = row_len(row);
     let start = chunk * p.chunk;
     let end = min(start + p.chunk, len);
-    for (var col = start + lid; col < end; col += WG) {
-        let key = order_key(score(row, col));
-        if ((key & high) == (prefix & high)) {
-            atomicAdd(&wg_hist[(key >> shift) & 255u], 1u);
+    // HIST_LOADS loads per thread are issued before their first use, so a thread waits on
+    // memory once per HIST_LOADS entries rather than once per entry (one long row spreads over
+    // few workgroups, which latency, not bandwidth, bounds).
+    for (var first = start + lid; first < end; first += WG * HIST_LOADS) {
+        var keys: array<u32, HIST_LOADS>;
+        for (var e = 0u; e < HIST_LOADS; e++) {
+            let col = first + e * WG;
+            if (col < end) {
+                keys[e] = order_key(score(row, col));
+            }
+        }
+        for (var e = 0u; e < HIST_LOADS; e++) {
+            if (first + e * WG < end && (keys[e] & high) == (prefix & high)) {
+                atomicAdd(&wg_hist[(keys[e] >> shift) & 255u], 1u);
+            }
         }
     }
     workgroupBarrier();

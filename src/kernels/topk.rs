@@ -83,9 +83,10 @@ pub struct TopkConfig {
     /// forces the core-WebGPU (or plain f16) kernel. Results are identical either way.
     pub subgroups: bool,
     /// Workgroups the radix path aims for per histogram pass (each scans one chunk of a row;
-    /// at most 256 chunks per row). `None`: 2048 on GPUs, 64 on CPU adapters (lavapipe runs a
-    /// few workgroups at a time and pays per workgroup), with chunks no shorter than √(256·n)
-    /// entries. A tuning knob: results are identical for any value.
+    /// at most 256 chunks per row). `None`: 2048 on GPUs, with chunks no shorter than 2048
+    /// entries; on CPU adapters (lavapipe runs a few workgroups at a time and pays per
+    /// workgroup) the longest chunks, 16384 entries. A tuning knob: results are identical for
+    /// any value.
     pub radix_groups: Option<usize>,
 }
 
@@ -249,11 +250,10 @@ const WG: usize = 256;
 const SORT_BLOCK: usize = 2048;
 /// Radix workgroups we aim for per pass by default: enough to fill a large GPU.
 const TARGET_GROUPS: usize = 2048;
-/// The same on a CPU adapter (lavapipe), which runs a few workgroups at a time and pays a
-/// fixed cost per workgroup and barrier: fewer, longer chunks (measured 2–4× faster there).
-const TARGET_GROUPS_CPU: usize = 64;
 /// Largest chunk a workgroup scans, unless the row is so long that 256 chunks need more.
 const MAX_CHUNK: usize = 16384;
+/// Shortest chunk of a default plan: 8 entries per thread, beside 256 digits of fixed work.
+const MIN_CHUNK: usize = 2048;
 /// Scratch per batch stays below this, whatever the rows.
 const SCRATCH_BYTES: usize = 64 << 20;
 /// u32s of atomic row histogram per row of several chunks: three 256-digit slots that the
@@ -276,26 +276,20 @@ struct Plan {
 impl Plan {
     fn new(cfg: &TopkConfig, limits: &wgpu::Limits, cpu: bool) -> Result<Self> {
         let n = cfg.n;
-        // ≤ 256 chunks per row (one select thread each), ≥ 256 entries (one per thread).
+        // ≤ 256 chunks per row (one compaction scan thread each), ≥ 256 entries (one per thread).
         let lower = n.div_ceil(WG).next_multiple_of(WG).max(WG);
-        let groups = cfg.radix_groups.unwrap_or(if cpu {
-            TARGET_GROUPS_CPU
-        } else {
-            TARGET_GROUPS
-        });
-        let target = (cfg.rows.max(1) * n).div_ceil(groups).next_multiple_of(WG);
-        // By default no shorter than √(256·n): there a histogram thread's walk down its chunk
-        // and a select thread's walk over the row's chunks are equally long, both chains of
-        // loads a GPU pays in latency (a decode row would otherwise get 256 chunks of 512).
-        let balance = match cfg.radix_groups {
-            None => ((WG * n) as f64).sqrt() as usize,
-            Some(_) => 0,
+        let target = |groups: usize| (cfg.rows.max(1) * n).div_ceil(groups).next_multiple_of(WG);
+        let chunk = match cfg.radix_groups {
+            Some(groups) => target(groups),
+            // A CPU adapter runs a few workgroups at a time and pays a fixed cost for each
+            // (lavapipe: decode 2-3x faster in 8 chunks than in 64): the longest chunks.
+            None if cpu => MAX_CHUNK,
+            // No shorter than MIN_CHUNK, so that a workgroup's fixed work (settling the
+            // previous digit, writing its 256 counts, adding them into the row histogram)
+            // stays small beside its scan of the chunk.
+            None => target(TARGET_GROUPS).max(MIN_CHUNK),
         };
-        let chunk = target
-            .max(balance.next_multiple_of(WG))
-            .min(MAX_CHUNK)
-            .min(n.next_multiple_of(WG))
-            .max(lower);
+        let chunk = chunk.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
         let chunks = n.div_ceil(chunk);
         let one_pass = cfg.one_pass();
         // The one-pass path needs no scratch.
@@ -757,8 +751,9 @@ impl Topk {
 mod tests {
     use super::*;
 
-    /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one select
-    /// thread each), covering the row; the default never cuts a long row finer than √(256·n).
+    /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one
+    /// compaction scan thread each), covering the row; the default never cuts a row into
+    /// chunks shorter than `MIN_CHUNK`.
     #[test]
     fn radix_plans_fit_the_kernels() {
         let limits = wgpu::Limits::default();
@@ -783,8 +778,8 @@ mod tests {
                         // Rows of several chunks sum their histograms in `row_hist`.
                         let atomic = plan.chunks > 1;
                         assert_eq!(plan.row_hist_per_row > 0, atomic, "{what}");
-                        if groups.is_none() && n >= 1 << 16 {
-                            assert!(plan.chunk * plan.chunk >= WG * n, "{what}");
+                        if groups.is_none() {
+                            assert!(plan.chunks == 1 || plan.chunk >= MIN_CHUNK, "{what}");
                         }
                     }
                 }
