@@ -40,9 +40,12 @@ step() {
 
 for s in "${steps[@]}"; do
   case $s in
+  # --radix-groups: the decode row (1×131072) gets chunks of 8192 / 1024 / 512 / 512 entries
+  # (default 2048), 64×131072 gets 16384 / 16384 / 8192 / 1024 (default 4096).
   bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --reps 10 --warmup 3 \
-    --radix-groups 256 --radix-groups 1024 --radix-groups 8192 --json "$out/$s.json" ;;
+    --radix-groups 16 --radix-groups 128 --radix-groups 1024 --radix-groups 8192 \
+    --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
   topk_sweep) step "$s" 60 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
     --json "$out/$s.json" ;;
