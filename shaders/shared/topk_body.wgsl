@@ -37,7 +37,7 @@ const BLOCK: u32 = 2048u;        // elements a local bitonic step holds in workg
                                  // the WebGPU minimum limit): k ≤ 2048 sorts in one dispatch
 const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 const COMPACT_PASS: u32 = 4u;    // topk_compact chooses the last digit, as a fifth pass would
-const HIST_LOADS: u32 = 4u;      // loads in flight per thread in topk_histogram
+const KEY_LOADS: u32 = 4u;       // loads a radix thread issues before using the first
 
 // work layout: hist [rows][chunks][256] | info [rows][chunks] | state [rows][4][4]
 // hist: per chunk, the latest pass's count of entries (matching the prefix) whose digit is ≥ b:
@@ -96,6 +96,21 @@ fn info_at(row: u32, chunk: u32) -> u32 {
 
 fn row_hist_at(row: u32, slot: u32) -> u32 {
     return (row * 3u + slot) * 256u;
+}
+
+// The keys at columns first, first + step, ... (KEY_LOADS of them; 0 from `end` on). All loads
+// are issued before any key is used, so a thread waits on memory once per KEY_LOADS entries
+// rather than once per entry: one long row spreads over few workgroups, which latency, not
+// bandwidth, bounds.
+fn keys_at(row: u32, first: u32, step: u32, end: u32) -> array<u32, KEY_LOADS> {
+    var keys: array<u32, KEY_LOADS>;
+    for (var e = 0u; e < KEY_LOADS; e++) {
+        let col = first + e * step;
+        if (col < end) {
+            keys[e] = order_key(score(row, col));
+        }
+    }
+    return keys;
 }
 
 var<workgroup> wg_hist: array<atomic<u32>, 256>;
@@ -225,18 +240,9 @@ fn topk_histogram(
     let len = row_len(row);
     let start = chunk * p.chunk;
     let end = min(start + p.chunk, len);
-    // HIST_LOADS loads per thread are issued before their first use, so a thread waits on
-    // memory once per HIST_LOADS entries rather than once per entry (one long row spreads over
-    // few workgroups, which latency, not bandwidth, bounds).
-    for (var first = start + lid; first < end; first += WG * HIST_LOADS) {
-        var keys: array<u32, HIST_LOADS>;
-        for (var e = 0u; e < HIST_LOADS; e++) {
-            let col = first + e * WG;
-            if (col < end) {
-                keys[e] = order_key(score(row, col));
-            }
-        }
-        for (var e = 0u; e < HIST_LOADS; e++) {
+    for (var first = start + lid; first < end; first += WG * KEY_LOADS) {
+        let keys = keys_at(row, first, WG, end);
+        for (var e = 0u; e < KEY_LOADS; e++) {
             if (first + e * WG < end && (keys[e] & high) == (prefix & high)) {
                 atomicAdd(&wg_hist[(keys[e] >> shift) & 255u], 1u);
             }
@@ -303,25 +309,30 @@ fn topk_compact(
     let end = min(start + per, len);
     var gt = 0u;
     var eq = 0u;
-    for (var col = start; col < end; col++) {
-        let key = order_key(score(row, col));
-        gt += select(0u, 1u, key > threshold);
-        eq += select(0u, 1u, key == threshold);
+    for (var first = start; first < end; first += KEY_LOADS) {
+        let keys = keys_at(row, first, 1u, end);
+        for (var e = 0u; e < KEY_LOADS && first + e < end; e++) {
+            gt += select(0u, 1u, keys[e] > threshold);
+            eq += select(0u, 1u, keys[e] == threshold);
+        }
     }
     let mine = workgroup_scan(lid, vec2<u32>(gt, eq)) - vec2<u32>(gt, eq);
     var gt_slot = slots.x + mine.x;
     var eq_rank = slots.y + mine.y;
     let base = row * p.sort_size;
-    for (var col = start; col < end; col++) {
-        let key = order_key(score(row, col));
-        if (key > threshold) {
-            pairs[base + gt_slot] = vec2<u32>(key, col);
-            gt_slot++;
-        } else if (key == threshold) {
-            if (eq_rank < need_eq) {
-                pairs[base + gt_total + eq_rank] = vec2<u32>(key, col);
+    for (var first = start; first < end; first += KEY_LOADS) {
+        let keys = keys_at(row, first, 1u, end);
+        for (var e = 0u; e < KEY_LOADS && first + e < end; e++) {
+            let key = keys[e];
+            if (key > threshold) {
+                pairs[base + gt_slot] = vec2<u32>(key, first + e);
+                gt_slot++;
+            } else if (key == threshold) {
+                if (eq_rank < need_eq) {
+                    pairs[base + gt_total + eq_rank] = vec2<u32>(key, first + e);
+                }
+                eq_rank++;
             }
-            eq_rank++;
         }
     }
 }
