@@ -46,10 +46,11 @@ const KEY_LOADS: u32 = 4u;       // loads a radix thread issues before using the
 // state s (1..4): the row once digits 0..s-1 are chosen: prefix, remaining, gt_total, unused.
 //   Written by chunk 0 of the dispatch that chose digit s-1, for the dispatches after it.
 // row_hist [rows][3][256], only for rows of several chunks (a one-chunk row's histogram is its
-//   chunk's): each pass's row histogram (plain counts), summed by atomics from the chunks. Pass p adds into slot p % 3 and clears slot (p+1) % 3, whose last
-//   reader was pass p-1, so the next pass finds its slot zero. Slot 0 (pass 3's, read by
-//   topk_compact) is cleared by the first sort step or topk_finalize, so every run leaves the
-//   slot that the next run's pass 0 adds into at zero, as the buffer starts.
+//   chunk's): each pass's row histogram (plain counts), summed by atomics from the chunks.
+//   Pass p adds into slot p % 3 and clears slot (p+1) % 3, whose last reader was pass p-1, so
+//   the next pass finds its slot zero. Slot 0 (pass 3's, read by topk_compact) is cleared by
+//   the first sort step or topk_finalize, so every run leaves the slot that the next run's
+//   pass 0 adds into at zero, as the buffer starts.
 
 @group(0) @binding(0) var<uniform> p: TopkParams;
 @group(0) @binding(1) var<storage, read> scores: array<Score>;

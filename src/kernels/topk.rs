@@ -298,6 +298,7 @@ impl Plan {
         } else {
             (
                 cfg.k.next_power_of_two().max(2),
+                // hist (256 per chunk), info (1 per chunk), state (4 slots of 4)
                 chunks * 256 + chunks + 4 * 4,
             )
         };
