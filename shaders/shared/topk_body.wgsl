@@ -99,6 +99,14 @@ fn row_hist_at(row: u32, slot: u32) -> u32 {
     return (row * 3u + slot) * 256u;
 }
 
+// Entries with a digit above `digit`, from the suffix counts at `hist` (a hist_at offset).
+fn count_above(hist: u32, digit: u32) -> u32 {
+    if (digit == 255u) {
+        return 0u;
+    }
+    return work[hist + digit + 1u];
+}
+
 // The keys at columns first, first + step, ... (KEY_LOADS of them; 0 from `end` on). All loads
 // are issued before any key is used, so a thread waits on memory once per KEY_LOADS entries
 // rather than once per entry: one long row spreads over few workgroups, which latency, not
@@ -172,7 +180,7 @@ fn choose_digit(lid: u32, row: u32, pass_: u32) -> vec4<u32> {
         // A one-chunk row's histogram is its chunk's, kept as suffix counts: no atomics.
         let h = hist_at(row, 0u);
         suffix = work[h + digit];
-        above = select(0u, work[h + digit + 1u], digit < 255u);
+        above = count_above(h, digit);
     } else {
         let count = atomicLoad(&row_hist[row_hist_at(row, (pass_ - 1u) % 3u) + digit]);
         suffix = suffix_count(lid, count);
@@ -221,7 +229,7 @@ fn topk_histogram(
         prefix = state.x;
         if (lid == 0u) {
             // This chunk's entries above the digit just chosen are above the threshold.
-            let above = select(0u, work[hist_at(row, chunk) + state.w + 1u], state.w < 255u);
+            let above = count_above(hist_at(row, chunk), state.w);
             let info = info_at(row, chunk);
             work[info] = select(work[info], 0u, pass_ == 1u) + above;
             if (chunk == 0u) {
@@ -290,7 +298,7 @@ fn topk_compact(
     var counts = vec2<u32>(0u);
     if (lid < p.chunks) {
         let h = hist_at(row, lid);
-        let above = select(0u, work[h + digit + 1u], digit < 255u);
+        let above = count_above(h, digit);
         counts = vec2<u32>(work[info_at(row, lid)] + above, work[h + digit] - above);
     }
     var first = vec2<u32>(0u);
