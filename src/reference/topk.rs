@@ -53,15 +53,76 @@ pub fn topk(
     for row in 0..cfg.rows {
         let len = lengths.map_or(n, |l| (l[row] as usize).min(n));
         let data = &scores[offset + row * stride..][..len];
-        let mut idx: Vec<u32> = (0..len as u32).collect();
-        // Descending key, then ascending index.
-        idx.sort_by_key(|&i| (std::cmp::Reverse(order_key(data[i as usize], cfg.order)), i));
+        // (inverted key, index) packed in a u64: ascending order is descending key, then
+        // ascending index, a total order, so a partial selection then a sort of the kept ones
+        // is exact (and O(n + k log k) instead of a sort of the whole row).
+        let mut keyed: Vec<u64> = data
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (u64::from(!order_key(x, cfg.order)) << 32) | i as u64)
+            .collect();
         let kept = k.min(len);
-        for (slot, &i) in idx[..kept].iter().enumerate() {
+        if kept < len {
+            keyed.select_nth_unstable(kept);
+        }
+        keyed[..kept].sort_unstable();
+        for (slot, &packed) in keyed[..kept].iter().enumerate() {
+            let i = packed as u32;
             r.values[row * k + slot] = data[i as usize];
             r.indices[row * k + slot] = i;
         }
         r.counts[row] = kept as u32;
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition, spelled out: sort every index of the row by (key descending, index
+    /// ascending) and keep the first k.
+    fn by_full_sort(data: &[f32], k: usize, order: Order) -> Vec<u32> {
+        let mut idx: Vec<u32> = (0..data.len() as u32).collect();
+        idx.sort_by_key(|&i| (std::cmp::Reverse(order_key(data[i as usize], order)), i));
+        idx.truncate(k);
+        idx
+    }
+
+    const SPECIAL: [f32; 8] = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+        -0.0,
+        1.0e-40, // denormal
+        -1.0e-40,
+        1.0,
+    ];
+
+    proptest! {
+        /// Selection then sorting the kept entries gives exactly the full sort's prefix, with
+        /// heavy ties, NaN, ±inf, ±0 and denormals in the rows.
+        #[test]
+        fn partial_selection_equals_the_full_sort(
+            row in prop::collection::vec(
+                prop_oneof![(-3i32..3).prop_map(|v| v as f32), prop::sample::select(&SPECIAL[..])],
+                1..300,
+            ),
+            kf in 0.0f64..=1.0,
+            smallest: bool,
+        ) {
+            let n = row.len();
+            let k = ((n as f64 * kf) as usize).clamp(1, n);
+            let order = if smallest { Order::Smallest } else { Order::Largest };
+            let cfg = TopkConfig { rows: 1, n, k, order, ..Default::default() };
+            let r = topk(&row, &cfg, 0, None).unwrap();
+            let want = by_full_sort(&row, k, order);
+            prop_assert_eq!(&r.indices, &want);
+            for (v, &i) in r.values.iter().zip(&want) {
+                prop_assert_eq!(v.to_bits(), row[i as usize].to_bits());
+            }
+        }
+    }
 }
