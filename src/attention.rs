@@ -11,14 +11,14 @@
 //!   score does too (∞ − ∞). Keys a row does not use (masked, not selected, skipped slots)
 //!   never touch it, whatever their values.
 
-use crate::buffer::{ElemType, Elems, GpuBuffer, Tensor, check_binding_size};
+use crate::buffer::{ElemType, Elems, GpuBuffer, Tensor, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::AttentionParams;
 use crate::reference::dense_attention::AttentionOutput;
 use crate::reference::sparse_attention_backward::AttentionGrads;
 use crate::shader::{Module, Tier};
-use crate::shape::{AttentionShape, Mask};
+use crate::shape::{AttentionShape, MAX_ELEMENTS, Mask};
 
 /// Largest head dimension the kernels support (one thread per dimension in the gather).
 pub const MAX_HEAD_DIM: usize = 256;
@@ -69,7 +69,7 @@ impl AttentionConfig {
     /// Checks the shape and options (not buffer lengths).
     pub fn validate(&self) -> Result<()> {
         let s = &self.shape;
-        s.validate(s.q_len(), s.kv_len(), s.kv_len())?;
+        s.check_dims()?;
         for (arg, v) in [
             ("batch", s.batch),
             ("heads_q", s.heads_q),
@@ -90,15 +90,8 @@ impl AttentionConfig {
         if !self.scale.is_finite() {
             return Err(Error::shape("scale", "a finite number", self.scale));
         }
-        // Kernels index with u32 and reserve u32::MAX as "no key".
-        let limit = u32::MAX as usize / 2;
-        for (arg, v) in [("q", s.q_len()), ("k", s.kv_len()), ("n_kv", s.n_kv)] {
-            if v > limit {
-                return Err(Error::shape(arg, "fewer than 2^31 elements", v));
-            }
-        }
         if let Mask::Causal { offset } = self.mask
-            && offset > limit
+            && offset > MAX_ELEMENTS
         {
             return Err(Error::shape("mask offset", "< 2^31", offset));
         }
@@ -256,7 +249,8 @@ pub struct AttentionOutputs {
 impl AttentionOutputs {
     /// Allocates outputs for `shape`.
     pub fn new(ctx: &GpuContext, shape: &AttentionShape) -> Result<Self> {
-        check_binding_size(ctx, "attention output", (shape.q_len() * 4) as u64)?;
+        shape.check_dims()?;
+        check_binding_size(ctx, "attention output", bytes_of::<f32>(&[shape.q_len()]))?;
         Ok(AttentionOutputs {
             out: GpuBuffer::zeroed(ctx, shape.q_len(), "attention.out")?,
             lse: GpuBuffer::zeroed(ctx, shape.rows(), "attention.lse")?,
@@ -301,7 +295,7 @@ pub struct KeptOutputs {
 impl KeptOutputs {
     /// Allocates `rows × slots` of each.
     pub fn new(ctx: &GpuContext, rows: usize, slots: usize) -> Result<Self> {
-        check_binding_size(ctx, "kept outputs", (rows * slots * 4) as u64)?;
+        check_binding_size(ctx, "kept outputs", bytes_of::<f32>(&[rows, slots]))?;
         Ok(KeptOutputs {
             indices: GpuBuffer::zeroed(ctx, rows * slots, "attention.kept")?,
             probs: GpuBuffer::zeroed(ctx, rows * slots, "attention.probs")?,
@@ -368,7 +362,12 @@ pub struct GradOutputs {
 impl GradOutputs {
     pub fn new(ctx: &GpuContext, attn: &AttentionConfig) -> Result<Self> {
         let s = &attn.shape;
-        check_binding_size(ctx, "gradient", (s.q_len().max(s.kv_len()) * 4) as u64)?;
+        s.check_dims()?;
+        check_binding_size(
+            ctx,
+            "gradient",
+            bytes_of::<f32>(&[s.q_len().max(s.kv_len())]),
+        )?;
         Ok(GradOutputs {
             dq: GpuBuffer::zeroed(ctx, s.q_len(), "grad.dq")?,
             dk: GpuBuffer::zeroed(ctx, s.kv_len(), "grad.dk")?,

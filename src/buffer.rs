@@ -104,10 +104,17 @@ impl Elems<'_> {
 /// a non-zero size, so tiny and odd-sized buffers are padded.
 /// `u64::MAX` on overflow, which every size check then rejects.
 fn padded_bytes<T>(len: usize) -> u64 {
-    (len as u64)
-        .checked_mul(size_of::<T>() as u64)
-        .and_then(|b| b.checked_next_multiple_of(4))
+    bytes_of::<T>(&[len])
+        .checked_next_multiple_of(4)
         .map_or(u64::MAX, |b| b.max(16))
+}
+
+/// Bytes of a `T` tensor whose dimensions are `dims`, multiplied out in u64 so no size can
+/// wrap: `u64::MAX` on overflow, which every size check then rejects.
+pub fn bytes_of<T>(dims: &[usize]) -> u64 {
+    dims.iter()
+        .try_fold(size_of::<T>() as u64, |a, &d| a.checked_mul(d as u64))
+        .unwrap_or(u64::MAX)
 }
 
 /// A storage buffer holding `len` values of `T`. Usage: `STORAGE | COPY_SRC | COPY_DST`.

@@ -23,6 +23,14 @@ impl Mask {
     }
 }
 
+/// Most elements of one attention tensor: kernels index with u32 and reserve the top half.
+pub const MAX_ELEMENTS: usize = u32::MAX as usize / 2;
+
+/// The product of `dims`, `None` where it overflows.
+pub(crate) fn elements(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
 /// Shape of one multi-head attention call. Tensors are dense row-major:
 /// `q, out: [batch, heads_q, n_q, head_dim]`, `k, v: [batch, heads_kv, n_kv, head_dim]`,
 /// `lse: [batch, heads_q, n_q]`. Grouped-query attention: query head `h` reads key/value
@@ -72,16 +80,7 @@ impl AttentionShape {
 
     /// Checks the shape itself and the lengths of `q`, `k`, `v`.
     pub fn validate(&self, q: usize, k: usize, v: usize) -> Result<()> {
-        if self.head_dim == 0 {
-            return Err(Error::shape("head_dim", "> 0", 0));
-        }
-        if self.heads_kv == 0 || !self.heads_q.is_multiple_of(self.heads_kv) {
-            return Err(Error::shape(
-                "heads_kv",
-                format!("a non-zero divisor of heads_q = {}", self.heads_q),
-                self.heads_kv,
-            ));
-        }
+        self.check_dims()?;
         for (arg, want, got) in [
             ("q", self.q_len(), q),
             ("k", self.kv_len(), k),
@@ -92,6 +91,37 @@ impl AttentionShape {
                     arg,
                     format!("{want} elements for {self:?}"),
                     got,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the shape alone: a non-zero head size, `heads_kv` dividing `heads_q`, and
+    /// tensors of fewer than 2^31 elements (kernels index with u32 and reserve the top half for
+    /// "no key"; a zero dimension counts as one, so it cannot hide absurd others). After it, [`q_len`](Self::q_len), [`kv_len`](Self::kv_len) and
+    /// [`rows`](Self::rows) cannot overflow.
+    pub fn check_dims(&self) -> Result<()> {
+        if self.head_dim == 0 {
+            return Err(Error::shape("head_dim", "> 0", 0));
+        }
+        if self.heads_kv == 0 || !self.heads_q.is_multiple_of(self.heads_kv) {
+            return Err(Error::shape(
+                "heads_kv",
+                format!("a non-zero divisor of heads_q = {}", self.heads_q),
+                self.heads_kv,
+            ));
+        }
+        for (arg, dims) in [
+            ("q", [self.batch, self.heads_q, self.n_q, self.head_dim]),
+            ("k", [self.batch, self.heads_kv, self.n_kv, self.head_dim]),
+        ] {
+            // A zero dimension must not hide absurd others: loops still run over them.
+            if elements(&dims.map(|d| d.max(1))).is_none_or(|l| l > MAX_ELEMENTS) {
+                return Err(Error::shape(
+                    arg,
+                    "fewer than 2^31 elements",
+                    format!("{dims:?}"),
                 ));
             }
         }

@@ -14,7 +14,7 @@
 //! [`DenseAttention::with_key_splits`] sets the count.
 
 use crate::attention::{AttentionConfig, AttentionOutputs, Qkv, QkvTensors, query_tiles};
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::reference::dense_attention::AttentionOutput;
@@ -95,7 +95,11 @@ impl DenseAttention {
         let pl = shader::pipeline_layout(ctx, "dense_attention", &[&layout]);
         let build = |e| module.pipeline_with_constants(ctx, e, Some(&pl), &cfg.constants());
         let split = if splits > 1 {
-            check_binding_size(ctx, "split-K partials", (splits * s.q_len() * 4) as u64)?;
+            check_binding_size(
+                ctx,
+                "split-K partials",
+                bytes_of::<f32>(&[splits, s.q_len()]),
+            )?;
             Some(Split {
                 span: s.n_kv.div_ceil(splits).next_multiple_of(KEY_TILE),
                 splits,

@@ -10,7 +10,7 @@
 //! NaN and −∞ scores are never drawn (probability 0); a row with no finite score draws
 //! `u32::MAX`. A +∞ score is always drawn (the smallest index among several).
 
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::GumbelMaxParams;
@@ -45,6 +45,16 @@ impl SamplerConfig {
 
     pub fn stride(&self) -> usize {
         self.row_stride.unwrap_or(self.n)
+    }
+
+    /// Elements the scores span, `(rows − 1)·stride + n` (`usize::MAX` where that overflows,
+    /// which no input has).
+    pub fn input_len(&self) -> usize {
+        self.rows
+            .saturating_sub(1)
+            .checked_mul(self.stride())
+            .and_then(|l| l.checked_add(self.n))
+            .unwrap_or(usize::MAX)
     }
 
     /// `1 / T` as every kernel and reference multiplies by it.
@@ -83,7 +93,7 @@ impl SamplerConfig {
     /// Checks a score input of `len` elements and optional lengths.
     pub fn validate_input(&self, len: usize, lengths: Option<usize>) -> Result<()> {
         self.validate()?;
-        let need = (self.rows - 1) * self.stride() + self.n;
+        let need = self.input_len();
         if len < need {
             return Err(Error::shape("scores", format!("≥ {need} elements"), len));
         }
@@ -124,11 +134,7 @@ impl GumbelMax {
         cfg.validate()?;
         let chunk = chunk_for(&cfg);
         let chunks = cfg.n.div_ceil(chunk);
-        check_binding_size(
-            ctx,
-            "scores",
-            (((cfg.rows - 1) * cfg.stride() + cfg.n) * 4) as u64,
-        )?;
+        check_binding_size(ctx, "scores", bytes_of::<f32>(&[cfg.input_len()]))?;
         check_binding_size(
             ctx,
             "gumbel_max partials",

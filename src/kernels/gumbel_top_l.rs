@@ -7,7 +7,7 @@
 //! Keys with NaN or −∞ scores are never picked; a row with fewer than `L` such keys returns
 //! `u32::MAX` in the remaining slots.
 
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::gumbel_max::SamplerConfig;
@@ -35,11 +35,7 @@ impl GumbelTopL {
                 cfg.samples,
             ));
         }
-        check_binding_size(
-            ctx,
-            "scores",
-            (((cfg.rows - 1) * cfg.stride() + cfg.n) * 4) as u64,
-        )?;
+        check_binding_size(ctx, "scores", bytes_of::<f32>(&[cfg.input_len()]))?;
         let topk = Topk::new(
             ctx,
             TopkConfig {

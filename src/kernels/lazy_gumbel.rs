@@ -15,13 +15,14 @@
 //! perturbed scores (GPU `log`/`exp` are not correctly rounded). `touched` reports the tail
 //! keys each sample read. Rules for NaN, ±∞ and empty rows are those of `gumbel_max`.
 
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::gumbel_max::SamplerConfig;
 use crate::kernels::topk::{Topk, TopkConfig, TopkInput, TopkOutput};
 use crate::params::LazyGumbelParams;
 use crate::shader::{self, BindingKind, Module, Tier, sources};
+use crate::shape::elements;
 
 /// Largest top-k set the sampler sorts in workgroup memory.
 pub const MAX_K: usize = 2048;
@@ -35,9 +36,11 @@ pub struct LazySamples {
 
 impl LazySamples {
     pub fn new(ctx: &GpuContext, rows: usize, samples: usize) -> Result<Self> {
+        let len = elements(&[rows, samples])
+            .ok_or_else(|| Error::shape("samples", "rows × samples to fit in usize", samples))?;
         Ok(LazySamples {
-            samples: GpuBuffer::zeroed(ctx, rows * samples, "lazy_gumbel.samples")?,
-            touched: GpuBuffer::zeroed(ctx, rows * samples, "lazy_gumbel.touched")?,
+            samples: GpuBuffer::zeroed(ctx, len, "lazy_gumbel.samples")?,
+            touched: GpuBuffer::zeroed(ctx, len, "lazy_gumbel.touched")?,
         })
     }
 
@@ -90,11 +93,7 @@ impl LazyGumbel {
         if k == 0 || k > cfg.n.min(MAX_K) {
             return Err(Error::shape("k", format!("1 ≤ k ≤ min(n, {MAX_K})"), k));
         }
-        check_binding_size(
-            ctx,
-            "scores",
-            (((cfg.rows - 1) * cfg.stride() + cfg.n) * 4) as u64,
-        )?;
+        check_binding_size(ctx, "scores", bytes_of::<f32>(&[cfg.input_len()]))?;
         let topk = Topk::new(
             ctx,
             TopkConfig {

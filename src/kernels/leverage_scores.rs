@@ -12,11 +12,12 @@
 //! of keys to `G` and refactors; [`LeverageScores::score`] rescores every key so far. The
 //! result equals a batch computation over the same keys (up to f32 summation order).
 
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::LeverageParams;
 use crate::shader::{self, BindingKind, Module, Tier, sources};
+use crate::shape::{MAX_ELEMENTS, elements};
 
 /// Largest head dimension (the Gram matrix lives in 64 registers per thread).
 pub const MAX_DIM: usize = 128;
@@ -57,11 +58,11 @@ impl LeverageConfig {
                 format!("{} × {}", self.heads, self.cap),
             ));
         }
-        if self.heads * self.cap * self.dim > u32::MAX as usize / 2 {
+        if elements(&[self.heads, self.cap, self.dim]).is_none_or(|l| l > MAX_ELEMENTS) {
             return Err(Error::shape(
                 "k",
                 "fewer than 2^31 elements",
-                self.heads * self.cap * self.dim,
+                format!("{} × {} × {}", self.heads, self.cap, self.dim),
             ));
         }
         if !(self.ridge > 0.0 && self.ridge.is_finite()) {
@@ -100,7 +101,7 @@ impl LeverageScores {
     pub fn new(ctx: &GpuContext, cfg: LeverageConfig) -> Result<Self> {
         cfg.validate()?;
         let dd = cfg.dim * cfg.dim;
-        check_binding_size(ctx, "k", (cfg.heads * cfg.cap * cfg.dim * 4) as u64)?;
+        check_binding_size(ctx, "k", bytes_of::<f32>(&[cfg.heads, cfg.cap, cfg.dim]))?;
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout = shader::bind_group_layout(
             ctx,

@@ -13,7 +13,7 @@
 //! ([`crate::reference::sampling_attention`]) reproduces the estimate from given samples.
 
 use crate::attention::{AttentionConfig, Qkv, QkvTensors};
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::attention_scores::AttentionScores;
@@ -22,6 +22,7 @@ use crate::kernels::lazy_gumbel::{LazyGumbel, LazySamples, MAX_K};
 use crate::kernels::topk_attention::KPolicy;
 use crate::params::SamplingParams;
 use crate::shader::{self, BindingKind, sources};
+use crate::shape::MAX_ELEMENTS;
 
 /// Largest number of median-of-means groups.
 pub const MAX_GROUPS: usize = 64;
@@ -46,12 +47,16 @@ impl MomConfig {
         if !(delta > 0.0 && delta < 1.0) {
             return Err(Error::shape("delta", "in (0, 1)", delta));
         }
+        if !(sigma >= 0.0 && sigma.is_finite()) {
+            return Err(Error::shape("sigma", "a finite number ≥ 0", sigma));
+        }
+        // Float-to-int casts saturate, so an absurd ratio becomes a count that fails below.
         let per = (4.0 * sigma * sigma / (eps * eps)).ceil().max(1.0) as usize;
         let groups = (8.0 * (1.0 / delta).ln()).ceil().max(1.0) as usize;
-        let m = MomConfig {
-            samples: per * groups,
-            groups,
-        };
+        let samples = per
+            .checked_mul(groups)
+            .ok_or_else(|| Error::shape("eps", "a bound needing fewer than 2^64 samples", eps))?;
+        let m = MomConfig { samples, groups };
         m.validate()?;
         Ok(m)
     }
@@ -64,10 +69,13 @@ impl MomConfig {
                 self.groups,
             ));
         }
-        if self.samples == 0 || !self.samples.is_multiple_of(self.groups) {
+        if self.samples == 0
+            || self.samples > MAX_ELEMENTS
+            || !self.samples.is_multiple_of(self.groups)
+        {
             return Err(Error::shape(
                 "samples",
-                format!("a positive multiple of groups = {}", self.groups),
+                format!("a multiple of groups = {} in [1, 2^31)", self.groups),
                 self.samples,
             ));
         }
@@ -140,7 +148,11 @@ impl SamplingAttention {
         let block_rows = scores.block_rows();
         let sampler = SamplerConfig::new(block_rows, s.n_kv, cfg.mom.samples, cfg.seed);
         let lazy = LazyGumbel::with_rows(ctx, sampler, cfg.k_set(), block_rows)?;
-        check_binding_size(ctx, "samples", (s.rows() * cfg.mom.samples * 4) as u64)?;
+        check_binding_size(
+            ctx,
+            "samples",
+            bytes_of::<f32>(&[s.rows(), cfg.mom.samples]),
+        )?;
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout =
             shader::bind_group_layout(ctx, "sampling_attention", &[Uniform, Read, Read, ReadWrite]);

@@ -14,7 +14,7 @@
 //! storage (f16 needs `SHADER_F16`); dO, probabilities and gradients are f32.
 
 use crate::attention::{AttentionConfig, GradOutputs, KeptOutputs, Qkv, QkvTensors};
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::topk::{Order, Topk, TopkConfig, TopkInput, TopkOutput};
@@ -82,8 +82,8 @@ impl SparseAttentionBackward {
         if slots == 0 {
             return Err(Error::shape("slots", "≥ 1", 0));
         }
+        check_binding_size(ctx, "backward entries", bytes_of::<f32>(&[s.rows(), slots]))?;
         let entries = s.rows() * slots;
-        check_binding_size(ctx, "backward entries", (entries * 4) as u64)?;
         let groups = s.batch * s.heads_kv;
         let per_group = entries / groups;
         let sort = Topk::new(

@@ -29,7 +29,7 @@
 //! - `sorted: false` skips the sort: each row lists the keys above the threshold in index
 //!   order, then the tied ones in index order (still deterministic).
 
-use crate::buffer::{ElemType, Elems, GpuBuffer, check_binding_size};
+use crate::buffer::{ElemType, Elems, GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{TopkParams, TopkStepParams};
@@ -151,13 +151,17 @@ impl TopkConfig {
         }
     }
 
-    /// Minimum input length for `offset`.
+    /// Minimum input length for `offset` (`usize::MAX` where that overflows, which no input
+    /// has).
     pub fn input_len(&self, offset: usize) -> usize {
         if self.rows == 0 {
-            0
-        } else {
-            offset + (self.rows - 1) * self.stride() + self.n
+            return 0;
         }
+        (self.rows - 1)
+            .checked_mul(self.stride())
+            .and_then(|l| l.checked_add(offset))
+            .and_then(|l| l.checked_add(self.n))
+            .unwrap_or(usize::MAX)
     }
 
     /// Checks an input of `len` elements read from `offset`, and optional per-row lengths.
@@ -305,7 +309,7 @@ impl Plan {
         let binding = limits.max_storage_buffer_binding_size as usize;
         let scratch = SCRATCH_BYTES.min(binding);
         let elem = cfg.scores.bytes();
-        let input_row = cfg.stride() * elem;
+        let input_row = cfg.stride().saturating_mul(elem);
         let row_hist_per_row = if one_pass || chunks == 1 { 0 } else { ROW_HIST };
         let by_work = scratch / ((work_per_row + row_hist_per_row) * 4);
         let by_pairs = binding / (sort_size * 8);
@@ -460,8 +464,8 @@ impl Topk {
     /// Validates `cfg` against the device and compiles the pipelines.
     pub fn new(ctx: &GpuContext, cfg: TopkConfig) -> Result<Self> {
         cfg.validate()?;
+        check_binding_size(ctx, "topk output", bytes_of::<f32>(&[cfg.rows, cfg.k]))?;
         let plan = Plan::new(&cfg, ctx.limits(), ctx.is_cpu_adapter())?;
-        check_binding_size(ctx, "topk output", (cfg.rows * cfg.k * 4) as u64)?;
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout = shader::bind_group_layout(
             ctx,

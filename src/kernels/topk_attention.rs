@@ -25,7 +25,7 @@ use crate::attention::{
     AttentionConfig, AttentionOutputs, Keep, KeptOutputs, Qkv, QkvTensors, SparseAttentionOutput,
     query_tiles,
 };
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::attention_scores::AttentionScores;
@@ -204,7 +204,11 @@ impl TopkAttention {
                 Some(&pl),
                 &cfg.attn.constants(),
             )?;
-            check_binding_size(ctx, "topk_attention indices", (s.rows() * k_max * 4) as u64)?;
+            check_binding_size(
+                ctx,
+                "topk_attention indices",
+                bytes_of::<f32>(&[s.rows(), k_max]),
+            )?;
             Selector::Fused {
                 layout,
                 pipeline,

@@ -4,7 +4,7 @@
 //! anyone would write first, against which the radix-select design must win. Largest only,
 //! full rows only.
 
-use crate::buffer::{GpuBuffer, check_binding_size};
+use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::topk::{TopkConfig, TopkResult};
@@ -31,7 +31,7 @@ impl TopkBaseline {
                 feature: "strided or smallest-first input in topk_baseline".into(),
             });
         }
-        check_binding_size(ctx, "scores", (cfg.rows * cfg.n * 4) as u64)?;
+        check_binding_size(ctx, "scores", bytes_of::<f32>(&[cfg.rows, cfg.n]))?;
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout = shader::bind_group_layout(
             ctx,
