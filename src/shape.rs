@@ -18,7 +18,8 @@ impl Mask {
     pub fn visible_keys(self, i: usize, n_kv: usize) -> usize {
         match self {
             Mask::None => n_kv,
-            Mask::Causal { offset } => (i + offset + 1).min(n_kv),
+            // Saturating: an offset past every key just sees them all.
+            Mask::Causal { offset } => i.saturating_add(offset).saturating_add(1).min(n_kv),
         }
     }
 }

@@ -42,8 +42,11 @@ fn float() -> impl Strategy<Value = f64> {
     prop::sample::select(vec![f64::NAN, f64::INFINITY, -1.0, 0.0, 1e-300, 0.5, 1e300])
 }
 
+/// Half the shapes small and valid-looking (so the other parameters get checked), half with
+/// sizes at the edges.
 fn shape() -> impl Strategy<Value = AttentionShape> {
-    (size(), size(), size(), size(), size(), size()).prop_map(
+    let dims = |d: BoxedStrategy<usize>| (d.clone(), d.clone(), d.clone(), d.clone(), d.clone(), d);
+    prop_oneof![dims((1usize..5).boxed()), dims(size().boxed())].prop_map(
         |(batch, heads_q, heads_kv, n_q, n_kv, head_dim)| AttentionShape {
             batch,
             heads_q,
@@ -84,6 +87,12 @@ proptest! {
                 prop_assert!(r.is_some(), "constructor {i} accepted {shape:?}");
             }
         }
+        // The first eight take the scale, x: a NaN or infinite one is an error.
+        if !(x as f32).is_finite() {
+            for (i, r) in results[..8].iter().enumerate() {
+                prop_assert!(r.is_some(), "constructor {i} accepted scale {x}");
+            }
+        }
 
         // The references, with q/k/v of the right length where the shape is small.
         let small = shape.check_dims().is_ok() && shape.q_len().max(shape.kv_len()) <= 1 << 14;
@@ -119,7 +128,7 @@ proptest! {
         let topk = Topk::new(&ctx, cfg);
         let topk_ref = reference::topk::topk(&[1.0; 64], &cfg, stride, None);
         // Rows that span more than usize can hold fit no buffer and no slice.
-        if rows.checked_sub(1).and_then(|r| r.checked_mul(stride.max(n))).is_none() {
+        if rows > 0 && (rows - 1).checked_mul(stride.max(n)).is_none() {
             prop_assert!(topk.is_err() && topk_ref.is_err());
         }
         // Sample counts stay small: a valid config allocates rows × samples on the host.

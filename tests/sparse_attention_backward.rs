@@ -431,3 +431,67 @@ fn sampled_error_falls_with_samples() {
         "rms error {e16} at L = 16, {e256} at L = 256"
     );
 }
+
+/// Indices past the head's keys (n_kv, n_kv + 1, 2^31) are empty slots, like `u32::MAX`: on
+/// the GPU they must not read the other kv head's rows, and the reference skips them too.
+/// Exact mode (kept slots of a top-k forward) and sampled mode (drawn samples).
+#[test]
+fn out_of_range_kept_indices_are_empty_slots() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape {
+        batch: 1,
+        heads_q: 4,
+        heads_kv: 2,
+        n_q: 24,
+        n_kv: 40,
+        head_dim: 16,
+    };
+    let n_kv = shape.n_kv as u32;
+    let bad = [n_kv, n_kv + 1, 1 << 31];
+    // Every 3rd slot replaced: by a bad index in one copy, by u32::MAX in the other.
+    let spoil = |kept: &[u32]| -> (Vec<u32>, Vec<u32>) {
+        let pick = |i: usize, j: u32, by: u32| if i % 3 == 1 { by } else { j };
+        let with_bad = kept
+            .iter()
+            .enumerate()
+            .map(|(i, &j)| pick(i, j, bad[i % 3 / 2 + i % 2]));
+        let with_none = kept.iter().enumerate().map(|(i, &j)| pick(i, j, u32::MAX));
+        (with_bad.collect(), with_none.collect())
+    };
+
+    let c = sampled_case(shape, 900);
+    let (q, k, v) = (&c.q[..], &c.k[..], &c.v[..]);
+    let fwd = TopkAttention::new(&ctx, TopkAttentionConfig::new(c.attn, KPolicy::Fixed(6)))
+        .unwrap()
+        .run(q, k, v)
+        .unwrap();
+    let (kept_bad, kept_none) = spoil(&fwd.kept);
+    assert!(kept_bad.iter().any(|&j| j >= n_kv && j != u32::MAX));
+    let bwd = SparseAttentionBackward::new(&ctx, c.attn, fwd.slots).unwrap();
+    let gpu = |kept: &[u32]| bwd.run((q, k, v), &c.d_out, (kept, &fwd.probs)).unwrap();
+    let cpu = |kept: &[u32]| {
+        let s = c.attn.scale;
+        sparse_attention_backward(&shape, s, (q, k, v), kept, fwd.slots, &c.d_out).unwrap()
+    };
+    let want = cpu(&kept_none);
+    assert_eq!(cpu(&kept_bad), want, "reference, exact mode");
+    // (GPU against reference only where slots are consistent with the probabilities: the
+    // GPU weighs slots by the forward's probabilities, the reference recomputes them.)
+    assert_eq!(gpu(&kept_bad), gpu(&kept_none), "GPU, exact mode");
+
+    let l = 8;
+    let (samples_bad, samples_none) = spoil(&draw(&ctx, &c, l, 5));
+    let cpu = |samples: &[u32]| {
+        let (s, o) = (c.attn.scale, &c.out);
+        sampled_attention_backward(&shape, s, (q, k, v), (samples, l), &c.d_out, o).unwrap()
+    };
+    let want = cpu(&samples_none);
+    assert_eq!(cpu(&samples_bad), want, "reference, sampled mode");
+    let got = gpu_sampled(&ctx, &c, &samples_bad, l);
+    assert_eq!(
+        got,
+        gpu_sampled(&ctx, &c, &samples_none, l),
+        "GPU, sampled mode"
+    );
+    common::assert_grads("sampled mode, bad indices", &got, &want, 1e-4);
+}

@@ -39,6 +39,13 @@ var<workgroup> do_vec: array<f32, 256>;
 var<workgroup> red: array<f32, 256>;
 var<workgroup> part: array<f32, 256>;
 
+// Key of kept slot `e` in the rows pass: an index past the head's keys is an empty slot, as
+// u32::MAX is, so a bad index can never read another head's rows.
+fn kept_key(e: u32) -> u32 {
+    let j = kept[e];
+    return select(NO_KEY, j, j < p.n_kv);
+}
+
 fn slot_weight(e: u32) -> f32 {
     if (p.sample_weight > 0.0) {
         return p.sample_weight;
@@ -81,7 +88,7 @@ fn sparse_backward_rows(
     var dsum = 0.0;
     for (var s = lid; s < p.slots; s += WG) {
         let e = row * p.slots + s;
-        let j = kept[e];
+        let j = kept_key(e);
         var dp = 0.0;
         if (j != NO_KEY) {
             let base = (kvh * p.n_kv + j) * HEAD_DIM;
@@ -108,7 +115,7 @@ fn sparse_backward_rows(
     // dS = P (dP − D), each thread on the slots it wrote.
     for (var s = lid; s < p.slots; s += WG) {
         let e = row * p.slots + s;
-        ds[e] = select(0.0, slot_weight(e) * (ds[e] - d_row), kept[e] != NO_KEY);
+        ds[e] = select(0.0, slot_weight(e) * (ds[e] - d_row), kept_key(e) != NO_KEY);
     }
     storageBarrier();
     workgroupBarrier();
@@ -120,7 +127,7 @@ fn sparse_backward_rows(
     if (grp < groups) {
         for (var s = grp; s < p.slots; s += groups) {
             let e = row * p.slots + s;
-            let j = kept[e];
+            let j = kept_key(e);
             if (j != NO_KEY) {
                 acc += ds[e] * f32(a_in[(kvh * p.n_kv + j) * HEAD_DIM + dim]);
             }

@@ -10,6 +10,9 @@
 //! every GPU. Cost: O(rows · slots · d) plus the sort. Oracle:
 //! [`crate::reference::sparse_attention_backward`].
 //!
+//! A kept index ≥ `n_kv` counts as an empty slot (like `u32::MAX`), so a bad index never
+//! reads another head's keys.
+//!
 //! Limits: `n_kv < 2^24` (keys are sorted as exact f32), head_dim ≤ 256. q, k, v in f32 or f16
 //! storage (f16 needs `SHADER_F16`); dO, probabilities and gradients are f32.
 

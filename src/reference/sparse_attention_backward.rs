@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::reference::dense_attention::softmax;
-use crate::shape::{AttentionShape, Mask};
+use crate::shape::{AttentionShape, Mask, elements};
 
 /// Gradients with respect to q, k and v (same layouts as the inputs).
 #[derive(Clone, Debug, PartialEq)]
@@ -19,8 +19,9 @@ pub struct AttentionGrads {
 }
 
 /// Backward of attention over fixed key sets: `kept [rows, slots]` lists each row's keys
-/// (`u32::MAX` = none), as `gather_attention` / `topk_attention` report them. Keys must be
-/// visible to their row (the forward never keeps others).
+/// (`u32::MAX` = none), as `gather_attention` / `topk_attention` report them. Keys should be
+/// visible to their row (the forward never keeps others); an index ≥ `n_kv` counts as an
+/// empty slot, like `u32::MAX`, here and on the GPU.
 pub fn sparse_attention_backward(
     shape: &AttentionShape,
     scale: f32,
@@ -30,10 +31,11 @@ pub fn sparse_attention_backward(
     d_out: &[f32],
 ) -> Result<AttentionGrads> {
     shape.validate(q.len(), k.len(), v.len())?;
-    if kept.len() < shape.rows() * slots {
+    let want = elements(&[shape.rows(), slots]);
+    if want.is_none_or(|w| kept.len() < w) {
         return Err(Error::shape(
             "kept",
-            format!("≥ {}", shape.rows() * slots),
+            format!("rows × slots = {} × {slots}", shape.rows()),
             kept.len(),
         ));
     }
@@ -61,8 +63,8 @@ pub fn sparse_attention_backward(
         let base = (b * shape.heads_kv + shape.kv_head(h)) * shape.n_kv;
         let keys: Vec<usize> = kept[row * slots..][..slots]
             .iter()
-            .filter(|&&j| j != u32::MAX)
             .map(|&j| j as usize)
+            .filter(|&j| j < shape.n_kv)
             .collect();
         let qi = &q[row * d..][..d];
         let doi = &d_out[row * d..][..d];
@@ -130,7 +132,7 @@ pub fn sampled_attention_backward(
     out: &[f32],
 ) -> Result<AttentionGrads> {
     shape.validate(q.len(), k.len(), v.len())?;
-    if samples.len() < shape.rows() * l
+    if elements(&[shape.rows(), l]).is_none_or(|want| samples.len() < want)
         || d_out.len() != shape.q_len()
         || out.len() != shape.q_len()
     {
@@ -156,8 +158,9 @@ pub fn sampled_attention_backward(
             .zip(&out[row * d..][..d])
             .map(|(&a, &b)| f64::from(a) * f64::from(b))
             .sum();
-        for &j in samples[row * l..][..l].iter().filter(|&&j| j != u32::MAX) {
-            let kr = (base + j as usize) * d;
+        let keys = samples[row * l..][..l].iter().map(|&j| j as usize);
+        for j in keys.filter(|&j| j < shape.n_kv) {
+            let kr = (base + j) * d;
             let dp: f64 = doi
                 .iter()
                 .zip(&v[kr..kr + d])
