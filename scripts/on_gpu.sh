@@ -55,7 +55,7 @@ for s in "${steps[@]}"; do
   bench_backward) step "$s" 90 $bench --size $size --kernel dense_attention_backward \
     --kernel sparse_attention_backward --reps 3 --warmup 1 --json "$out/$s.json" ;;
   tests) step "$s" 90 env CI=true sh -c \
-    'for t in .devbin/test-topk .devbin/test-topk_attention .devbin/test-dense_attention; do
+    'for t in .devbin/test-topk .devbin/test-topk_attention .devbin/test-dense_attention .devbin/test-sparse_attention_backward; do
        echo "## $t"; $t --test-threads 4 2>&1 | grep -E "^test |test result|panicked"; done' ;;
   bench_rest) step "$s" 60 $bench --size $size --kernel rng_fill --kernel lev_attention \
     --kernel gumbel_max --kernel lazy_gumbel --reps 5 --warmup 1 --json "$out/$s.json" ;;
