@@ -35,3 +35,33 @@ pub use buffer::GpuBuffer;
 pub use context::{Capabilities, GpuContext};
 pub use error::{Error, Result};
 pub use shape::{AttentionShape, Mask};
+
+// Kernels are built once and shared across threads (an inference server's workers, a
+// benchmark harness): every handle and buffer type is Send + Sync, checked at compile time.
+// (Not on wasm32, where wgpu's WebGPU handles are not Send.)
+#[cfg(not(target_arch = "wasm32"))]
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    use kernels::*;
+    send_sync::<GpuContext>();
+    send_sync::<GpuBuffer<f32>>();
+    send_sync::<attention::AttentionOutputs>();
+    send_sync::<attention::KeptOutputs>();
+    send_sync::<attention::GradOutputs>();
+    send_sync::<topk::Topk>();
+    send_sync::<topk::TopkOutput>();
+    send_sync::<topk_baseline::TopkBaseline>();
+    send_sync::<topk_attention::TopkAttention>();
+    send_sync::<dense_attention::DenseAttention>();
+    send_sync::<dense_attention_backward::DenseAttentionBackward>();
+    send_sync::<sparse_attention_backward::SparseAttentionBackward>();
+    send_sync::<gather_attention::GatherAttention>();
+    send_sync::<lev_attention::LevAttention>();
+    send_sync::<leverage_scores::LeverageScores>();
+    send_sync::<gumbel_max::GumbelMax>();
+    send_sync::<gumbel_top_l::GumbelTopL>();
+    send_sync::<lazy_gumbel::LazyGumbel>();
+    send_sync::<lazy_gumbel::LazySamples>();
+    send_sync::<sampling_attention::SamplingAttention>();
+    send_sync::<rng_fill::RngFill>();
+};
