@@ -121,6 +121,9 @@ fn leverage_factor(
         workgroupBarrier();
     }
     let lambda = p.ridge * max(red[0] / f32(d), 1e-30);
+    // A trace past the f32 range (keys of norm around 1e19 and more) or NaN: the factor
+    // would give silent zeros, so the head's scores are NaN instead (as in the reference).
+    let overflow = (bitcast<u32>(red[0]) & 0x7F800000u) == 0x7F800000u;
     for (var e = lid; e < dd; e += WG) {
         work[lbase + e] = gram[gbase + e] + select(0.0, lambda, e / d == e % d);
     }
@@ -162,6 +165,13 @@ fn leverage_factor(
                 w = s / work[lbase + i * d + i];
             }
             work[wbase + i * d + c] = w;
+        }
+    }
+    storageBarrier();
+    workgroupBarrier();
+    if (overflow) {
+        for (var e = lid; e < dd; e += WG) {
+            work[wbase + e] = bitcast<f32>(0x7FC00000u);
         }
     }
 }

@@ -222,3 +222,19 @@ fn streaming_refresh_uses_only_the_keys_so_far() {
     let got = out.read(&ctx).unwrap();
     common::assert_close("out", &got.out, &same.out, ATTENTION);
 }
+
+/// A head whose keys overflow the f32 Gram matrix has NaN leverage scores; NaN ranks last and
+/// ties go to the smaller index, so its universal set is keys 0..|U|, on the GPU as in the
+/// reference, and the other head keeps its own set.
+#[test]
+fn overflowing_keys_give_the_first_keys_as_universal_set() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape::new(2, 10, 40, 8);
+    let cfg = LevAttentionConfig::new(AttentionConfig::new(shape), 6);
+    let (q, mut k, v) = data(&shape, 80);
+    k[7 * 8 + 3] = 1e30;
+    let gpu = check_on(&ctx, cfg, (&q, &k, &v));
+    let cpu = lev_attention(&cfg, (&q, &k, &v)).unwrap();
+    assert_eq!(gpu.universal[..6], [0, 1, 2, 3, 4, 5]);
+    assert_eq!(gpu.universal, cpu.universal);
+}

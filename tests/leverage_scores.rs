@@ -173,3 +173,26 @@ fn bad_input_is_a_typed_error() {
         Err(Error::InvalidShape { arg: "keys", .. })
     ));
 }
+
+/// One key of head 0 is NaN, +∞ or 1e30 (whose square overflows the f32 Gram matrix): every
+/// score of head 0 is NaN on the GPU and in the reference, never silently finite, and head 1
+/// is untouched.
+#[test]
+fn non_finite_gram_makes_that_heads_scores_nan() {
+    let ctx = gpu_or_skip!();
+    let (heads, n, d) = (2, 40, 8);
+    let cfg = LeverageConfig::new(heads, n, d);
+    let clean = common::normal_data(heads * n * d, 3);
+    let kernel = LeverageScores::new(&ctx, cfg).unwrap();
+    let head1 = leverage_scores(&clean, &cfg, n).unwrap()[n..].to_vec();
+    for bad in [f32::NAN, f32::INFINITY, 1e30] {
+        let mut k = clean.clone();
+        k[5 * d + 2] = bad;
+        let got = kernel.run(&k).unwrap();
+        let want = leverage_scores(&k, &cfg, n).unwrap();
+        assert!(got[..n].iter().all(|x| x.is_nan()), "GPU, key {bad}");
+        assert!(want[..n].iter().all(|x| x.is_nan()), "reference, key {bad}");
+        assert_eq!(want[n..], head1[..], "reference head 1, key {bad}");
+        assert_scores(&format!("head 1, key {bad}"), &got[n..], &head1);
+    }
+}

@@ -6,7 +6,9 @@
 //! Pipeline: [`LeverageScores`] over all `n_kv` keys → [`Topk`] of the scores per head (the
 //! universal set, best first) → [`GatherAttention`] with one shared index row per kv head.
 //! Causal queries skip the set's keys they cannot see, so early queries may attend to few
-//! keys; [`LeverageScores::append`] keeps the set current as a cache grows.
+//! keys; [`LeverageScores::append`] keeps the set current as a cache grows. A head whose
+//! scores are NaN (NaN keys, or keys large enough to overflow the f32 Gram matrix) gets keys
+//! `0..|U|` as its set: NaN ranks last and ties go to the smaller index.
 //!
 //! Limits: f32 keys (f16 storage is [`Error::Unsupported`] here), `head_dim ≤ 128`.
 

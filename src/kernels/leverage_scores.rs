@@ -8,6 +8,10 @@
 //! `λ = ridge · trace(G)/d`, relative to the average eigenvalue, so it regularises
 //! rank-deficient keys the same way at any scale. With `λ → 0`, `Σσ_i = rank(K)`.
 //!
+//! Keys are f32 and so is `G`: a head whose `trace(KᵀK)` leaves the f32 range (keys of norm
+//! ≳ 1e19) or holds NaN gets NaN scores for every key, GPU and reference alike, rather than
+//! silently wrong ones.
+//!
 //! Limits: f32 keys, `head_dim ≤ 128`. Streaming: [`LeverageScores::append`] adds a block
 //! of keys to `G` and refactors; [`LeverageScores::score`] rescores every key so far. The
 //! result equals a batch computation over the same keys (up to f32 summation order).

@@ -28,6 +28,11 @@ pub fn leverage_scores(k: &[f32], cfg: &LeverageConfig, n: usize) -> Result<Vec<
             }
         }
         let tr: f64 = (0..d).map(|a| g[a * d + a]).sum();
+        // The kernel's rule: a trace past the f32 range (or NaN) makes the head's scores NaN.
+        if !(tr as f32).is_finite() {
+            sigma[h * cap..][..n].fill(f64::NAN);
+            continue;
+        }
         let lambda = f64::from(cfg.ridge) * (tr / d as f64).max(1e-30);
         for a in 0..d {
             g[a * d + a] += lambda;
