@@ -100,8 +100,9 @@ impl AttentionShape {
 
     /// Checks the shape alone: a non-zero head size, `heads_kv` dividing `heads_q`, and
     /// tensors of fewer than 2^31 elements (kernels index with u32 and reserve the top half for
-    /// "no key"; a zero dimension counts as one, so it cannot hide absurd others). After it, [`q_len`](Self::q_len), [`kv_len`](Self::kv_len) and
-    /// [`rows`](Self::rows) cannot overflow.
+    /// "no key"; a zero dimension counts as one, so it cannot hide absurd others). After it,
+    /// [`q_len`](Self::q_len), [`kv_len`](Self::kv_len) and [`rows`](Self::rows) cannot
+    /// overflow.
     pub fn check_dims(&self) -> Result<()> {
         if self.head_dim == 0 {
             return Err(Error::shape("head_dim", "> 0", 0));
