@@ -6,6 +6,12 @@
 //! its magnitude, which moves a probability by the same relative amount; outputs are convex
 //! combinations of V rows, so their error is bounded by that times max|v|. The constants
 //! below leave a 10× margin over what the test data shows.
+//!
+//! Range: the kernels hold scores, sums and Gram matrices in f32. A value past the f32 range
+//! (a score |q·k·scale| above ~3.4e38, or ~1e19-sized entries squared) is ±∞ on the GPU,
+//! which the NaN/∞ rules then apply to, while the f64 reference may still see a finite
+//! number; no tolerance covers that, and the tests do not compare there. Leverage scores
+//! are the exception: the reference applies the kernel's overflow rule (NaN for the head).
 
 /// `|got − want| ≤ abs + rel·|want|`, element-wise. NaN matches only NaN; ±∞ only itself.
 #[derive(Clone, Copy, Debug, PartialEq)]
