@@ -417,8 +417,20 @@ fn bad_input_is_a_typed_error() {
         Err(Error::InvalidShape { arg: "lengths", .. })
     ));
     let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 40], "s").unwrap();
-    let small = Topk::new(&ctx, cfg(2, 10, 2)).unwrap().outputs().unwrap();
+    let out = topk.outputs().unwrap();
     let mut enc = ctx.encoder("t");
+    // Offsets whose input span overflows usize (or just runs past the buffer).
+    for offset in [1, usize::MAX / 2, usize::MAX] {
+        let input = TopkInput {
+            offset,
+            ..TopkInput::new(&s)
+        };
+        assert!(matches!(
+            topk.encode(&mut enc, input, &out),
+            Err(Error::InvalidShape { arg: "scores", .. })
+        ));
+    }
+    let small = Topk::new(&ctx, cfg(2, 10, 2)).unwrap().outputs().unwrap();
     assert!(matches!(
         topk.encode(&mut enc, TopkInput::new(&s), &small),
         Err(Error::InvalidShape {
