@@ -370,6 +370,32 @@ fn radix_scratch_is_left_clean_for_the_next_run() {
     }
 }
 
+/// One `Topk` (multi-chunk radix: shared row histograms and scratch that each run must leave
+/// clean) used from four threads at once, each running its own data repeatedly: every result
+/// equals the reference, so concurrent submissions never see each other's scratch.
+#[test]
+fn one_kernel_shared_by_threads() {
+    let ctx = gpu_or_skip!();
+    let c = TopkConfig {
+        strategy: Strategy::Radix,
+        radix_groups: Some(2048),
+        ..cfg(3, 5000, 64)
+    };
+    let topk = Topk::new(&ctx, c).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let topk = &topk;
+            s.spawn(move || {
+                for i in 0..3 {
+                    let data = common::normal_data(c.rows * c.n, 1000 + 10 * t + i);
+                    let gpu = topk.run(&data, None).unwrap();
+                    assert_matches_reference(&gpu, &c, &data, None, &format!("thread {t} run {i}"));
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn strided_slice_of_a_wider_buffer() {
     let ctx = gpu_or_skip!();
