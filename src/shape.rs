@@ -32,6 +32,12 @@ pub(crate) fn elements(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }
 
+/// Elements spanned by `rows` rows of `n` entries `stride` apart, `(rows − 1)·stride + n`
+/// (`n` for no rows), `None` where it overflows.
+pub(crate) fn row_span(rows: usize, stride: usize, n: usize) -> Option<usize> {
+    rows.saturating_sub(1).checked_mul(stride)?.checked_add(n)
+}
+
 /// Shape of one multi-head attention call. Tensors are dense row-major:
 /// `q, out: [batch, heads_q, n_q, head_dim]`, `k, v: [batch, heads_kv, n_kv, head_dim]`,
 /// `lse: [batch, heads_q, n_q]`. Grouped-query attention: query head `h` reads key/value

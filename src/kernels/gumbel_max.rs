@@ -15,6 +15,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::GumbelMaxParams;
 use crate::shader::{self, BindingKind, Module, Tier, sources};
+use crate::shape::row_span;
 
 /// Shape and options of a sampling call over a `[rows, n]` score matrix.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,11 +51,7 @@ impl SamplerConfig {
     /// Elements the scores span, `(rows − 1)·stride + n` (`usize::MAX` where that overflows,
     /// which no input has).
     pub fn input_len(&self) -> usize {
-        self.rows
-            .saturating_sub(1)
-            .checked_mul(self.stride())
-            .and_then(|l| l.checked_add(self.n))
-            .unwrap_or(usize::MAX)
+        row_span(self.rows, self.stride(), self.n).unwrap_or(usize::MAX)
     }
 
     /// `1 / T` as every kernel and reference multiplies by it.

@@ -34,6 +34,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{TopkParams, TopkStepParams};
 use crate::shader::{self, BindingKind, Module, Tier};
+use crate::shape::row_span;
 
 /// Which end of each row to keep.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,10 +158,8 @@ impl TopkConfig {
         if self.rows == 0 {
             return 0;
         }
-        (self.rows - 1)
-            .checked_mul(self.stride())
+        row_span(self.rows, self.stride(), self.n)
             .and_then(|l| l.checked_add(offset))
-            .and_then(|l| l.checked_add(self.n))
             .unwrap_or(usize::MAX)
     }
 
