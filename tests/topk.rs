@@ -107,9 +107,11 @@ fn cfg(rows: usize, n: usize, k: usize) -> TopkConfig {
 #[test]
 fn lengths_around_every_tile_boundary() {
     let ctx = gpu_or_skip!();
-    // 256 = workgroup, 1024 = sort block, 4096/16384 = chunk sizes.
+    // 256 = workgroup, 1024 = sort block, 2048/4096/16384 = chunk sizes (a GPU's shortest
+    // chunk, 2048, is 4 compaction tiles of 512).
     for n in [
-        1, 2, 3, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 16383, 16384, 16385,
+        1, 2, 3, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096,
+        4097, 16383, 16384, 16385,
     ] {
         let rows = 3;
         let data = common::normal_data(rows * n, n as u64);

@@ -38,6 +38,10 @@ const BLOCK: u32 = 2048u;        // elements a local bitonic step holds in workg
 const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
 const COMPACT_PASS: u32 = 4u;    // topk_compact chooses the last digit, as a fifth pass would
 const KEY_LOADS: u32 = 4u;       // loads a radix thread issues before using the first
+const MAX_RUN: u32 = 16u;        // largest COMPACT_RUN
+// Consecutive entries each compaction thread takes per tile of WG·COMPACT_RUN (1..MAX_RUN):
+// the host sets chunk / 512, so a chunk is 2 tiles (4 at the longest chunks).
+override COMPACT_RUN: u32 = 4u;
 
 // work layout: hist [rows][chunks][256] | info [rows][chunks] | state [rows][4][4]
 // hist: per chunk, the latest pass's count of entries (matching the prefix) whose digit is ≥ b:
@@ -151,6 +155,15 @@ fn workgroup_scan(lid: u32, v: vec2<u32>) -> vec2<u32> {
         sum += wg_scan[i];
     }
     return sum;
+}
+
+// The sum over all threads of the last `workgroup_scan` (until the next one begins).
+fn workgroup_scan_total() -> vec2<u32> {
+    var total = vec2<u32>(0u);
+    for (var b = 0u; b < 16u; b++) {
+        total += wg_scan_block[b];
+    }
+    return total;
 }
 
 // Entries with digit ≥ 255 - lid, given this thread's count of digit 255 - lid: the scan from
@@ -272,8 +285,7 @@ var<workgroup> wg_slots: vec4<u32>;
 
 // One workgroup per (row, chunk): choose the last digit (the full threshold key), then write
 // keys above the threshold, then the lowest-index keys equal to it, in index order, so the
-// unsorted result is deterministic too. Each thread owns a contiguous run of the chunk so that
-// a prefix sum over threads orders by index.
+// unsorted result is deterministic too.
 @compute @workgroup_size(WG)
 fn topk_compact(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -312,35 +324,47 @@ fn topk_compact(
     if (slots.z == 0u && (slots.w == 0u || slots.y >= need_eq)) {
         return; // uniform across the workgroup: nothing selected here
     }
+    // The chunk in tiles of WG·COMPACT_RUN entries, thread lid taking COMPACT_RUN
+    // consecutive ones: each entry is read once, and one scan per tile gives every selected
+    // key its slot in index order.
     let len = row_len(row);
-    let per = p.chunk / WG;
-    let start = min(chunk * p.chunk + lid * per, len);
-    let end = min(start + per, len);
-    var gt = 0u;
-    var eq = 0u;
-    for (var first = start; first < end; first += KEY_LOADS) {
-        let keys = keys_at(row, first, 1u, end);
-        for (var e = 0u; e < KEY_LOADS && first + e < end; e++) {
-            gt += select(0u, 1u, keys[e] > threshold);
-            eq += select(0u, 1u, keys[e] == threshold);
-        }
-    }
-    let mine = workgroup_scan(lid, vec2<u32>(gt, eq)) - vec2<u32>(gt, eq);
-    var gt_slot = slots.x + mine.x;
-    var eq_rank = slots.y + mine.y;
+    let start = chunk * p.chunk;
+    let end = min(start + p.chunk, len);
     let base = row * p.sort_size;
-    for (var first = start; first < end; first += KEY_LOADS) {
-        let keys = keys_at(row, first, 1u, end);
-        for (var e = 0u; e < KEY_LOADS && first + e < end; e++) {
-            let key = keys[e];
-            if (key > threshold) {
-                pairs[base + gt_slot] = vec2<u32>(key, first + e);
-                gt_slot++;
-            } else if (key == threshold) {
-                if (eq_rank < need_eq) {
-                    pairs[base + gt_total + eq_rank] = vec2<u32>(key, first + e);
+    var next = slots.xy;
+    for (var tile = start; tile < end; tile += WG * COMPACT_RUN) {
+        let first = tile + lid * COMPACT_RUN;
+        let run = min(COMPACT_RUN, end - min(first, end));
+        // Loops bounded by the pipeline constant unroll, so `keys` stays in registers and
+        // every load is issued before any key is used.
+        var keys: array<u32, MAX_RUN>;
+        for (var e = 0u; e < COMPACT_RUN; e++) {
+            if (e < run) {
+                keys[e] = order_key(score(row, first + e));
+            }
+        }
+        var mine = vec2<u32>(0u);
+        for (var e = 0u; e < COMPACT_RUN; e++) {
+            mine.x += select(0u, 1u, e < run && keys[e] > threshold);
+            mine.y += select(0u, 1u, e < run && keys[e] == threshold);
+        }
+        var slot = next + workgroup_scan(lid, mine) - mine;
+        next += workgroup_scan_total();
+        // An `if`, not a `continue`: a non-uniform one would make the next tile's scan
+        // non-uniform.
+        if (any(mine != vec2<u32>(0u))) {
+            for (var e = 0u; e < COMPACT_RUN; e++) {
+                let key = keys[e];
+                let live = e < run; // not past the chunk or row end
+                if (live && key > threshold) {
+                    pairs[base + slot.x] = vec2<u32>(key, first + e);
+                    slot.x++;
+                } else if (live && key == threshold) {
+                    if (slot.y < need_eq) {
+                        pairs[base + gt_total + slot.y] = vec2<u32>(key, first + e);
+                    }
+                    slot.y++;
                 }
-                eq_rank++;
             }
         }
     }

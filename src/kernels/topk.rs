@@ -277,6 +277,14 @@ struct Plan {
 }
 
 impl Plan {
+    /// Consecutive entries a compaction thread takes per tile (`COMPACT_RUN`): chunk / 512,
+    /// 1 to 16. A GPU's 2048-entry chunk is 2 tiles whose threads each keep 4 loads in
+    /// flight, 16 bytes from their neighbours'; a CPU adapter's 16384-entry chunk is 4 tiles,
+    /// few scans for a driver that pays for each barrier.
+    fn compact_run(&self) -> usize {
+        (self.chunk / (2 * WG)).clamp(1, 16)
+    }
+
     fn new(cfg: &TopkConfig, limits: &wgpu::Limits, cpu: bool) -> Result<Self> {
         let n = cfg.n;
         // ≤ 256 chunks per row (one compaction scan thread each), ≥ 256 entries (one per thread).
@@ -509,7 +517,12 @@ impl Topk {
         } else {
             Pipelines::Radix {
                 histogram: build("topk_histogram", &with_step)?,
-                compact: build("topk_compact", &main)?,
+                compact: module.pipeline_with_constants(
+                    ctx,
+                    "topk_compact",
+                    Some(&main),
+                    &[("COMPACT_RUN", plan.compact_run() as f64)],
+                )?,
                 passes: (0..4)
                     .map(|pass_| {
                         let p = TopkStepParams {
