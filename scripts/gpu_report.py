@@ -1,6 +1,7 @@
 """Turns one scripts/on_gpu.sh run into markdown: the device, every case our bench timed, our
 kernels against the PyTorch peers measured in the same run (speedup = torch ms / our ms), the
-top-k sweep behind Strategy::Auto, and the GPU test results.
+top-k sweep behind Strategy::Auto, an A/B against another revision's bench where one was
+staged, and the GPU test results.
 
 usage: python3 scripts/gpu_report.py DIR > report.md
 DIR holds our bench's *.json reports, torch_peers.py's anchors.jsonl, torch_extra.py's
@@ -8,6 +9,8 @@ anchors_extra.jsonl and tests.log; whatever is missing is left out of the report
 """
 import glob, json, os, re, sys
 from collections import defaultdict
+
+AB_BASE = "ab_base.json"
 
 # Issue 4's H100 targets for top-k, ms (rows, n, k).
 TOPK_TARGET_MS = {(4096, 65536, 32): 0.6, (4096, 65536, 256): 0.8, (1, 131072, 2048): 0.020,
@@ -51,7 +54,10 @@ def table(header, rows):
 
 def main(d):
     reports, peers = load(d)
-    cases = [c for _, r in reports for c in r["results"]]
+    # ab_base.json is another revision's bench (scripts/stage_gpu.sh AB_REV): only the A/B
+    # table below reads it.
+    base = [c for name, r in reports if name == AB_BASE for c in r["results"]]
+    cases = [c for name, r in reports if name != AB_BASE for c in r["results"]]
     print("# GPU run\n")
     for name, r in reports[:1]:
         print(f"- adapter: {r['adapter']} ({r['backend']}, {r['device_type']}), "
@@ -141,6 +147,14 @@ def main(d):
                          best, v.get("auto", "?") + ("" if v.get("auto") == best else " ✗")])
         print(table(["shape", "radix", "one pass", "faster", "Auto picks"], rows))
         print(f"Auto picks the slower path in {wrong} of {len(rows)} shapes.\n")
+
+    ours = {(c["kernel"], c["shape"]): c["median_ms"] for c in cases}
+    rows = [[c["kernel"], c["shape"], ms(c["median_ms"]), ms(ours[key]),
+             f"{c['median_ms'] / ours[key]:.2f}×"]
+            for c in base if (key := (c["kernel"], c["shape"])) in ours]
+    if rows:
+        print("## A/B: this build against AB_REV (same run)\n")
+        print(table(["kernel", "shape", "AB_REV", "this build", "speedup"], rows))
 
     log = os.path.join(d, "tests.log")
     if os.path.exists(log):

@@ -6,10 +6,10 @@
 # Device: run tool, carry [".gl", ".devbin"], timeout_s ≈ BUDGET + 60, command
 #         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
 #
-# Steps (default: all, in this order): bench_topk torch_peers topk_sweep bench_attention
-# torch_extra bench_backward tests bench_rest. Each writes $OUT/STEP.log (and our bench's
-# $OUT/STEP.json, rewritten after every case); a step that would overrun BUDGET seconds is
-# cut to what is left, or skipped. Finally scripts/gpu_report.py turns it all into
+# Steps (default: all, in this order): bench_topk torch_peers topk_sweep ab_base
+# bench_attention torch_extra bench_backward tests bench_rest. Each writes $OUT/STEP.log (and
+# our bench's $OUT/STEP.json, rewritten after every case); a step that would overrun BUDGET
+# seconds is cut to what is left, or skipped. Finally scripts/gpu_report.py turns it all into
 # $OUT/report.md: our times, GB/s against the measured copy bandwidth, and ratios to PyTorch.
 set -u
 out=${OUT:-/tmp/on_gpu}
@@ -18,8 +18,8 @@ budget=${BUDGET:-300}
 size=${SIZE:-full} # SIZE=small: a dry run on lavapipe
 bench=.devbin/bench
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(bench_topk torch_peers topk_sweep bench_attention torch_extra
-  bench_backward tests bench_rest)
+[ ${#steps[@]} -eq 0 ] && steps=(bench_topk torch_peers topk_sweep ab_base bench_attention
+  torch_extra bench_backward tests bench_rest)
 
 # step NAME SECONDS CMD...: runs CMD with a timeout inside the budget, logging to $out/NAME.log.
 step() {
@@ -57,6 +57,11 @@ for s in "${steps[@]}"; do
   tests) step "$s" 90 env CI=true sh -c \
     'for t in .devbin/test-topk .devbin/test-topk_attention .devbin/test-dense_attention .devbin/test-sparse_attention_backward; do
        echo "## $t"; $t --test-threads 4 2>&1 | grep -E "^test |test result|panicked"; done' ;;
+  # Staged with AB_REV=<rev> (scripts/stage_gpu.sh): the same topk cases from that revision.
+  ab_base) if [ -x .devbin/bench-base ]; then
+      step "$s" 60 .devbin/bench-base --size $size --kernel topk --reps 10 --warmup 3 \
+        --json "$out/$s.json"
+    else echo "== $s: skipped (no .devbin/bench-base staged)"; fi ;;
   bench_rest) step "$s" 60 $bench --size $size --kernel rng_fill --kernel lev_attention \
     --kernel gumbel_max --kernel lazy_gumbel --reps 5 --warmup 1 --json "$out/$s.json" ;;
   *) echo "unknown step $s" ;;

@@ -9,6 +9,17 @@ keep="bench test-topk test-topk_attention test-dense_attention test-sparse_atten
 for f in .devbin/*; do
   case " $keep " in *" $(basename "$f") "*) ;; *) rm -f "$f" ;; esac
 done
-for b in .devbin/bench .devbin/test-*; do strip "$b"; done
+# AB_REV=<rev>: also stage that revision's bench as .devbin/bench-base, for on_gpu.sh's
+# ab_base step (an A/B of a kernel change on the same machine in the same call).
+if [ -n "${AB_REV:-}" ]; then
+  wt=$(mktemp -d)/src
+  git worktree add --detach "$wt" "$AB_REV" >/dev/null
+  # Its own target dir under target/, so dependencies stay built between stagings.
+  (cd "$wt" && CARGO_TARGET_DIR="$OLDPWD/target/ab" cargo build --release --example bench) ||
+    { git worktree remove --force "$wt"; echo "AB_REV=$AB_REV failed to build"; exit 1; }
+  cp target/ab/release/examples/bench .devbin/bench-base
+  git worktree remove --force "$wt"
+fi
+for b in .devbin/bench* .devbin/test-*; do strip "$b"; done
 du -sh .gl .devbin
 echo 'device run: carry [".gl", ".devbin"], command: BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh'
