@@ -54,7 +54,7 @@ fn gumbel_max_partial(
     let end = min(start + p.chunk, len);
     let seed = vec2<u32>(p.seed_lo, p.seed_hi);
     for (var l = 0u; l < p.samples; l++) {
-        var bv = bitcast<f32>(0xFF800000u);
+        var bv = neg_inf();
         var bj = NO_KEY;
         // Four consecutive keys share one Philox block.
         for (var j0 = start + 4u * lid; j0 < end; j0 += 4u * WG) {
@@ -63,7 +63,7 @@ fn gumbel_max_partial(
                 let j = j0 + c;
                 if (j < end) {
                     let s = scores[row * p.stride + j];
-                    if (s > bitcast<f32>(0xFF800000u)) {
+                    if (s > neg_inf()) {
                         let v = s * p.inv_temp + gumbel_from_uniform(uniform_open01(w[c]));
                         if (ranks_before(v, j, bv, bj)) {
                             bv = v;
@@ -92,7 +92,7 @@ fn gumbel_max_merge(
     }
     let row = t / p.samples;
     let l = t % p.samples;
-    var bv = bitcast<f32>(0xFF800000u);
+    var bv = neg_inf();
     var bj = NO_KEY;
     for (var c = 0u; c < p.chunks; c++) {
         let e = partial[(row * p.chunks + c) * p.samples + l];

@@ -40,8 +40,8 @@ fn gumbel_perturb(
         let j = j0 + c;
         if (j < p.n) {
             let s = scores[row * p.stride + j];
-            var v = bitcast<f32>(0x7FC00000u);
-            if (s > bitcast<f32>(0xFF800000u)) {
+            var v = quiet_nan();
+            if (s > neg_inf()) {
                 v = s * p.inv_temp + gumbel_from_uniform(uniform_open01(w[c]));
             }
             perturbed[row * p.n + j] = v;

@@ -119,7 +119,7 @@ fn lazy_gumbel(
         }
     }
 
-    let neg_inf = bitcast<f32>(0xFF800000u);
+    let neg_inf = neg_inf();
     let s_min = select(neg_inf, top_values[row * p.k + c - 1u], c > 0u);
     // The tail can win only if S's weakest score is a finite number.
     let has_tail = c < len && s_min > neg_inf && s_min < -neg_inf;

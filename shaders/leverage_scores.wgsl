@@ -171,7 +171,7 @@ fn leverage_factor(
     workgroupBarrier();
     if (overflow) {
         for (var e = lid; e < dd; e += WG) {
-            work[wbase + e] = bitcast<f32>(0x7FC00000u);
+            work[wbase + e] = quiet_nan();
         }
     }
 }

@@ -40,10 +40,6 @@ override HEAD_DIM: u32 = 64u;
 const NO_KEY: u32 = 0xFFFFFFFFu;
 const Q_TILE: u32 = 16u;      // queries per score tile
 
-fn neg_inf() -> f32 {
-    return bitcast<f32>(0xFF800000u);
-}
-
 // max that ignores NaN in `b` (a is never NaN): NaN scores then propagate through exp() into
 // the sums, as in the f64 reference, instead of depending on how the GPU's max treats NaN.
 fn max_num(a: f32, b: f32) -> f32 {

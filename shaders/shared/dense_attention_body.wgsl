@@ -163,9 +163,9 @@ fn dense_attention_merge(
         mx = max_num(mx, x);
     }
     if (nan) {
-        out[t] = bitcast<f32>(0x7FC00000u);
+        out[t] = quiet_nan();
         if (dim == 0u) {
-            lse_out[row] = bitcast<f32>(0x7FC00000u);
+            lse_out[row] = quiet_nan();
         }
         return;
     }

@@ -98,7 +98,7 @@ fn sparse_backward_rows(
             dsum += slot_weight(e) * dp;
         }
         ds[e] = dp;
-        g2[e] = select(f32(j), bitcast<f32>(0x7FC00000u), j == NO_KEY);
+        g2[e] = select(f32(j), quiet_nan(), j == NO_KEY);
     }
     red[lid] = dsum;
     workgroupBarrier();

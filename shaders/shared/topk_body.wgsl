@@ -127,7 +127,7 @@ fn keys_at(row: u32, first: u32, step: u32, end: u32) -> array<u32, KEY_LOADS> {
 }
 
 var<workgroup> wg_hist: array<atomic<u32>, 256>;
-var<workgroup> wg_chosen: vec2<u32>;
+var<workgroup> wg_chosen: vec4<u32>;
 var<workgroup> wg_scan: array<vec2<u32>, WG>;
 var<workgroup> wg_scan_block: array<vec2<u32>, 16>;
 
@@ -200,15 +200,16 @@ fn choose_digit(lid: u32, row: u32, pass_: u32) -> vec4<u32> {
         above = suffix - count;
     }
     if (suffix >= remaining && (above < remaining || digit == 255u)) {
-        wg_chosen = vec2<u32>(digit, above);
+        wg_chosen = vec4<u32>(
+            prev.x | (digit << (32u - 8u * pass_)),
+            remaining - above,
+            prev.z + above,
+            digit,
+        );
     }
-    let chosen = workgroupUniformLoad(&wg_chosen);
-    return vec4<u32>(
-        prev.x | (chosen.x << (32u - 8u * pass_)),
-        remaining - chosen.y,
-        prev.z + chosen.y,
-        chosen.x,
-    );
+    // The whole state through workgroupUniformLoad: `prev` comes from storage, which the
+    // uniformity analysis cannot prove uniform, and callers branch on it before barriers.
+    return workgroupUniformLoad(&wg_chosen);
 }
 
 fn store_state(row: u32, s: u32, state: vec4<u32>) {
@@ -518,7 +519,7 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
     if (idx != SENTINEL_IDX) {
         out_values[out] = score(row, idx);
     } else {
-        out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * bitcast<f32>(0x7F800000u);
+        out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * pos_inf();
     }
 }
 
