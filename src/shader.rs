@@ -6,6 +6,8 @@
 //! it here as [`sources`]. WGSL structs named `*Params` get generated Rust twins in
 //! [`crate::params`], so uniform layouts have one definition: the shader's.
 
+use std::borrow::Cow;
+
 use wgpu::util::DeviceExt;
 
 use crate::context::GpuContext;
@@ -50,6 +52,20 @@ impl Tier {
     }
 }
 
+/// The WGSL to hand to `backend` for a kernel of `tier`. Browsers compile WGSL themselves
+/// (wgpu passes it through on the web), and their compilers require `enable subgroups;`
+/// before subgroup builtins, a directive naga 30 rejects: it is added for
+/// [`wgpu::Backend::BrowserWebGpu`] only. `tests/shaders.rs` runs Dawn's compiler (Tint) on
+/// exactly this text.
+pub fn source_for(source: &str, tier: Tier, backend: wgpu::Backend) -> Cow<'_, str> {
+    let subgroups = matches!(tier, Tier::Subgroup | Tier::F16Subgroup);
+    if subgroups && backend == wgpu::Backend::BrowserWebGpu {
+        Cow::Owned(format!("enable subgroups;\n{source}"))
+    } else {
+        Cow::Borrowed(source)
+    }
+}
+
 /// A compiled shader module plus the name used in errors.
 pub struct Module {
     name: &'static str,
@@ -65,7 +81,11 @@ impl Module {
                 ctx.device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(name),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                        source: wgpu::ShaderSource::Wgsl(source_for(
+                            source,
+                            tier,
+                            ctx.adapter_info.backend,
+                        )),
                     })
             })
             .map_err(|e| Error::ShaderCompilation {

@@ -2,6 +2,7 @@
 //! and GL problems show up on Linux. Each backend validates with its own capability set.
 
 use knn_attention::shader::sources::ALL;
+use knn_attention::shader::{Tier, source_for};
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -117,5 +118,52 @@ fn translates_to_glsl() {
                 "{name}: no GLSL compute layout"
             );
         }
+    }
+}
+
+/// Dawn's compiler, Tint (Chrome's), accepts every kernel exactly as a browser would receive
+/// it ([`knn_attention::shader::source_for`] on the web backend), and builds a pipeline for
+/// every entry point and pipeline-constant extreme: naga alone let through non-finite
+/// constants and barriers it could not prove uniform. Runs `scripts/tint_check.mjs` with
+/// node and the `webgpu` npm package in `target/tint` (`KNN_ATTENTION_TINT_MODULES`
+/// overrides); without them it says so and passes, unless `KNN_ATTENTION_REQUIRE_TINT` is set
+/// (CI sets it where npm exists).
+#[test]
+fn tint_accepts_every_kernel_as_a_browser_gets_it() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let modules = std::env::var("KNN_ATTENTION_TINT_MODULES")
+        .unwrap_or_else(|_| format!("{root}/target/tint/node_modules"));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tint_wgsl");
+    let _ = std::fs::remove_dir_all(&dir); // no stale kernels from an earlier build
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, src) in ALL {
+        let tier = match (name.contains("f16"), name.ends_with("_subgroup")) {
+            (true, true) => Tier::F16Subgroup,
+            (false, true) => Tier::Subgroup,
+            (true, false) => Tier::F16,
+            (false, false) => Tier::Core,
+        };
+        let web = source_for(src, tier, wgpu::Backend::BrowserWebGpu);
+        std::fs::write(dir.join(format!("{name}.wgsl")), web.as_bytes()).unwrap();
+    }
+    let run = std::process::Command::new("node")
+        .arg(format!("{root}/scripts/tint_check.mjs"))
+        .arg(&dir)
+        .arg(&modules)
+        .output();
+    let required = std::env::var_os("KNN_ATTENTION_REQUIRE_TINT").is_some();
+    let out = match run {
+        Ok(out) => out,
+        Err(e) if !required => return eprintln!("skipped: no node ({e})"),
+        Err(e) => panic!("KNN_ATTENTION_REQUIRE_TINT: node: {e}"),
+    };
+    let log = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => assert!(log.contains(" 0 rejected"), "{log}"),
+        Some(2) if !required => eprintln!("skipped: {log}"),
+        _ => panic!(
+            "Tint rejected kernels:\n{log}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
 }
