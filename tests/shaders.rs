@@ -1,5 +1,7 @@
 //! Every composed kernel translates to SPIR-V, MSL, HLSL and GLSL with naga, so Metal, DX12
-//! and GL problems show up on Linux. Each backend validates with its own capability set.
+//! and GL problems show up on Linux. Each backend validates with its own capability set. Two
+//! other compilers check what naga cannot: glslang compiles the GLSL a GL driver would get,
+//! and Tint (Chrome's) compiles the WGSL a browser would get.
 
 use knn_attention::shader::sources::ALL;
 use knn_attention::shader::{Tier, source_for};
@@ -83,8 +85,28 @@ fn translates_to_hlsl() {
     }
 }
 
+/// Compiles GLSL ES with Khronos' reference front end (`glslangValidator`, Debian's
+/// glslang-tools), which is what a GL driver would be handed. `None` without the tool, unless
+/// CI is set: `.ci/run` installs it, so there its absence fails.
+fn glslang(name: &str, source: &str) -> Option<Result<(), String>> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("glsl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.comp"));
+    std::fs::write(&path, source).unwrap();
+    match std::process::Command::new("glslangValidator")
+        .arg(&path)
+        .output()
+    {
+        Ok(out) if out.status.success() => Some(Ok(())),
+        Ok(out) => Some(Err(String::from_utf8_lossy(&out.stdout).into_owned())),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("CI: glslangValidator: {e}"),
+        Err(_) => None,
+    }
+}
+
 #[test]
 fn translates_to_glsl() {
+    let mut compiled = 0;
     for (name, src) in ALL {
         let (m, info) = validate(name, &module(name, src), glsl::supported_capabilities());
         for ep in &m.entry_points {
@@ -117,7 +139,14 @@ fn translates_to_glsl() {
                 out.contains("local_size_x"),
                 "{name}: no GLSL compute layout"
             );
+            if let Some(result) = glslang(&format!("{name}.{}", ep.name), &out) {
+                result.unwrap_or_else(|e| panic!("{name}::{}: glslang: {e}", ep.name));
+                compiled += 1;
+            }
         }
+    }
+    if compiled == 0 {
+        eprintln!("glslangValidator not found: GLSL translated but not compiled");
     }
 }
 
