@@ -185,8 +185,20 @@ impl GpuContext {
 
     /// Runs `f` inside validation and out-of-memory error scopes and returns what they caught
     /// as [`Error::Wgpu`], so bad resource use surfaces as an error instead of a panic.
+    ///
+    /// On wasm32 nothing may block on a promise, so no scopes are pushed there: wgpu errors go
+    /// to the device's uncaptured-error handler (loud, never silent), and only this crate's
+    /// own host-side checks return typed errors.
     pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         self.check()?;
+        #[cfg(target_arch = "wasm32")]
+        return Ok(f());
+        #[cfg(not(target_arch = "wasm32"))]
+        self.scoped_native(f)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn scoped_native<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
