@@ -188,11 +188,12 @@ impl<T: Pod> GpuBuffer<T> {
     }
 
     /// Async readback. On native backends the map completes when the device is polled
-    /// (`device.poll`), e.g. by the application's poll loop or by another blocking call.
+    /// (`device.poll`), e.g. by the application's poll loop or by another blocking call. On
+    /// wasm32 it is also where earlier wgpu errors surface ([`GpuContext::deferred_errors`]).
     pub async fn read_async(&self, ctx: &GpuContext) -> Result<Vec<T>> {
         let (staging, done) = self.start_read(ctx)?;
         done.await.map_err(Error::Wgpu)?;
-        ctx.check()?;
+        ctx.deferred_errors().await?;
         self.finish_read(&staging)
     }
 

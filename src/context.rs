@@ -48,6 +48,25 @@ pub struct GpuContext {
     caps: Capabilities,
     limits: wgpu::Limits,
     lost: Arc<Mutex<Option<String>>>,
+    #[cfg(target_arch = "wasm32")]
+    pending: PendingScopes,
+}
+
+/// wasm32: error scopes that [`GpuContext::scoped`] popped but could not wait for, since
+/// nothing may block on the web; [`GpuContext::deferred_errors`] awaits them.
+#[cfg(target_arch = "wasm32")]
+#[derive(Clone, Default)]
+struct PendingScopes(Arc<Mutex<Vec<ScopeResult>>>);
+
+/// What a popped error scope will report.
+#[cfg(target_arch = "wasm32")]
+type ScopeResult = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
+
+#[cfg(target_arch = "wasm32")]
+impl std::fmt::Debug for PendingScopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PendingScopes({})", self.0.lock().unwrap().len())
+    }
 }
 
 fn adapter_rank(info: &wgpu::AdapterInfo) -> u8 {
@@ -156,6 +175,8 @@ impl GpuContext {
             queue,
             adapter_info,
             lost: Arc::new(Mutex::new(None)),
+            #[cfg(target_arch = "wasm32")]
+            pending: PendingScopes::default(),
         }
     }
 
@@ -186,29 +207,51 @@ impl GpuContext {
     /// Runs `f` inside validation and out-of-memory error scopes and returns what they caught
     /// as [`Error::Wgpu`], so bad resource use surfaces as an error instead of a panic.
     ///
-    /// On wasm32 nothing may block on a promise, so no scopes are pushed there: wgpu errors go
-    /// to the device's uncaptured-error handler (loud, never silent), and only this crate's
-    /// own host-side checks return typed errors.
+    /// On wasm32 nothing may block on the scopes' promises, so `f`'s errors are not known
+    /// here: the scopes are kept, and [`GpuContext::deferred_errors`] (which
+    /// [`GpuBuffer::read_async`](crate::buffer::GpuBuffer::read_async) awaits) returns them.
     pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         self.check()?;
-        #[cfg(target_arch = "wasm32")]
-        return Ok(f());
-        #[cfg(not(target_arch = "wasm32"))]
-        self.scoped_native(f)
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    fn scoped_native<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
-        self.check()?;
-        match v.or(o) {
-            Some(e) => Err(Error::Wgpu(e.to_string())),
-            None => Ok(value),
+        #[cfg(target_arch = "wasm32")]
+        {
+            let mut pending = self.pending.0.lock().unwrap();
+            pending.push(Box::pin(validation.pop()));
+            pending.push(Box::pin(oom.pop()));
+            Ok(value)
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let v = pollster::block_on(validation.pop());
+            let o = pollster::block_on(oom.pop());
+            self.check()?;
+            match v.or(o) {
+                Some(e) => Err(Error::Wgpu(e.to_string())),
+                None => Ok(value),
+            }
+        }
+    }
+
+    /// The first wgpu error that [`GpuContext::scoped`] caught but could not report when it
+    /// happened (wasm32 only; native targets report in place), as [`Error::Wgpu`]; or device
+    /// loss.
+    pub async fn deferred_errors(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let scopes = std::mem::take(&mut *self.pending.0.lock().unwrap());
+            let mut first = None;
+            for scope in scopes {
+                if let Some(e) = scope.await {
+                    first.get_or_insert(e);
+                }
+            }
+            if let Some(e) = first {
+                return Err(Error::Wgpu(e.to_string()));
+            }
+        }
+        self.check()
     }
 
     /// Submits `encoder` and blocks until the GPU has finished it.
