@@ -1,0 +1,185 @@
+//! knn-attention in a browser: builds kernels on the page's WebGPU device, runs them with
+//! `encode` and `read_async` (nothing may block there), and compares each result with the
+//! CPU reference: top-k bit for bit, attention within `tolerance::ATTENTION`.
+
+use knn_attention::attention::{AttentionConfig, AttentionOutputs, QkvTensors};
+use knn_attention::buffer::{ElemType, GpuBuffer};
+use knn_attention::kernels::dense_attention::DenseAttention;
+use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
+use knn_attention::reference;
+use knn_attention::tolerance::ATTENTION;
+use knn_attention::{AttentionShape, GpuContext, Mask};
+use wasm_bindgen::prelude::*;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// One line per check, then `failures N`; or `FAIL` and the error.
+#[wasm_bindgen]
+pub async fn run() -> String {
+    match checks().await {
+        Ok(log) => log.join("\n"),
+        Err(e) => format!("FAIL {e}"),
+    }
+}
+
+/// xorshift64 words from `seed`.
+fn words(seed: u64) -> impl Iterator<Item = u64> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    std::iter::repeat_with(move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x >> 40
+    })
+}
+
+/// Scores with ties (1000 distinct values); every 97th entry is NaN, −inf, −0.0 or +0.0.
+fn scores(len: usize, seed: u64) -> Vec<f32> {
+    words(seed)
+        .take(len)
+        .enumerate()
+        .map(|(i, w)| match i % 97 {
+            0 => f32::NAN,
+            1 => f32::NEG_INFINITY,
+            2 => -0.0,
+            3 => 0.0,
+            _ => (w % 1000) as f32 / 7.0 - 70.0,
+        })
+        .collect()
+}
+
+async fn checks() -> Result<Vec<String>> {
+    let ctx = GpuContext::new().await?;
+    let mut log = vec![format!(
+        "adapter {:?} ({:?})",
+        ctx.adapter_info.name, ctx.adapter_info.backend
+    )];
+    let mut failures = 0;
+    for (rows, n, k, strategy, sorted) in [
+        (3, 5000, 37, Strategy::Radix, true),
+        (3, 5000, 37, Strategy::OnePass, true),
+        (3, 5000, 37, Strategy::Radix, false),
+        (1, 131072, 2048, Strategy::Radix, true),
+        (64, 4096, 32, Strategy::Auto, true),
+        (2, 70000, 4096, Strategy::Radix, true),
+    ] {
+        let ok = topk_matches(&ctx, rows, n, k, strategy, sorted).await?;
+        failures += !ok as usize;
+        let verdict = if ok {
+            "same bits as the CPU reference"
+        } else {
+            "MISMATCH"
+        };
+        log.push(format!(
+            "topk {rows}x{n} k={k} {strategy:?} sorted={sorted}: {verdict}"
+        ));
+    }
+    for (what, bad) in attention(&ctx).await? {
+        failures += bad.is_some() as usize;
+        let verdict = bad.unwrap_or_else(|| "within tolerance::ATTENTION".into());
+        log.push(format!("{what}: {verdict}"));
+    }
+    log.push(format!("failures {failures}"));
+    Ok(log)
+}
+
+async fn topk_matches(
+    ctx: &GpuContext,
+    rows: usize,
+    n: usize,
+    k: usize,
+    strategy: Strategy,
+    sorted: bool,
+) -> Result<bool> {
+    let cfg = TopkConfig {
+        rows,
+        n,
+        k,
+        strategy,
+        sorted,
+        ..Default::default()
+    };
+    let host = scores(rows * n, (rows * n + k) as u64);
+    let topk = Topk::new(ctx, cfg)?;
+    let input = GpuBuffer::from_slice(ctx, &host, "scores")?;
+    let out = topk.outputs()?;
+    let mut encoder = ctx.encoder("topk");
+    topk.encode(&mut encoder, TopkInput::new(&input), &out)?;
+    ctx.queue.submit([encoder.finish()]);
+    let mut got: Vec<(u32, f32)> = out
+        .indices
+        .read_async(ctx)
+        .await?
+        .into_iter()
+        .zip(out.values.read_async(ctx).await?)
+        .collect();
+    let counts = out.counts.read_async(ctx).await?;
+    if !sorted {
+        // The reference is always sorted; an unsorted row must hold the same entries.
+        let key = |x: f32| reference::topk::order_key(x, cfg.order);
+        for row in got.chunks_mut(k) {
+            row.sort_by_key(|&(i, v)| (std::cmp::Reverse(key(v)), i));
+        }
+    }
+    let want = reference::topk::topk(&host, &cfg, 0, None)?;
+    Ok(counts == want.counts
+        && got.len() == want.indices.len()
+        && got
+            .iter()
+            .zip(want.indices.iter().zip(&want.values))
+            .all(|(&(i, v), (&wi, wv))| i == wi && v.to_bits() == wv.to_bits()))
+}
+
+/// Dense and top-k attention (2 heads, n = 300, d = 64, causal) against the f64 reference.
+async fn attention(ctx: &GpuContext) -> Result<Vec<(&'static str, Option<String>)>> {
+    let shape = AttentionShape::new(2, 300, 300, 64);
+    let attn = AttentionConfig::new(shape).with_mask(Mask::Causal { offset: 0 });
+    let noise = |seed: u64| -> Vec<f32> {
+        words(seed)
+            .take(shape.kv_len())
+            .map(|w| (w % 20001) as f32 / 10000.0 - 1.0)
+            .collect()
+    };
+    let (q, k, v) = (noise(1), noise(2), noise(3));
+    let qkv = QkvTensors::upload(ctx, ElemType::F32, (&q, &k, &v))?;
+    let out = AttentionOutputs::new(ctx, &shape)?;
+    let compare = |got: (&[f32], &[f32]), want: (&[f32], &[f32])| {
+        ATTENTION
+            .first_mismatch(got.0, want.0)
+            .or(ATTENTION.first_mismatch(got.1, want.1))
+            .map(|m| format!("MISMATCH {m:?}"))
+    };
+
+    let dense = DenseAttention::new(ctx, attn)?;
+    let mut encoder = ctx.encoder("dense_attention");
+    dense.encode(&mut encoder, qkv.view(), &out)?;
+    ctx.queue.submit([encoder.finish()]);
+    let (o, l) = (
+        out.out.read_async(ctx).await?,
+        out.lse.read_async(ctx).await?,
+    );
+    let want =
+        reference::dense_attention::dense_attention(&shape, &q, &k, &v, attn.scale, attn.mask)?;
+    let dense_bad = compare((&o, &l), (&want.out, &want.lse));
+
+    let cfg = TopkAttentionConfig::new(attn, KPolicy::Fixed(16));
+    let topk = TopkAttention::new(ctx, cfg)?;
+    let mut encoder = ctx.encoder("topk_attention");
+    topk.encode(&mut encoder, qkv.view(), &out, None)?;
+    ctx.queue.submit([encoder.finish()]);
+    let (o, l) = (
+        out.out.read_async(ctx).await?,
+        out.lse.read_async(ctx).await?,
+    );
+    let want = reference::topk_attention::topk_attention(&cfg, (&q, &k, &v))?;
+    let topk_bad = compare((&o, &l), (&want.out, &want.lse));
+
+    Ok(vec![
+        (
+            "dense_attention 2 heads, n = 300, d = 64, causal",
+            dense_bad,
+        ),
+        ("topk_attention, same shape, k = 16", topk_bad),
+    ])
+}
