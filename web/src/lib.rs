@@ -1,10 +1,13 @@
 //! knn-attention in a browser: builds kernels on the page's WebGPU device, runs them with
 //! `encode` and `read_async` (nothing may block there), and compares each result with the
-//! CPU reference: top-k bit for bit, attention within `tolerance::ATTENTION`.
+//! CPU reference: top-k bit for bit, lazy Gumbel samples exactly, attention within
+//! `tolerance::ATTENTION`.
 
 use knn_attention::attention::{AttentionConfig, AttentionOutputs, QkvTensors};
 use knn_attention::buffer::{ElemType, GpuBuffer};
 use knn_attention::kernels::dense_attention::DenseAttention;
+use knn_attention::kernels::gumbel_max::SamplerConfig;
+use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::reference;
@@ -75,6 +78,16 @@ async fn checks() -> Result<Vec<String>> {
             "topk {rows}x{n} k={k} {strategy:?} sorted={sorted}: {verdict}"
         ));
     }
+    let differ = lazy_samples_differ(&ctx).await?;
+    failures += (differ != 0) as usize;
+    log.push(format!(
+        "lazy_gumbel 48x1500 k=24 L=16, ragged rows: {}",
+        if differ == 0 {
+            "same samples and tail counts as the CPU reference".into()
+        } else {
+            format!("MISMATCH in {differ} samples or counts")
+        }
+    ));
     for (what, bad) in attention(&ctx).await? {
         failures += bad.is_some() as usize;
         let verdict = bad.unwrap_or_else(|| "within tolerance::ATTENTION".into());
@@ -129,6 +142,32 @@ async fn topk_matches(
             .iter()
             .zip(want.indices.iter().zip(&want.values))
             .all(|(&(i, v), (&wi, wv))| i == wi && v.to_bits() == wv.to_bits()))
+}
+
+/// Samples (and tail keys touched) that differ from the reference's, which draws the same
+/// Philox numbers through the same formulas.
+async fn lazy_samples_differ(ctx: &GpuContext) -> Result<usize> {
+    let (rows, n, k) = (48, 1500, 24);
+    let host: Vec<f32> = words(12)
+        .take(rows * n)
+        .map(|w| (w % 4001) as f32 / 1000.0 - 2.0)
+        .collect();
+    let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 61 % 1501).collect();
+    let cfg = SamplerConfig::new(rows, n, 16, 5);
+    let sampler = LazyGumbel::new(ctx, cfg, k)?;
+    let scores = GpuBuffer::from_slice(ctx, &host, "scores")?;
+    let lens = GpuBuffer::from_slice(ctx, &lengths, "lengths")?;
+    let out = LazySamples::new(ctx, rows, cfg.samples)?;
+    let mut encoder = ctx.encoder("lazy_gumbel");
+    sampler.encode(&mut encoder, &scores, Some(&lens), &out)?;
+    ctx.queue.submit([encoder.finish()]);
+    let samples = out.samples.read_async(ctx).await?;
+    let touched = out.touched.read_async(ctx).await?;
+    let want = reference::lazy_gumbel::lazy_gumbel(&host, &cfg, k, Some(&lengths))?;
+    let differ = |a: &[u32], b: &[u32]| {
+        a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len())
+    };
+    Ok(differ(&samples, &want.samples) + differ(&touched, &want.touched))
 }
 
 /// Dense and top-k attention (2 heads, n = 300, d = 64, causal) against the f64 reference.
