@@ -208,8 +208,9 @@ impl GpuContext {
     /// as [`Error::Wgpu`], so bad resource use surfaces as an error instead of a panic.
     ///
     /// On wasm32 nothing may block on the scopes' promises, so `f`'s errors are not known
-    /// here: the scopes are kept, and [`GpuContext::deferred_errors`] (which
-    /// [`GpuBuffer::read_async`](crate::buffer::GpuBuffer::read_async) awaits) returns them.
+    /// here: the scopes are kept and reported later, by the next `scoped` call once they
+    /// have settled, or by [`GpuContext::deferred_errors`] (which
+    /// [`GpuBuffer::read_async`](crate::buffer::GpuBuffer::read_async) awaits).
     pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         self.check()?;
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -217,10 +218,11 @@ impl GpuContext {
         let value = f();
         #[cfg(target_arch = "wasm32")]
         {
+            let earlier = self.settle_pending();
             let mut pending = self.pending.0.lock().unwrap();
             pending.push(Box::pin(validation.pop()));
             pending.push(Box::pin(oom.pop()));
-            Ok(value)
+            earlier.map(|()| value)
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -231,6 +233,30 @@ impl GpuContext {
                 Some(e) => Err(Error::Wgpu(e.to_string())),
                 None => Ok(value),
             }
+        }
+    }
+
+    /// wasm32: drops the kept scopes that have settled (so an app that never reads back does
+    /// not accumulate them) and returns the first error among them.
+    #[cfg(target_arch = "wasm32")]
+    fn settle_pending(&self) -> Result<()> {
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = None;
+        self.pending
+            .0
+            .lock()
+            .unwrap()
+            .retain_mut(|scope| match scope.as_mut().poll(&mut cx) {
+                Poll::Ready(error) => {
+                    first = first.take().or(error);
+                    false
+                }
+                Poll::Pending => true,
+            });
+        match first {
+            Some(e) => Err(Error::Wgpu(e.to_string())),
+            None => Ok(()),
         }
     }
 
