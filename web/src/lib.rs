@@ -1,13 +1,14 @@
 //! knn-attention in a browser: builds kernels on the page's WebGPU device, runs them with
 //! `encode` and `read_async` (nothing may block there), and compares each result with the
-//! CPU reference: top-k bit for bit, lazy Gumbel samples exactly, attention within
-//! `tolerance::ATTENTION`.
+//! CPU reference: top-k bit for bit, lazy Gumbel samples exactly, leverage scores within
+//! the bound of tests/leverage_scores.rs, attention within `tolerance::ATTENTION`.
 
 use knn_attention::attention::{AttentionConfig, AttentionOutputs, QkvTensors};
 use knn_attention::buffer::{ElemType, GpuBuffer};
 use knn_attention::kernels::dense_attention::DenseAttention;
 use knn_attention::kernels::gumbel_max::SamplerConfig;
 use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
+use knn_attention::kernels::leverage_scores::{LeverageConfig, LeverageScores};
 use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::reference;
@@ -86,6 +87,16 @@ async fn checks() -> Result<Vec<String>> {
             "same samples and tail counts as the CPU reference".into()
         } else {
             format!("MISMATCH in {differ} samples or counts")
+        }
+    ));
+    let worst = leverage_worst(&ctx).await?;
+    failures += (worst > LEVERAGE_REL) as usize;
+    log.push(format!(
+        "leverage_scores 2 heads x 1000 keys, d = 64: worst relative error {worst:.1e} ({})",
+        if worst <= LEVERAGE_REL {
+            "within tests/leverage_scores.rs' bound"
+        } else {
+            "MISMATCH"
         }
     ));
     for (what, bad) in attention(&ctx).await? {
@@ -168,6 +179,33 @@ async fn lazy_samples_differ(ctx: &GpuContext) -> Result<usize> {
         a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len())
     };
     Ok(differ(&samples, &want.samples) + differ(&touched, &want.touched))
+}
+
+/// tests/leverage_scores.rs' bound on f32 scores against the f64 reference (relative to the
+/// largest score), which its comment derives from the ridge's condition number.
+const LEVERAGE_REL: f64 = 2e-3;
+
+/// Largest |GPU − reference| leverage score, relative to the largest score.
+async fn leverage_worst(ctx: &GpuContext) -> Result<f64> {
+    let cfg = LeverageConfig::new(2, 1000, 64);
+    let keys: Vec<f32> = words(7)
+        .take(2 * 1000 * 64)
+        .map(|w| (w % 20001) as f32 / 10000.0 - 1.0)
+        .collect();
+    let kernel = LeverageScores::new(ctx, cfg)?;
+    let k = GpuBuffer::from_slice(ctx, &keys, "k")?;
+    let sigma = GpuBuffer::zeroed(ctx, 2 * 1000, "sigma")?;
+    let mut encoder = ctx.encoder("leverage_scores");
+    kernel.encode(&mut encoder, &k, 1000, &sigma)?;
+    ctx.queue.submit([encoder.finish()]);
+    let got = sigma.read_async(ctx).await?;
+    let want = reference::leverage_scores::leverage_scores(&keys, &cfg, 1000)?;
+    let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+    Ok(got
+        .iter()
+        .zip(&want)
+        .map(|(&g, &w)| (f64::from(g) - w).abs() / scale)
+        .fold(0.0, f64::max))
 }
 
 /// Dense and top-k attention (2 heads, n = 300, d = 64, causal) against the f64 reference.
