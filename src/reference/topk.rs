@@ -76,6 +76,34 @@ pub fn topk(
     Ok(r)
 }
 
+/// `result` (of `cfg`, `sorted: false`) with each row listed best-first, ties by index and
+/// padding slots (index `u32::MAX`) last: the order [`topk`] uses, so an unsorted GPU result
+/// can be compared with it entry by entry.
+pub fn best_first(result: &TopkResult, cfg: &TopkConfig) -> TopkResult {
+    let mut r = result.clone();
+    let k = cfg.k;
+    for (indices, values) in r.indices.chunks_mut(k).zip(r.values.chunks_mut(k)) {
+        let mut pairs: Vec<(u32, f32)> = indices
+            .iter()
+            .copied()
+            .zip(values.iter().copied())
+            .collect();
+        let key = |i: u32, v: f32| {
+            if i == u32::MAX {
+                0
+            } else {
+                order_key(v, cfg.order)
+            }
+        };
+        pairs.sort_by_key(|&(i, v)| (std::cmp::Reverse(key(i, v)), i));
+        for (slot, (i, v)) in pairs.into_iter().enumerate() {
+            indices[slot] = i;
+            values[slot] = v;
+        }
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

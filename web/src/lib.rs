@@ -9,7 +9,7 @@ use knn_attention::kernels::dense_attention::DenseAttention;
 use knn_attention::kernels::gumbel_max::SamplerConfig;
 use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::leverage_scores::{LeverageConfig, LeverageScores};
-use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput, TopkResult};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::reference;
 use knn_attention::tolerance::ATTENTION;
@@ -131,28 +131,23 @@ async fn topk_matches(
     let mut encoder = ctx.encoder("topk");
     topk.encode(&mut encoder, TopkInput::new(&input), &out)?;
     ctx.queue.submit([encoder.finish()]);
-    let mut got: Vec<(u32, f32)> = out
-        .indices
-        .read_async(ctx)
-        .await?
-        .into_iter()
-        .zip(out.values.read_async(ctx).await?)
-        .collect();
-    let counts = out.counts.read_async(ctx).await?;
+    let mut got = TopkResult {
+        values: out.values.read_async(ctx).await?,
+        indices: out.indices.read_async(ctx).await?,
+        counts: out.counts.read_async(ctx).await?,
+    };
     if !sorted {
         // The reference is always sorted; an unsorted row must hold the same entries.
-        let key = |x: f32| reference::topk::order_key(x, cfg.order);
-        for row in got.chunks_mut(k) {
-            row.sort_by_key(|&(i, v)| (std::cmp::Reverse(key(v)), i));
-        }
+        got = reference::topk::best_first(&got, &cfg);
     }
     let want = reference::topk::topk(&host, &cfg, 0, None)?;
-    Ok(counts == want.counts
-        && got.len() == want.indices.len()
+    Ok(got.indices == want.indices
+        && got.counts == want.counts
         && got
+            .values
             .iter()
-            .zip(want.indices.iter().zip(&want.values))
-            .all(|(&(i, v), (&wi, wv))| i == wi && v.to_bits() == wv.to_bits()))
+            .map(|v| v.to_bits())
+            .eq(want.values.iter().map(|v| v.to_bits())))
 }
 
 /// Samples (and tail keys touched) that differ from the reference's, which draws the same
