@@ -69,6 +69,14 @@ impl std::fmt::Debug for PendingScopes {
     }
 }
 
+/// What an error scope caught, as this crate's error.
+fn caught(error: Option<wgpu::Error>) -> Result<()> {
+    match error {
+        Some(e) => Err(Error::Wgpu(e.to_string())),
+        None => Ok(()),
+    }
+}
+
 fn adapter_rank(info: &wgpu::AdapterInfo) -> u8 {
     match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -229,10 +237,7 @@ impl GpuContext {
             let v = pollster::block_on(validation.pop());
             let o = pollster::block_on(oom.pop());
             self.check()?;
-            match v.or(o) {
-                Some(e) => Err(Error::Wgpu(e.to_string())),
-                None => Ok(value),
-            }
+            caught(v.or(o)).map(|()| value)
         }
     }
 
@@ -254,10 +259,7 @@ impl GpuContext {
                 }
                 Poll::Pending => true,
             });
-        match first {
-            Some(e) => Err(Error::Wgpu(e.to_string())),
-            None => Ok(()),
-        }
+        caught(first)
     }
 
     /// The first wgpu error that [`GpuContext::scoped`] caught but could not report when it
@@ -269,13 +271,9 @@ impl GpuContext {
             let scopes = std::mem::take(&mut *self.pending.0.lock().unwrap());
             let mut first = None;
             for scope in scopes {
-                if let Some(e) = scope.await {
-                    first.get_or_insert(e);
-                }
+                first = first.or(scope.await);
             }
-            if let Some(e) = first {
-                return Err(Error::Wgpu(e.to_string()));
-            }
+            caught(first)?;
         }
         self.check()
     }
