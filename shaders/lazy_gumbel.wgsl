@@ -119,10 +119,10 @@ fn lazy_gumbel(
         }
     }
 
-    let neg_inf = neg_inf();
-    let s_min = select(neg_inf, top_values[row * p.k + c - 1u], c > 0u);
+    let minus_inf = neg_inf();
+    let s_min = select(minus_inf, top_values[row * p.k + c - 1u], c > 0u);
     // The tail can win only if S's weakest score is a finite number.
-    let has_tail = c < len && s_min > neg_inf && s_min < -neg_inf;
+    let has_tail = c < len && s_min > minus_inf && s_min < pos_inf();
     let n_tail = len - c;
 
     for (var l0 = 0u; l0 < p.samples; l0 += WG) {
@@ -130,12 +130,12 @@ fn lazy_gumbel(
         // 2. Perturbed maximum over S for each sample of the batch.
         for (var b = 0u; b < batch; b++) {
             let l = l0 + b;
-            var bv = neg_inf;
+            var bv = minus_inf;
             var bj = NO_KEY;
             for (var slot = lid; slot < c; slot += WG) {
                 let s = top_values[row * p.k + slot];
                 let j = top_indices[row * p.k + slot];
-                if (s > neg_inf) {
+                if (s > minus_inf) {
                     let v = s * p.inv_temp + gumbel_from_uniform(key_uniform(seed, grow, l, j));
                     if (ranks_before(v, j, bv, bj)) {
                         bv = v;

@@ -151,7 +151,7 @@ impl SamplingAttention {
         check_binding_size(
             ctx,
             "samples",
-            bytes_of::<f32>(&[s.rows(), cfg.mom.samples]),
+            bytes_of::<u32>(&[s.rows(), cfg.mom.samples]),
         )?;
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout =

@@ -207,7 +207,7 @@ impl TopkAttention {
             check_binding_size(
                 ctx,
                 "topk_attention indices",
-                bytes_of::<f32>(&[s.rows(), k_max]),
+                bytes_of::<u32>(&[s.rows(), k_max]),
             )?;
             Selector::Fused {
                 layout,
