@@ -238,12 +238,16 @@ fn topk_histogram(
     let pass_ = sp.pass_;
     atomicStore(&wg_hist[lid], 0u);
     var prefix = 0u;
+    // Entries of this chunk whose digits so far equal the prefix (any number on pass 0).
+    var matching = 1u;
     if (pass_ > 0u) {
         let state = choose_digit(lid, row, pass_);
         prefix = state.x;
+        let h = hist_at(row, chunk);
+        let above = count_above(h, state.w);
+        matching = work[h + state.w] - above;
         if (lid == 0u) {
             // This chunk's entries above the digit just chosen are above the threshold.
-            let above = count_above(hist_at(row, chunk), state.w);
             let info = info_at(row, chunk);
             work[info] = select(work[info], 0u, pass_ == 1u) + above;
             if (chunk == 0u) {
@@ -262,7 +266,11 @@ fn topk_histogram(
     let high = select(0xFFFFFFFFu << (shift + 8u), 0u, pass_ == 0u);
     let len = row_len(row);
     let start = chunk * p.chunk;
-    let end = min(start + p.chunk, len);
+    // A chunk with no entry left in the running skips its scan: its histogram is all zeros.
+    // Past the first two digits few chunks of a long row still hold one (random scores: the
+    // last pass scans about one chunk per row), so the later passes cost little more than
+    // their dispatch.
+    let end = select(start, min(start + p.chunk, len), matching != 0u);
     for (var first = start + lid; first < end; first += WG * KEY_LOADS) {
         let keys = keys_at(row, first, WG, end);
         for (var e = 0u; e < KEY_LOADS; e++) {
