@@ -7,6 +7,9 @@
 //! 3. Writes the composed sources to `OUT_DIR` and generates `shaders.rs` with one constant per
 //!    kernel, plus `params.rs`: a `#[repr(C)]` Rust twin of every WGSL struct whose name ends in
 //!    `Params`, laid out from naga's offsets, so host and shader cannot drift.
+//! 4. Writes `wgsl_consts.rs`: per kernel, a module with every named `u32` constant of the
+//!    composed source (as naga evaluated it), so the host sizes dispatches and checks limits
+//!    with the shader's own numbers instead of copies.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -101,6 +104,23 @@ fn emit_params(
     s
 }
 
+/// A module of the named `u32` constants of `module` (kernel `stem`), in declaration order.
+fn emit_consts(stem: &str, module: &naga::Module) -> String {
+    let mut s = format!(
+        "/// Named `u32` constants of `shaders/{stem}.wgsl`, as composed.\npub mod {stem} {{\n"
+    );
+    for (_, c) in module.constants.iter() {
+        let (Some(name), naga::Expression::Literal(naga::Literal::U32(v))) =
+            (&c.name, &module.global_expressions[c.init])
+        else {
+            continue;
+        };
+        writeln!(s, "    pub const {name}: u32 = {v};").unwrap();
+    }
+    s.push_str("}\n");
+    s
+}
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("shaders");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -120,6 +140,7 @@ fn main() {
         "/// Every composed kernel source, by file stem.\npub const ALL: &[(&str, &str)] = &[\n",
     );
     let mut params: BTreeMap<String, String> = BTreeMap::new();
+    let mut wgsl_consts = String::new();
     let mut failures = Vec::new();
 
     for file in &kernels {
@@ -175,6 +196,7 @@ fn main() {
             }
         }
 
+        wgsl_consts.push_str(&emit_consts(stem, &module));
         fs::write(out.join(file), &c.text).unwrap();
         let upper = stem.to_uppercase();
         writeln!(consts, "/// Composed WGSL of `shaders/{file}`.").unwrap();
@@ -190,6 +212,7 @@ fn main() {
     }
     table.push_str("];\n");
     fs::write(out.join("shaders.rs"), consts + &table).unwrap();
+    fs::write(out.join("wgsl_consts.rs"), wgsl_consts).unwrap();
     fs::write(
         out.join("params.rs"),
         params.into_values().collect::<Vec<_>>().join("\n"),

@@ -42,9 +42,9 @@ const MAX_SORT: u32 = 2048u;
 @group(0) @binding(6) var<storage, read_write> samples: array<u32>;
 @group(0) @binding(7) var<storage, read_write> touched: array<u32>;
 
-var<workgroup> sorted: array<u32, 2048>;
-var<workgroup> best_v: array<f32, 256>;
-var<workgroup> best_j: array<u32, 256>;
+var<workgroup> sorted: array<u32, MAX_SORT>;
+var<workgroup> best_v: array<f32, WG>;
+var<workgroup> best_j: array<u32, WG>;
 
 // Global row id (RNG stream and output row) of dispatch row r; NO_KEY for padding rows.
 fn rng_row(r: u32) -> u32 {

@@ -25,7 +25,7 @@ struct LeverageParams {
 
 const WG: u32 = 256u;
 const MAX_DIM: u32 = 128u;
-const PER_THREAD: u32 = 64u;   // MAX_DIM^2 / WG
+const PER_THREAD: u32 = MAX_DIM * MAX_DIM / WG;
 const KEY_TILE: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> p: LeverageParams;

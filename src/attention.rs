@@ -17,14 +17,14 @@ use crate::error::{Error, Result};
 use crate::params::AttentionParams;
 use crate::reference::dense_attention::AttentionOutput;
 use crate::reference::sparse_attention_backward::AttentionGrads;
-use crate::shader::{Module, Tier};
+use crate::shader::{Module, Tier, wgsl};
 use crate::shape::{AttentionShape, MAX_ELEMENTS, Mask};
 
 /// Largest head dimension the kernels support (one thread per dimension in the gather).
-pub const MAX_HEAD_DIM: usize = 256;
+pub const MAX_HEAD_DIM: usize = wgsl::dense_attention::MAX_HEAD_DIM as usize;
 
 /// Queries per tile of the attention kernels (`Q_TILE` in the shaders).
-pub(crate) const Q_TILE: usize = 16;
+pub(crate) const Q_TILE: usize = wgsl::dense_attention::Q_TILE as usize;
 
 /// Query tiles of `shape`: each (batch, query head) row block of n_q queries in tiles of
 /// [`Q_TILE`], the workgroup count of the per-tile kernels.

@@ -4,7 +4,8 @@
 //! Composition: a kernel file in `shaders/` may contain lines `//! include shared/NAME.wgsl`;
 //! `build.rs` splices those files in (once each), validates the result with naga and embeds
 //! it here as [`sources`]. WGSL structs named `*Params` get generated Rust twins in
-//! [`crate::params`], so uniform layouts have one definition: the shader's.
+//! [`crate::params`], and named `u32` constants become `wgsl::<kernel>::<NAME>`, so uniform
+//! layouts, workgroup sizes and limits have one definition: the shader's.
 
 use std::borrow::Cow;
 
@@ -16,6 +17,13 @@ use crate::error::{Error, Result};
 /// Composed WGSL sources, one constant per kernel file, and [`sources::ALL`].
 pub mod sources {
     include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+}
+
+/// Named `u32` constants of every composed kernel (`wgsl::topk::WG`, ...), generated from
+/// the shaders: the host's workgroup sizes and limits are these, not copies.
+#[allow(dead_code)]
+pub(crate) mod wgsl {
+    include!(concat!(env!("OUT_DIR"), "/wgsl_consts.rs"));
 }
 
 /// Capability tier a pipeline is built for.

@@ -38,6 +38,9 @@ struct AttentionParams {
 override HEAD_DIM: u32 = 64u;
 
 const NO_KEY: u32 = 0xFFFFFFFFu;
+// Largest HEAD_DIM: one thread per dimension in a 256-thread workgroup (gather, backward),
+// and 16 chunks of DIM_CHUNK in the tiled kernels. The host's `MAX_HEAD_DIM` is this.
+const MAX_HEAD_DIM: u32 = 256u;
 const Q_TILE: u32 = 16u;      // queries per score tile
 
 // max that ignores NaN in `b` (a is never NaN): NaN scores then propagate through exp() into

@@ -12,7 +12,7 @@
 const TILE_THREADS: u32 = 256u;
 const KEY_TILE: u32 = 64u;
 const DIM_CHUNK: u32 = 16u;
-const KV_PITCH: u32 = 17u;   // DIM_CHUNK + 1: padding avoids 16-way bank conflicts
+const KV_PITCH: u32 = DIM_CHUNK + 1u;   // padding avoids 16-way bank conflicts
 
 var<workgroup> q_chunk: array<f32, 256>;        // Q_TILE x DIM_CHUNK
 var<workgroup> kv_chunk: array<f32, 1088>;      // KEY_TILE x KV_PITCH

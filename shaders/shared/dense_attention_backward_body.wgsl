@@ -54,7 +54,7 @@ fn tile_b(pair: u32, idx: u32) -> f32 {
 
 var<workgroup> w_tile: array<f32, 1024>;   // 16 x KEY_TILE weights of the current sum
 
-const MAX_DIM_CHUNKS: u32 = 16u;           // HEAD_DIM <= 256
+const MAX_DIM_CHUNKS: u32 = MAX_HEAD_DIM / DIM_CHUNK;
 
 // P_ij from a scaled score and the row's lse; a row that saw no key (lse = −inf) has P = 0.
 // NaN propagates (a NaN input poisons the gradients that touch it, as in the reference); the

@@ -28,7 +28,7 @@ fn tile_b(pair: u32, idx: u32) -> f32 {
 
 var<workgroup> p_tile: array<f32, 1024>;   // Q_TILE x KEY_TILE scores, then probabilities
 
-const MAX_DIM_CHUNKS: u32 = 16u;           // HEAD_DIM <= 256
+const MAX_DIM_CHUNKS: u32 = MAX_HEAD_DIM / DIM_CHUNK;
 
 // One workgroup per (head, tile of Q_TILE queries[, key split]): flash-style online softmax
 // over key tiles. Thread t accumulates query t / 16, dims t % 16 + 16 c. Tiles past the last

@@ -18,7 +18,7 @@
 
 const GATHER_THREADS: u32 = 256u;
 
-var<workgroup> q_vec: array<f32, 256>;
+var<workgroup> q_vec: array<f32, MAX_HEAD_DIM>;
 var<workgroup> s_chunk: array<f32, 256>;    // scores, then probabilities
 var<workgroup> key_chunk: array<u32, 256>;
 var<workgroup> red: array<f32, 256>;

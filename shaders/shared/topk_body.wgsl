@@ -549,8 +549,8 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;
-const ONE_PASS_TILE: u32 = 512u;              // WG * ONE_PASS_PER_THREAD; k ≤ CAP - TILE
-const CAP_PER_THREAD: u32 = 4u;               // ONE_PASS_CAP / WG
+const ONE_PASS_TILE: u32 = WG * ONE_PASS_PER_THREAD; // k ≤ CAP - TILE (ONE_PASS_MAX_K)
+const CAP_PER_THREAD: u32 = ONE_PASS_CAP / WG;
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
 var<workgroup> cand_count: atomic<u32>;

@@ -18,10 +18,10 @@ use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::reference::dense_attention::AttentionOutput;
-use crate::shader::{self, BindingKind, sources};
+use crate::shader::{self, BindingKind, sources, wgsl};
 
 /// Keys per score tile (`KEY_TILE`): spans are multiples of it.
-const KEY_TILE: usize = 64;
+const KEY_TILE: usize = wgsl::dense_attention::KEY_TILE as usize;
 /// Split-K aims for this many workgroups, with spans of at least `MIN_SPAN` keys.
 const SPLIT_TARGET_GROUPS: usize = 512;
 const MIN_SPAN: usize = 512;

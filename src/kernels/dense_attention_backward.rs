@@ -20,10 +20,10 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::reference::dense_attention::AttentionOutput;
 use crate::reference::sparse_attention_backward::AttentionGrads;
-use crate::shader::{self, BindingKind, sources};
+use crate::shader::{self, BindingKind, sources, wgsl};
 
 /// Rows (queries, or keys in the dK/dV pass) per workgroup (`Q_TILE` in the shader).
-const TILE: usize = 16;
+const TILE: usize = wgsl::dense_attention_backward::Q_TILE as usize;
 
 /// GPU inputs of the dense backward.
 #[derive(Clone, Copy, Debug)]

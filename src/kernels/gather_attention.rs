@@ -28,7 +28,7 @@ use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::AttentionParams;
-use crate::shader::{self, BindingKind, sources};
+use crate::shader::{self, BindingKind, sources, wgsl};
 
 /// Paged k/v layout (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +171,7 @@ pub struct GatherAttention {
     no_probs: GpuBuffer<f32>,
 }
 
-const THREADS: usize = 256;
+const THREADS: usize = wgsl::gather_attention::GATHER_THREADS as usize;
 
 impl GatherAttention {
     /// Validates `cfg` and compiles the pipelines (f16 storage needs `SHADER_F16`).

@@ -14,7 +14,7 @@ use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::GumbelMaxParams;
-use crate::shader::{self, BindingKind, Module, Tier, sources};
+use crate::shader::{self, BindingKind, Module, Tier, sources, wgsl};
 use crate::shape::row_span;
 
 /// Shape and options of a sampling call over a `[rows, n]` score matrix.
@@ -107,7 +107,7 @@ impl SamplerConfig {
     }
 }
 
-const WG: usize = 256;
+const WG: usize = wgsl::gumbel_max::WG as usize;
 /// Entries per partial workgroup: at least 4 per thread, ~2048 workgroups in all.
 fn chunk_for(cfg: &SamplerConfig) -> usize {
     let target = (cfg.rows * cfg.n).div_ceil(2048);

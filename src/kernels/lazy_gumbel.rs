@@ -21,11 +21,11 @@ use crate::error::{Error, Result};
 use crate::kernels::gumbel_max::SamplerConfig;
 use crate::kernels::topk::{Topk, TopkConfig, TopkInput, TopkOutput};
 use crate::params::LazyGumbelParams;
-use crate::shader::{self, BindingKind, Module, Tier, sources};
+use crate::shader::{self, BindingKind, Module, Tier, sources, wgsl};
 use crate::shape::elements;
 
 /// Largest top-k set the sampler sorts in workgroup memory.
-pub const MAX_K: usize = 2048;
+pub const MAX_K: usize = wgsl::lazy_gumbel::MAX_SORT as usize;
 
 /// GPU outputs, `[rows, samples]` each: the drawn key and the tail keys it read.
 #[derive(Debug)]

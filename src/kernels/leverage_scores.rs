@@ -20,11 +20,11 @@ use crate::buffer::{GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::LeverageParams;
-use crate::shader::{self, BindingKind, Module, Tier, sources};
+use crate::shader::{self, BindingKind, Module, Tier, sources, wgsl};
 use crate::shape::{MAX_ELEMENTS, elements};
 
 /// Largest head dimension (the Gram matrix lives in 64 registers per thread).
-pub const MAX_DIM: usize = 128;
+pub const MAX_DIM: usize = wgsl::leverage_scores::MAX_DIM as usize;
 /// Default relative ridge: λ = 1e-3 · trace(G)/d keeps the f32 Cholesky well conditioned.
 pub const DEFAULT_RIDGE: f32 = 1e-3;
 
@@ -81,7 +81,7 @@ impl LeverageConfig {
     }
 }
 
-const WG: usize = 256;
+const WG: usize = wgsl::leverage_scores::WG as usize;
 
 /// The leverage-score kernel for one [`LeverageConfig`]; holds `G` and its factor per head.
 pub struct LeverageScores {

@@ -6,7 +6,7 @@ use crate::buffer::{GpuBuffer, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::RngFillParams;
-use crate::shader::{self, Module, Tier};
+use crate::shader::{self, Module, Tier, wgsl};
 
 /// What `rng_fill` writes. Values match the WGSL `DIST_*` constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct RngKey {
     pub counter: u64,
 }
 
-const WG: u32 = 256;
+const WG: u32 = wgsl::rng_fill::WG;
 
 /// The `rng_fill` kernel: one Philox call per invocation, four outputs each.
 pub struct RngFill {

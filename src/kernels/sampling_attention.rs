@@ -21,11 +21,11 @@ use crate::kernels::gumbel_max::SamplerConfig;
 use crate::kernels::lazy_gumbel::{LazyGumbel, LazySamples, MAX_K};
 use crate::kernels::topk_attention::KPolicy;
 use crate::params::SamplingParams;
-use crate::shader::{self, BindingKind, sources};
+use crate::shader::{self, BindingKind, sources, wgsl};
 use crate::shape::MAX_ELEMENTS;
 
 /// Largest number of median-of-means groups.
-pub const MAX_GROUPS: usize = 64;
+pub const MAX_GROUPS: usize = wgsl::sampling_attention::MAX_GROUPS as usize;
 
 /// Median-of-means layout: `samples` per row in `groups` equal groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

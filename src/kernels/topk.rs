@@ -33,7 +33,7 @@ use crate::buffer::{ElemType, Elems, GpuBuffer, bytes_of, check_binding_size};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{TopkParams, TopkStepParams};
-use crate::shader::{self, BindingKind, Module, Tier};
+use crate::shader::{self, BindingKind, Module, Tier, wgsl};
 use crate::shape::row_span;
 
 /// Which end of each row to keep.
@@ -48,8 +48,8 @@ pub enum Order {
 /// need `Features::SHADER_F16` (else [`Error::Unsupported`]) and come back widened to f32.
 pub type ScoreType = ElemType;
 
-/// Largest k of the one-pass path (its candidate buffer holds k plus one 512-entry tile).
-pub const ONE_PASS_MAX_K: usize = 512;
+/// Largest k of the one-pass path (512: its candidate buffer holds k plus one 512-entry tile).
+pub const ONE_PASS_MAX_K: usize = (wgsl::topk::ONE_PASS_CAP - wgsl::topk::ONE_PASS_TILE) as usize;
 
 /// Which algorithm [`Topk`] uses; both give the same bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -249,8 +249,9 @@ pub struct TopkResult {
     pub counts: Vec<u32>,
 }
 
-const WG: usize = 256;
-const SORT_BLOCK: usize = 2048;
+const WG: usize = wgsl::topk::WG as usize;
+/// Pairs one workgroup-local bitonic step holds (`BLOCK`).
+const SORT_BLOCK: usize = wgsl::topk::BLOCK as usize;
 /// Radix workgroups we aim for per pass by default: enough to fill a large GPU.
 const TARGET_GROUPS: usize = 2048;
 /// Largest chunk a workgroup scans, unless the row is so long that 256 chunks need more.
@@ -278,11 +279,11 @@ struct Plan {
 
 impl Plan {
     /// Consecutive entries a compaction thread takes per tile (`COMPACT_RUN`): chunk / 512,
-    /// 1 to 16. A GPU's 2048-entry chunk is 2 tiles whose threads each keep 4 loads in
+    /// 1 to 16 (`MAX_RUN`, the size of the shader's key array). A GPU's 2048-entry chunk is 2 tiles whose threads each keep 4 loads in
     /// flight, 16 bytes from their neighbours'; a CPU adapter's 16384-entry chunk is 4 tiles,
     /// few scans for a driver that pays for each barrier.
     fn compact_run(&self) -> usize {
-        (self.chunk / (2 * WG)).clamp(1, 16)
+        (self.chunk / (2 * WG)).clamp(1, wgsl::topk::MAX_RUN as usize)
     }
 
     fn new(cfg: &TopkConfig, limits: &wgpu::Limits, cpu: bool) -> Result<Self> {

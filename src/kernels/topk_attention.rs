@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::kernels::attention_scores::AttentionScores;
 use crate::kernels::gather_attention::{GatherAttention, GatherConfig};
 use crate::kernels::topk::{Topk, TopkConfig, TopkInput, TopkOutput};
-use crate::shader::{self, BindingKind, sources};
+use crate::shader::{self, BindingKind, sources, wgsl};
 
 /// How many keys each query keeps, given how many it can see (`n`, its causal length).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,7 +89,7 @@ pub enum Selection {
 }
 
 /// Largest k of the fused selection (`FUSED_K` in `shaders/shared/topk_attention_body.wgsl`).
-pub const FUSED_MAX_K: usize = 64;
+pub const FUSED_MAX_K: usize = wgsl::topk_attention::FUSED_K as usize;
 
 /// Shape and options of a top-k attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
