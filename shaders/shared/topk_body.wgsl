@@ -126,7 +126,13 @@ fn keys_at(row: u32, first: u32, step: u32, end: u32) -> array<u32, KEY_LOADS> {
     return keys;
 }
 
-var<workgroup> wg_hist: array<atomic<u32>, 256>;
+// A histogram pass's counts, in HIST_COPIES copies: thread lid adds into copy lid % HIST_COPIES.
+// Float keys crowd few digits (pass 0 sees sign and exponent: random scores fill a handful of
+// bins; masked or constant rows fill one), and same-address atomics serialize, 32-way within
+// an NVIDIA warp. Copies cut that to 4-way. Bin-major, so a bin's copies sit in distinct
+// banks. Threads also add runs of equal digits as one atomic.
+const HIST_COPIES: u32 = 8u;
+var<workgroup> wg_hist: array<atomic<u32>, 256u * HIST_COPIES>;
 var<workgroup> wg_chosen: vec4<u32>;
 var<workgroup> wg_scan: array<vec2<u32>, WG>;
 var<workgroup> wg_scan_block: array<vec2<u32>, 16>;
@@ -236,7 +242,9 @@ fn topk_histogram(
     let row = g / p.chunks;
     let chunk = g % p.chunks;
     let pass_ = sp.pass_;
-    atomicStore(&wg_hist[lid], 0u);
+    for (var i = lid; i < 256u * HIST_COPIES; i += WG) {
+        atomicStore(&wg_hist[i], 0u);
+    }
     var prefix = 0u;
     // Entries of this chunk whose digits so far equal the prefix (any number on pass 0).
     var matching = 1u;
@@ -271,17 +279,34 @@ fn topk_histogram(
     // last pass scans about one chunk per row), so the later passes cost little more than
     // their dispatch.
     let end = select(start, min(start + p.chunk, len), matching != 0u);
+    let copy = lid % HIST_COPIES;
+    // This thread's current run of equal digits, added with one atomic when the digit changes.
+    var run_digit = 0u;
+    var run = 0u;
     for (var first = start + lid; first < end; first += WG * KEY_LOADS) {
         let keys = keys_at(row, first, WG, end);
         for (var e = 0u; e < KEY_LOADS; e++) {
             if (first + e * WG < end && (keys[e] & high) == (prefix & high)) {
-                atomicAdd(&wg_hist[(keys[e] >> shift) & 255u], 1u);
+                let d = (keys[e] >> shift) & 255u;
+                if (d != run_digit && run != 0u) {
+                    atomicAdd(&wg_hist[run_digit * HIST_COPIES + copy], run);
+                    run = 0u;
+                }
+                run_digit = d;
+                run++;
             }
         }
     }
+    if (run != 0u) {
+        atomicAdd(&wg_hist[run_digit * HIST_COPIES + copy], run);
+    }
     workgroupBarrier();
     let digit = 255u - lid;
-    let count = atomicLoad(&wg_hist[digit]);
+    var count = 0u;
+    for (var c = 0u; c < HIST_COPIES; c++) {
+        // Rotated by lid, so neighbouring threads read distinct banks.
+        count += atomicLoad(&wg_hist[digit * HIST_COPIES + (c + lid) % HIST_COPIES]);
+    }
     if (count != 0u && p.chunks > 1u) {
         atomicAdd(&row_hist[row_hist_at(row, pass_ % 3u) + digit], count);
     }
