@@ -581,7 +581,6 @@ var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
 var<workgroup> cand_count: atomic<u32>;
 var<workgroup> cand_seen: u32;
 var<workgroup> cand_tau: u32;
-var<workgroup> cand_full: u32;
 var<workgroup> cand_sorted: u32;              // cand[0, cand_sorted) is sorted best-first
 
 // Sorts cand[first, first + count) best-first (`before`). `by_class`: instead order by
@@ -673,22 +672,20 @@ fn shrink_candidates(lid: u32, count: u32) {
         atomicStore(&cand_count, kept);
         cand_sorted = kept;
         if (kept == p.k) {
-            cand_full = 1u;
             cand_tau = cand[p.k - 1u].x;
         }
     }
     workgroupBarrier();
 }
 
-// After the appends of a tile: the candidate count and whether the running top-k is full,
-// read by every thread as one uniform value (count < 2^16), so a tile costs three barriers.
-fn candidates_now(lid: u32) -> vec2<u32> {
+// After the appends of a tile: the candidate count, read by every thread as one uniform
+// value, so a tile costs three barriers.
+fn candidates_now(lid: u32) -> u32 {
     workgroupBarrier();
     if (lid == 0u) {
-        cand_seen = atomicLoad(&cand_count) | (cand_full << 16u);
+        cand_seen = atomicLoad(&cand_count);
     }
-    let seen = workgroupUniformLoad(&cand_seen);
-    return vec2<u32>(seen & 0xFFFFu, seen >> 16u);
+    return workgroupUniformLoad(&cand_seen);
 }
 
 // This thread's entries of the tile at `base` (0 past the row). The loop loads the next
@@ -717,38 +714,55 @@ fn topk_one_pass(
     }
     if (lid == 0u) {
         atomicStore(&cand_count, 0u);
-        cand_full = 0u;
         cand_tau = 0u;
         cand_sorted = 0u;
     }
     workgroupBarrier();
     let len = row_len(row);
     var ahead = load_tile(row, 0u, len, lid);
+    // Uniform loop state: the candidate count, and whether the running top-k holds k entries
+    // (from then on only keys above tau are admitted).
+    var count = 0u;
+    var full = false;
     for (var base = 0u; base < len; base += ONE_PASS_TILE) {
-        let full = cand_full != 0u;
-        let tau = cand_tau;
         let tile = ahead;
         ahead = load_tile(row, base + ONE_PASS_TILE, len, lid);
-        for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-            let col = base + e * WG + lid;
-            var key = 0u;
-            var admit = false;
-            if (col < len) {
-                key = order_key(tile[e]);
-                admit = !full || key > tau;
+        if (full) {
+            let tau = cand_tau;
+            for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+                let col = base + e * WG + lid;
+                var key = 0u;
+                var admit = false;
+                if (col < len) {
+                    key = order_key(tile[e]);
+                    admit = key > tau;
+                }
+                append_candidate(admit, key, col);
             }
-            append_candidate(admit, key, col);
+        } else {
+            // Every entry is admitted (the whole first tile of a row), so each takes the slot
+            // of its column: no atomics, where the appends would all hit one counter.
+            for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+                let col = base + e * WG + lid;
+                if (col < len) {
+                    cand[count + col - base] = vec2<u32>(order_key(tile[e]), col);
+                }
+            }
+            if (lid == 0u) {
+                atomicStore(&cand_count, count + min(len - base, ONE_PASS_TILE));
+            }
         }
         // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
         // tau filters from the second tile on.
-        let now = candidates_now(lid);
-        let count = now.x;
-        let first_full = now.y == 0u && count >= p.k;
+        count = candidates_now(lid);
+        let first_full = !full && count >= p.k;
         if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && base + ONE_PASS_TILE < len)) {
             shrink_candidates(lid, count);
+            count = min(count, p.k);
+            full = count == p.k;
         }
     }
-    let count = candidates_now(lid).x;
+    count = candidates_now(lid);
     shrink_candidates(lid, count);
     let kept = min(count, p.k);
     if (p.sorted == 0u && kept > 0u) {
