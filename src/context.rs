@@ -40,6 +40,10 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
 /// `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`, else the best available), or borrow an
 /// application's device with [`GpuContext::from_device`]. Cloning is cheap (wgpu handles are
 /// reference counted).
+///
+/// A context compiles each shader module and pipeline once: kernels built on it (or on a
+/// clone) reuse them, so building a kernel per shape (a decode step's growing n, a new batch
+/// size) costs buffer allocations, not shader compiles.
 #[derive(Clone, Debug)]
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -48,6 +52,9 @@ pub struct GpuContext {
     caps: Capabilities,
     limits: wgpu::Limits,
     lost: Arc<Mutex<Option<String>>>,
+    /// Compiled modules, layouts and pipelines, shared by every kernel built on this context
+    /// and its clones.
+    pub(crate) cache: Arc<Mutex<crate::shader::Cache>>,
     #[cfg(target_arch = "wasm32")]
     pending: PendingScopes,
 }
@@ -183,9 +190,17 @@ impl GpuContext {
             queue,
             adapter_info,
             lost: Arc::new(Mutex::new(None)),
+            cache: Arc::default(),
             #[cfg(target_arch = "wasm32")]
             pending: PendingScopes::default(),
         }
+    }
+
+    /// Compute pipelines compiled on this context so far. Each is built once and reused by
+    /// every kernel that needs it, so this grows with the kinds of kernel built, not with
+    /// their number.
+    pub fn pipelines_compiled(&self) -> usize {
+        self.cache.lock().unwrap().compiled()
     }
 
     /// Optional capabilities enabled on the device.

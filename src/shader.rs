@@ -8,6 +8,8 @@
 //! layouts, workgroup sizes and limits have one definition: the shader's.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::convert::Infallible;
 
 use wgpu::util::DeviceExt;
 
@@ -27,7 +29,7 @@ pub(crate) mod wgsl {
 }
 
 /// Capability tier a pipeline is built for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tier {
     /// Core WebGPU: runs on every adapter.
     Core,
@@ -74,6 +76,73 @@ pub fn source_for(source: &str, tier: Tier, backend: wgpu::Backend) -> Cow<'_, s
     }
 }
 
+/// What a context has compiled, so that building a kernel again (another shape, another
+/// thread) compiles nothing. Bind group layouts are shared by entries, pipeline layouts by
+/// their group layouts, so a kernel's bind groups fit the cached pipelines it gets. Keys
+/// hold the objects they name (wgpu handles compare by identity), so no key outlives its
+/// object. Entries are never evicted: they are bounded by kernels × tiers × pipeline
+/// constants, a few hundred at most.
+#[derive(Default)]
+pub(crate) struct Cache {
+    modules: HashMap<ModuleKey, wgpu::ShaderModule>,
+    group_layouts: HashMap<Vec<(u32, BindingKind)>, wgpu::BindGroupLayout>,
+    pipeline_layouts: HashMap<Vec<wgpu::BindGroupLayout>, wgpu::PipelineLayout>,
+    pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
+    /// Pipelines compiled (cache misses that succeeded).
+    compiled: usize,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("modules", &self.modules.len())
+            .field("pipelines", &self.pipelines.len())
+            .field("compiled", &self.compiled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A module is its name, tier and (static) source text, by address.
+type ModuleKey = (&'static str, Tier, usize, usize);
+
+#[derive(PartialEq, Eq, Hash)]
+struct PipelineKey {
+    module: wgpu::ShaderModule,
+    entry: String,
+    /// Override constants by name and value bits.
+    constants: Vec<(String, u64)>,
+    layout: Option<wgpu::PipelineLayout>,
+}
+
+/// Looks `key` up in the context's cache, else creates it with `make` (outside the lock:
+/// compiles may take long and two threads building at once is harmless) and keeps it unless
+/// it failed.
+fn cached<K, V, E>(
+    ctx: &GpuContext,
+    map: impl Fn(&mut Cache) -> &mut HashMap<K, V>,
+    key: K,
+    make: impl FnOnce() -> std::result::Result<V, E>,
+) -> std::result::Result<V, E>
+where
+    K: std::hash::Hash + Eq,
+    V: Clone,
+{
+    if let Some(v) = map(&mut ctx.cache.lock().unwrap()).get(&key) {
+        return Ok(v.clone());
+    }
+    let v = make()?;
+    Ok(map(&mut ctx.cache.lock().unwrap())
+        .entry(key)
+        .or_insert(v)
+        .clone())
+}
+
+impl Cache {
+    pub(crate) fn compiled(&self) -> usize {
+        self.compiled
+    }
+}
+
 /// A compiled shader module plus the name used in errors.
 pub struct Module {
     name: &'static str,
@@ -81,25 +150,38 @@ pub struct Module {
 }
 
 impl Module {
-    /// Compiles `source` on the device; compile errors become [`Error::ShaderCompilation`].
-    pub fn new(ctx: &GpuContext, name: &'static str, source: &str, tier: Tier) -> Result<Self> {
+    /// Compiles `source` on the device, once per context; compile errors become
+    /// [`Error::ShaderCompilation`].
+    pub fn new(
+        ctx: &GpuContext,
+        name: &'static str,
+        source: &'static str,
+        tier: Tier,
+    ) -> Result<Self> {
         tier.check(ctx)?;
-        let module = ctx
-            .scoped(|| {
-                ctx.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(name),
-                        source: wgpu::ShaderSource::Wgsl(source_for(
-                            source,
-                            tier,
-                            ctx.adapter_info.backend,
-                        )),
-                    })
-            })
-            .map_err(|e| Error::ShaderCompilation {
-                shader: name.into(),
-                message: e.to_string(),
-            })?;
+        let key = (name, tier, source.as_ptr() as usize, source.len());
+        let module = cached(
+            ctx,
+            |c| &mut c.modules,
+            key,
+            || {
+                ctx.scoped(|| {
+                    ctx.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(name),
+                            source: wgpu::ShaderSource::Wgsl(source_for(
+                                source,
+                                tier,
+                                ctx.adapter_info.backend,
+                            )),
+                        })
+                })
+                .map_err(|e| Error::ShaderCompilation {
+                    shader: name.into(),
+                    message: e.to_string(),
+                })
+            },
+        )?;
         Ok(Module { name, module })
     }
 
@@ -120,8 +202,37 @@ impl Module {
     }
 
     /// As [`Module::pipeline_with_layout`], with values for the shader's `override` constants
-    /// (e.g. `HEAD_DIM`, so that loops over it have a fixed trip count and unroll).
+    /// (e.g. `HEAD_DIM`, so that loops over it have a fixed trip count and unroll). Built
+    /// once per context.
     pub fn pipeline_with_constants(
+        &self,
+        ctx: &GpuContext,
+        entry: &str,
+        layout: Option<&wgpu::PipelineLayout>,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let key = PipelineKey {
+            module: self.module.clone(),
+            entry: entry.to_owned(),
+            constants: constants
+                .iter()
+                .map(|&(n, v)| (n.to_owned(), v.to_bits()))
+                .collect(),
+            layout: layout.cloned(),
+        };
+        cached(
+            ctx,
+            |c| &mut c.pipelines,
+            key,
+            || {
+                let pipeline = self.create_pipeline(ctx, entry, layout, constants)?;
+                ctx.cache.lock().unwrap().compiled += 1;
+                Ok(pipeline)
+            },
+        )
+    }
+
+    fn create_pipeline(
         &self,
         ctx: &GpuContext,
         entry: &str,
@@ -180,7 +291,7 @@ pub fn layout_entry(binding: u32, ty: BindingKind) -> wgpu::BindGroupLayoutEntry
 }
 
 /// Kinds of buffer binding for [`layout_entry`] and [`bind_group_layout`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BindingKind {
     Uniform,
     Read,
@@ -208,12 +319,18 @@ pub fn bind_group_layout_at(
     label: &str,
     entries: &[(u32, BindingKind)],
 ) -> wgpu::BindGroupLayout {
-    let entries: Vec<_> = entries.iter().map(|&(b, k)| layout_entry(b, k)).collect();
-    ctx.device
-        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries: &entries,
-        })
+    let make = || {
+        let entries: Vec<_> = entries.iter().map(|&(b, k)| layout_entry(b, k)).collect();
+        Ok::<_, Infallible>(
+            ctx.device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(label),
+                    entries: &entries,
+                }),
+        )
+    };
+    let Ok(layout) = cached(ctx, |c| &mut c.group_layouts, entries.to_vec(), make);
+    layout
 }
 
 /// A pipeline layout of the given bind group layouts (groups 0, 1, ...).
@@ -222,13 +339,21 @@ pub fn pipeline_layout(
     label: &str,
     layouts: &[&wgpu::BindGroupLayout],
 ) -> wgpu::PipelineLayout {
-    let layouts: Vec<Option<&wgpu::BindGroupLayout>> = layouts.iter().map(|&l| Some(l)).collect();
-    ctx.device
-        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(label),
-            bind_group_layouts: &layouts,
-            immediate_size: 0,
-        })
+    let key: Vec<wgpu::BindGroupLayout> = layouts.iter().map(|&l| l.clone()).collect();
+    let make = || {
+        let layouts: Vec<Option<&wgpu::BindGroupLayout>> =
+            layouts.iter().map(|&l| Some(l)).collect();
+        Ok::<_, Infallible>(
+            ctx.device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(label),
+                    bind_group_layouts: &layouts,
+                    immediate_size: 0,
+                }),
+        )
+    };
+    let Ok(layout) = cached(ctx, |c| &mut c.pipeline_layouts, key, make);
+    layout
 }
 
 /// Bind group 0 of `pipeline` with `resources` at bindings 0, 1, 2, ...

@@ -1,9 +1,12 @@
-//! GpuContext and GpuBuffer: round trips, limits, borrowed devices, device loss.
+//! GpuContext and GpuBuffer: round trips, limits, borrowed devices, device loss, the
+//! pipeline cache.
 
 mod common;
 
 use knn_attention::kernels::rng_fill::{RngFill, RngKey};
+use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::reference::rng_fill::rng_fill_bits;
+use knn_attention::reference::topk::topk as topk_ref;
 use knn_attention::{Error, GpuBuffer, GpuContext};
 
 #[test]
@@ -114,4 +117,64 @@ fn device_loss_becomes_an_error_on_the_next_call() {
         fill.run_bits(16, RngKey::default()),
         Err(Error::DeviceLost(_))
     ));
+}
+
+/// Kernels built again (another shape, on a clone of the context) reuse the compiled
+/// pipelines; a new pipeline constant is a new pipeline; and kernels sharing pipelines run
+/// side by side in one encoder with correct results (their bind groups fit the shared
+/// layouts).
+#[test]
+fn kernels_built_again_reuse_compiled_pipelines() {
+    let _shared = gpu_or_skip!();
+    // A context of its own, so that no other test adds to its cache meanwhile.
+    let ctx = GpuContext::new_blocking().unwrap();
+    let cfg = |n| TopkConfig {
+        rows: 2,
+        n,
+        k: 5,
+        strategy: Strategy::Radix,
+        ..Default::default()
+    };
+    assert_eq!(ctx.pipelines_compiled(), 0);
+    let a = Topk::new(&ctx, cfg(3000)).unwrap();
+    let first = ctx.pipelines_compiled();
+    // histogram, compaction, and the two sort steps
+    assert_eq!(first, 4);
+    let b = Topk::new(&ctx.clone(), cfg(3100)).unwrap();
+    assert_eq!(
+        ctx.pipelines_compiled(),
+        first,
+        "same kernels, another shape"
+    );
+    // One chunk for both rows: another COMPACT_RUN, so one more compaction pipeline.
+    let c = Topk::new(
+        &ctx,
+        TopkConfig {
+            radix_groups: Some(1),
+            ..cfg(40000)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ctx.pipelines_compiled(),
+        first + 1,
+        "a new pipeline constant"
+    );
+
+    let mut enc = ctx.encoder("three top-k");
+    let mut runs = Vec::new();
+    for (i, topk) in [&a, &b, &c].into_iter().enumerate() {
+        let cfg = *topk.config();
+        let data = common::normal_data(cfg.rows * cfg.n, i as u64);
+        let scores = GpuBuffer::from_slice(&ctx, &data, "scores").unwrap();
+        let out = topk.outputs().unwrap();
+        topk.encode(&mut enc, TopkInput::new(&scores), &out)
+            .unwrap();
+        runs.push((cfg, data, scores, out));
+    }
+    ctx.submit_and_wait(enc).unwrap();
+    for (cfg, data, _scores, out) in &runs {
+        let want = topk_ref(data, cfg, 0, None).unwrap();
+        assert_eq!(out.read(&ctx).unwrap(), want, "n = {}", cfg.n);
+    }
 }

@@ -484,16 +484,8 @@ impl Topk {
             ],
         );
         let step_layout = shader::bind_group_layout(ctx, "topk.step", &[Uniform]);
-        let pl = |layouts: &[Option<&wgpu::BindGroupLayout>]| {
-            ctx.device
-                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some("topk"),
-                    bind_group_layouts: layouts,
-                    immediate_size: 0,
-                })
-        };
-        let main = pl(&[Some(&layout)]);
-        let with_step = pl(&[Some(&layout), Some(&step_layout)]);
+        let main = shader::pipeline_layout(ctx, "topk", &[&layout]);
+        let with_step = shader::pipeline_layout(ctx, "topk.step", &[&layout, &step_layout]);
         let subgroup_tier = cfg.subgroups && plan.one_pass && ctx.capabilities().subgroups;
         let module = match cfg.scores {
             ScoreType::F32 if subgroup_tier => Module::new(
