@@ -181,17 +181,27 @@ fn topk_cases(
             None
         };
         // Both algorithms where the one-pass path applies (and radix at each asked-for
-        // workgroup target); the note marks Auto's choice.
-        let variants = [(Strategy::Radix, None), (Strategy::OnePass, None)]
-            .into_iter()
-            .chain(radix_groups.iter().map(|&g| (Strategy::Radix, Some(g))));
-        for (strategy, groups) in variants {
+        // workgroup target); the note marks Auto's choice. Radix unsorted too: the gap to
+        // sorted is the bitonic sort's share (less `topk_finalize`).
+        let variants = [
+            (Strategy::Radix, None, true),
+            (Strategy::Radix, None, false),
+            (Strategy::OnePass, None, true),
+        ]
+        .into_iter()
+        .chain(
+            radix_groups
+                .iter()
+                .map(|&g| (Strategy::Radix, Some(g), true)),
+        );
+        for (strategy, groups, sorted) in variants {
             if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
                 continue;
             }
             let scfg = TopkConfig {
                 strategy,
                 radix_groups: groups,
+                sorted,
                 ..cfg
             };
             let mut case = topk_case(ctx, "topk", scfg, scores.clone())?;
@@ -259,10 +269,11 @@ fn topk_case(
         strategy: Strategy::Auto,
         ..cfg
     };
-    let auto = cfg.radix_groups.is_none() && auto_cfg.one_pass() == cfg.one_pass();
+    let auto = cfg.radix_groups.is_none() && cfg.sorted && auto_cfg.one_pass() == cfg.one_pass();
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
+    let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {
         rows,
         n,
@@ -272,7 +283,7 @@ fn topk_case(
     } = cfg;
     Ok(Case {
         kernel,
-        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}"),
+        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}{order}"),
         bytes: (rows * n * 4) as f64,
         flops: 0.0,
         record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
