@@ -677,17 +677,12 @@ impl Topk {
         };
         let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
         let tiles = (rows * plan.chunks) as u32;
+        // One compute pass for the whole chain (wgpu orders the dispatches).
+        let mut cpass = shader::compute_pass(encoder, "topk");
         for pass in passes {
-            shader::dispatch(
-                ctx,
-                encoder,
-                "topk_histogram",
-                histogram,
-                &[bg, pass],
-                tiles,
-            );
+            shader::dispatch_in(ctx, &mut cpass, histogram, &[bg, pass], tiles);
         }
-        shader::dispatch(ctx, encoder, "topk_compact", compact, &[bg], tiles);
+        shader::dispatch_in(ctx, &mut cpass, compact, &[bg], tiles);
         match output {
             RadixOutput::Sorted {
                 local,
@@ -702,19 +697,12 @@ impl Topk {
                     } else {
                         (local, rows as u32 * blocks)
                     };
-                    shader::dispatch(
-                        ctx,
-                        encoder,
-                        "topk_sort",
-                        pipeline,
-                        &[bg, &step.bind_group],
-                        groups,
-                    );
+                    shader::dispatch_in(ctx, &mut cpass, pipeline, &[bg, &step.bind_group], groups);
                 }
             }
             RadixOutput::Unsorted(finalize) => {
                 let slots = (rows * cfg.k).div_ceil(WG) as u32;
-                shader::dispatch(ctx, encoder, "topk_finalize", finalize, &[bg], slots);
+                shader::dispatch_in(ctx, &mut cpass, finalize, &[bg], slots);
             }
         }
     }
