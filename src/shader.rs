@@ -137,6 +137,22 @@ where
         .clone())
 }
 
+/// [`cached`] for objects whose creation cannot fail here (layouts: wgpu reports a bad one
+/// when a pipeline or bind group uses it).
+fn cached_infallible<K, V>(
+    ctx: &GpuContext,
+    map: impl Fn(&mut Cache) -> &mut HashMap<K, V>,
+    key: K,
+    make: impl FnOnce() -> V,
+) -> V
+where
+    K: std::hash::Hash + Eq,
+    V: Clone,
+{
+    let Ok(v) = cached(ctx, map, key, || Ok::<_, Infallible>(make()));
+    v
+}
+
 impl Cache {
     pub(crate) fn compiled(&self) -> usize {
         self.compiled
@@ -319,18 +335,19 @@ pub fn bind_group_layout_at(
     label: &str,
     entries: &[(u32, BindingKind)],
 ) -> wgpu::BindGroupLayout {
-    let make = || {
-        let entries: Vec<_> = entries.iter().map(|&(b, k)| layout_entry(b, k)).collect();
-        Ok::<_, Infallible>(
+    cached_infallible(
+        ctx,
+        |c| &mut c.group_layouts,
+        entries.to_vec(),
+        || {
+            let entries: Vec<_> = entries.iter().map(|&(b, k)| layout_entry(b, k)).collect();
             ctx.device
                 .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                     label: Some(label),
                     entries: &entries,
-                }),
-        )
-    };
-    let Ok(layout) = cached(ctx, |c| &mut c.group_layouts, entries.to_vec(), make);
-    layout
+                })
+        },
+    )
 }
 
 /// A pipeline layout of the given bind group layouts (groups 0, 1, ...).
@@ -340,20 +357,21 @@ pub fn pipeline_layout(
     layouts: &[&wgpu::BindGroupLayout],
 ) -> wgpu::PipelineLayout {
     let key: Vec<wgpu::BindGroupLayout> = layouts.iter().map(|&l| l.clone()).collect();
-    let make = || {
-        let layouts: Vec<Option<&wgpu::BindGroupLayout>> =
-            layouts.iter().map(|&l| Some(l)).collect();
-        Ok::<_, Infallible>(
+    cached_infallible(
+        ctx,
+        |c| &mut c.pipeline_layouts,
+        key,
+        || {
+            let layouts: Vec<Option<&wgpu::BindGroupLayout>> =
+                layouts.iter().map(|&l| Some(l)).collect();
             ctx.device
                 .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some(label),
                     bind_group_layouts: &layouts,
                     immediate_size: 0,
-                }),
-        )
-    };
-    let Ok(layout) = cached(ctx, |c| &mut c.pipeline_layouts, key, make);
-    layout
+                })
+        },
+    )
 }
 
 /// Bind group 0 of `pipeline` with `resources` at bindings 0, 1, 2, ...
@@ -430,7 +448,7 @@ pub fn dispatch(
 /// A compute pass for a chain of dependent dispatches ([`dispatch_in`]). WebGPU makes each
 /// dispatch its own usage scope, so wgpu orders them (a barrier where one writes what the
 /// next reads) as it would across passes; the encoder pays for one pass instead of one per
-/// dispatch (lavapipe: the radix top-k's `finish` went from ~45 µs to ~15 µs per call).
+/// dispatch (lavapipe: the radix top-k's `finish` went from ~45 µs to ~17 µs per call).
 pub fn compute_pass<'e>(
     encoder: &'e mut wgpu::CommandEncoder,
     label: &str,

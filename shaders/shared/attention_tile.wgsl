@@ -14,8 +14,8 @@ const KEY_TILE: u32 = 64u;
 const DIM_CHUNK: u32 = 16u;
 const KV_PITCH: u32 = DIM_CHUNK + 1u;   // padding avoids 16-way bank conflicts
 
-var<workgroup> q_chunk: array<f32, 256>;        // Q_TILE x DIM_CHUNK
-var<workgroup> kv_chunk: array<f32, 1088>;      // KEY_TILE x KV_PITCH
+var<workgroup> q_chunk: array<f32, Q_TILE * DIM_CHUNK>;
+var<workgroup> kv_chunk: array<f32, KEY_TILE * KV_PITCH>;
 
 // Loads dims d0 .. d0 + DIM_CHUNK of B rows b_row0 .. b_row0 + KEY_TILE (of which b_valid are
 // real; the rest, and dims past HEAD_DIM, read as zero) into kv_chunk[row * KV_PITCH + dim].

@@ -52,7 +52,7 @@ fn tile_b(pair: u32, idx: u32) -> f32 {
 
 //! include shared/attention_tile.wgsl
 
-var<workgroup> w_tile: array<f32, 1024>;   // 16 x KEY_TILE weights of the current sum
+var<workgroup> w_tile: array<f32, Q_TILE * KEY_TILE>;   // weights of the current sum
 
 const MAX_DIM_CHUNKS: u32 = MAX_HEAD_DIM / DIM_CHUNK;
 

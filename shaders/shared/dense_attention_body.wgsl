@@ -26,7 +26,7 @@ fn tile_b(pair: u32, idx: u32) -> f32 {
 
 //! include shared/attention_tile.wgsl
 
-var<workgroup> p_tile: array<f32, 1024>;   // Q_TILE x KEY_TILE scores, then probabilities
+var<workgroup> p_tile: array<f32, Q_TILE * KEY_TILE>;   // scores, then probabilities
 
 const MAX_DIM_CHUNKS: u32 = MAX_HEAD_DIM / DIM_CHUNK;
 

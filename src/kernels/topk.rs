@@ -279,9 +279,10 @@ struct Plan {
 
 impl Plan {
     /// Consecutive entries a compaction thread takes per tile (`COMPACT_RUN`): chunk / 512,
-    /// 1 to 16 (`MAX_RUN`, the size of the shader's key array). A GPU's 2048-entry chunk is 2 tiles whose threads each keep 4 loads in
-    /// flight, 16 bytes from their neighbours'; a CPU adapter's 16384-entry chunk is 4 tiles,
-    /// few scans for a driver that pays for each barrier.
+    /// 1 to 16 (`MAX_RUN`, the size of the shader's key array). A GPU's 2048-entry chunk is
+    /// 2 tiles whose threads each keep 4 loads in flight, 16 bytes from their neighbours'; a
+    /// CPU adapter's 16384-entry chunk is 4 tiles, few scans for a driver that pays for each
+    /// barrier.
     fn compact_run(&self) -> usize {
         (self.chunk / (2 * WG)).clamp(1, wgsl::topk::MAX_RUN as usize)
     }
