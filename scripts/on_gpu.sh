@@ -55,8 +55,8 @@ for s in "${steps[@]}"; do
   bench_backward) step "$s" 90 $bench --size $size --kernel dense_attention_backward \
     --kernel sparse_attention_backward --reps 3 --warmup 1 --json "$out/$s.json" ;;
   tests) step "$s" 90 env CI=true sh -c \
-    'for t in .devbin/test-topk .devbin/test-topk_attention .devbin/test-dense_attention .devbin/test-sparse_attention_backward; do
-       echo "## $t"; $t --test-threads 4 2>&1 | grep -E "^test |test result|panicked"; done' ;;
+    '.devbin/test-suite --test-threads 4 topk:: topk_attention:: dense_attention:: \
+       sparse_attention_backward:: 2>&1 | grep -E "^test |test result|panicked"' ;;
   # Staged with AB_REV=<rev> (scripts/stage_gpu.sh): the same topk cases from that revision.
   ab_base) if [ -x .devbin/bench-base ]; then
       step "$s" 60 .devbin/bench-base --size $size --kernel topk --reps 10 --warmup 3 \

@@ -1,7 +1,7 @@
 //! GpuContext and GpuBuffer: round trips, limits, borrowed devices, device loss, the
 //! pipeline cache.
 
-mod common;
+use crate::common;
 
 use knn_attention::kernels::rng_fill::{RngFill, RngKey};
 use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};

@@ -1,7 +1,7 @@
 //! CPU reference of exact dense attention: hand-computed cases, invariants, shapes, and the
 //! real captures' stored outputs.
 
-mod common;
+use crate::common;
 
 use approx::assert_relative_eq;
 use knn_attention::reference::dense_attention::{dense_attention, probabilities_row};

@@ -2,7 +2,7 @@
 //! checked against finite differences in `tests/sparse_attention_backward.rs`), fed by the GPU
 //! dense forward as an application would chain them.
 
-mod common;
+use crate::common;
 
 use knn_attention::attention::{AttentionConfig, AttentionOutputs, GradOutputs, Qkv, QkvTensors};
 use knn_attention::buffer::ElemType;

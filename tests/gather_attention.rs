@@ -2,7 +2,7 @@
 //! duplicate indices, per-row k, sinks and window), paged KV, head dims, GQA, causal masks,
 //! f16 storage, >65535 rows, and bad input.
 
-mod common;
+use crate::common;
 
 use knn_attention::attention::{
     AttentionConfig, AttentionOutputs, Keep, Qkv, SparseAttentionOutput,

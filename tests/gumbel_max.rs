@@ -1,7 +1,7 @@
 //! `gumbel_max` on the GPU: samples fit the softmax (χ², α = 0.001, fixed seeds), equal the
 //! CPU reference's samples except at near-ties, and follow the NaN/∞/empty-row rules.
 
-mod common;
+use crate::common;
 
 use common::stats::{assert_fits, softmax_probs};
 use knn_attention::kernels::gumbel_max::{GumbelMax, SamplerConfig};

@@ -2,7 +2,7 @@
 //! without-replacement (Plackett–Luce) law (χ², α = 0.001), the first pick is gumbel_max's
 //! sample 0, the CPU reference picks the same keys, NaN/−∞ are never picked.
 
-mod common;
+use crate::common;
 
 use common::stats::{assert_fits, softmax_probs};
 use knn_attention::Error;

@@ -4,7 +4,7 @@
 //! check integer overflow, so a wrapped size is a panic here rather than a silently wrong
 //! allocation). A shape whose tensors cannot be indexed must be rejected everywhere.
 
-mod common;
+use crate::common;
 
 use knn_attention::attention::{AttentionConfig, AttentionOutputs, GradOutputs, KeptOutputs};
 use knn_attention::kernels::dense_attention::DenseAttention;

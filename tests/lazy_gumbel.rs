@@ -3,7 +3,7 @@
 //! most of the mass; identical samples to the CPU reference; agreement in distribution with
 //! full Gumbel-max; tail keys touched within the (n − k)/k bound.
 
-mod common;
+use crate::common;
 
 use common::stats::{assert_fits, chi_square, chi_square_critical_001, softmax_probs};
 use knn_attention::kernels::gumbel_max::{GumbelMax, SamplerConfig};

@@ -2,7 +2,7 @@
 //! near-ties in the leverage scores), the attention over it, |U| = n equal to dense
 //! attention, planted high-leverage keys found, and bad input.
 
-mod common;
+use crate::common;
 
 use knn_attention::attention::{AttentionConfig, Keep};
 use knn_attention::buffer::ElemType;

@@ -2,7 +2,7 @@
 //! the invariant Σσ = rank(K) (full rank, rank-deficient, duplicated keys), streaming equal to
 //! batch, and bad input.
 
-mod common;
+use crate::common;
 
 use knn_attention::Error;
 use knn_attention::GpuBuffer;

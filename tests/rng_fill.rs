@@ -1,6 +1,6 @@
 //! `rng_fill` and `philox`: known answers, CPU/GPU bit identity, distributions.
 
-mod common;
+use crate::common;
 
 use common::stats::{ks_critical_001, ks_statistic, normal_cdf};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};

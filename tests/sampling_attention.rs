@@ -2,7 +2,7 @@
 //! estimate equals the reference's on the same samples, the samples fit each row's softmax,
 //! the error falls like 1/√L, and the (ε, δ) bound holds on synthetic and real data.
 
-mod common;
+use crate::common;
 
 use common::stats::assert_fits;
 use knn_attention::attention::AttentionConfig;

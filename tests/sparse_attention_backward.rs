@@ -2,7 +2,7 @@
 //! forward references (dense, and sparse with a fixed key selection), then the GPU kernel
 //! against the reference.
 
-mod common;
+use crate::common;
 
 use knn_attention::attention::{AttentionConfig, Keep};
 use knn_attention::buffer::ElemType;

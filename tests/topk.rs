@@ -1,7 +1,7 @@
 //! `topk` on the GPU against the CPU reference: values bit-equal, indices equal (ties go to
 //! the smaller index, so there is exactly one right answer).
 
-mod common;
+use crate::common;
 
 use knn_attention::kernels::topk::{
     ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,

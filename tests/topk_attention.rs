@@ -2,7 +2,7 @@
 //! f32 near-ties at the k-th place), outputs, k policies, masks, GQA, head dims, special
 //! values, block splitting, and bad input.
 
-mod common;
+use crate::common;
 
 use knn_attention::attention::{AttentionConfig, Keep, SparseAttentionOutput};
 use knn_attention::buffer::ElemType;

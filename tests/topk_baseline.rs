@@ -1,7 +1,7 @@
 //! `topk_baseline` (the bench's yardstick) follows the top-k rules exactly: equal to the CPU
 //! reference on random rows, ties, NaN, ±0 and ±∞, k = 1 and k = n.
 
-mod common;
+use crate::common;
 
 use knn_attention::Error;
 use knn_attention::kernels::topk::{Order, TopkConfig};

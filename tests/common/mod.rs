@@ -1,5 +1,4 @@
 //! Shared test helpers: the GPU context, statistics, and the real-data loader.
-#![allow(dead_code)]
 
 pub mod data;
 pub mod stats;
@@ -32,7 +31,7 @@ pub fn gpu() -> Option<GpuContext> {
 #[macro_export]
 macro_rules! gpu_or_skip {
     () => {
-        match common::gpu() {
+        match $crate::common::gpu() {
             Some(ctx) => ctx,
             None => return,
         }
