@@ -287,6 +287,113 @@ pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
         })
 }
 
+/// Everything a bind group holds: its layout, its uniform's bytes, and each buffer binding
+/// (buffer identity, as wgpu compares handles, offset and size).
+#[derive(Debug, PartialEq)]
+struct GroupKey {
+    layout: wgpu::BindGroupLayout,
+    params: Vec<u8>,
+    buffers: Vec<(wgpu::Buffer, u64, Option<std::num::NonZeroU64>)>,
+}
+
+type Remembered = Vec<(GroupKey, wgpu::BindGroup)>;
+
+/// The bind groups of a kernel's last `encode`, reused by the next call for any group whose
+/// layout, uniform bytes and buffer bindings are all identical: so reuse is exact by
+/// construction. Creating a uniform and a bind group is most of an encode's host time
+/// (callgrind, a radix top-k of one row: 70 %), and a decode loop binds the same buffers
+/// every step. Sharing a group between encodes recorded before one submit is safe: a uniform
+/// is never written after its creation. The cost: the buffers of a kernel's last call stay
+/// alive until its next call (with other buffers) or its drop.
+#[derive(Debug, Default)]
+pub struct BindGroupMemo(std::sync::Mutex<Remembered>);
+
+impl BindGroupMemo {
+    fn remembered(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a call: its groups replace the remembered ones when it ends (concurrent calls
+    /// on one kernel are correct, they may just miss).
+    pub fn call(&self) -> MemoCall<'_> {
+        MemoCall {
+            last: std::mem::take(&mut *self.remembered()),
+            now: Vec::new(),
+            memo: self,
+        }
+    }
+
+    /// Drops the remembered groups (after an error, so that nothing invalid is reused).
+    pub fn forget(&self) {
+        self.remembered().clear();
+    }
+
+    /// [`GpuContext::scoped`] around one call's recording; forgets every group when the
+    /// scopes caught an error.
+    pub fn scoped<T>(&self, ctx: &GpuContext, f: impl FnOnce(&mut MemoCall<'_>) -> T) -> Result<T> {
+        ctx.scoped(|| f(&mut self.call()))
+            .inspect_err(|_| self.forget())
+    }
+}
+
+/// One call's bind groups; see [`BindGroupMemo`].
+pub struct MemoCall<'a> {
+    memo: &'a BindGroupMemo,
+    last: Remembered,
+    now: Remembered,
+}
+
+impl MemoCall<'_> {
+    /// A group of `layout` with a uniform holding `params` at binding 0 and `resources` at
+    /// 1, 2, ...: the last call's (or this call's) identical group, or a new one.
+    pub fn group<P: bytemuck::Pod>(
+        &mut self,
+        ctx: &GpuContext,
+        layout: &wgpu::BindGroupLayout,
+        params: &P,
+        resources: &[wgpu::BindingResource<'_>],
+    ) -> wgpu::BindGroup {
+        let create = || {
+            let u = uniform(ctx, params);
+            let mut all = vec![u.as_entire_binding()];
+            all.extend(resources.iter().cloned());
+            bind_group_with_layout(ctx, layout, &all)
+        };
+        let buffers = resources
+            .iter()
+            .map(|r| match r {
+                wgpu::BindingResource::Buffer(b) => Some((b.buffer.clone(), b.offset, b.size)),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>();
+        let Some(buffers) = buffers else {
+            return create();
+        };
+        let key = GroupKey {
+            layout: layout.clone(),
+            params: bytemuck::bytes_of(params).to_vec(),
+            buffers,
+        };
+        if let Some((_, group)) = self.now.iter().find(|(k, _)| *k == key) {
+            return group.clone();
+        }
+        let group = match self.last.iter().position(|(k, _)| *k == key) {
+            Some(i) => self.last.swap_remove(i).1,
+            None => create(),
+        };
+        self.now.push((key, group.clone()));
+        group
+    }
+}
+
+impl Drop for MemoCall<'_> {
+    fn drop(&mut self) {
+        *self.memo.remembered() = std::mem::take(&mut self.now);
+    }
+}
+
 /// Storage (read-only or read-write) or uniform layout entry at `binding`, compute stage.
 pub fn layout_entry(binding: u32, ty: BindingKind) -> wgpu::BindGroupLayoutEntry {
     let ty = match ty {

@@ -178,3 +178,59 @@ fn kernels_built_again_reuse_compiled_pipelines() {
         assert_eq!(out.read(&ctx).unwrap(), want, "n = {}", cfg.n);
     }
 }
+
+/// A kernel's bind groups are reused only when everything in them is identical (layout,
+/// uniform bytes, each buffer binding), and only from its last call.
+#[test]
+fn bind_groups_are_reused_only_when_identical() {
+    use knn_attention::shader::{BindGroupMemo, BindingKind, bind_group_layout};
+    let ctx = gpu_or_skip!();
+    let layout = bind_group_layout(&ctx, "memo", &[BindingKind::Uniform, BindingKind::Read]);
+    let other = bind_group_layout(
+        &ctx,
+        "memo",
+        &[BindingKind::Uniform, BindingKind::ReadWrite],
+    );
+    let (a, b) = (
+        GpuBuffer::<f32>::zeroed(&ctx, 256, "a").unwrap(),
+        GpuBuffer::<f32>::zeroed(&ctx, 256, "b").unwrap(),
+    );
+    fn half(buf: &GpuBuffer<f32>, offset: u64) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: buf.buffer(),
+            offset,
+            size: std::num::NonZeroU64::new(512),
+        })
+    }
+    let memo = BindGroupMemo::default();
+    let p = [1u32, 2, 3, 4];
+    let first = memo.call().group(&ctx, &layout, &p, &[a.binding()]);
+    let mut call = memo.call();
+    assert_eq!(call.group(&ctx, &layout, &p, &[a.binding()]), first);
+    let variants = [
+        call.group(&ctx, &layout, &[1u32, 2, 3, 5], &[a.binding()]),
+        call.group(&ctx, &layout, &p, &[b.binding()]),
+        call.group(&ctx, &layout, &p, &[half(&a, 0)]),
+        call.group(&ctx, &layout, &p, &[half(&a, 512)]),
+        call.group(&ctx, &other, &p, &[a.binding()]),
+    ];
+    for (i, g) in variants.iter().enumerate() {
+        assert_ne!(*g, first, "variant {i} reused the first group");
+        for h in &variants[..i] {
+            assert_ne!(g, h, "variant {i} reused an earlier variant");
+        }
+    }
+    // Within a call, an identical group is the same one.
+    assert_eq!(call.group(&ctx, &layout, &p, &[b.binding()]), variants[1]);
+    drop(call);
+    // The memo keeps the last call's groups only.
+    assert_eq!(
+        memo.call().group(&ctx, &layout, &p, &[b.binding()]),
+        variants[1]
+    );
+    assert_ne!(memo.call().group(&ctx, &layout, &p, &[a.binding()]), first);
+    let kept = memo.call().group(&ctx, &layout, &p, &[a.binding()]);
+    assert_eq!(memo.call().group(&ctx, &layout, &p, &[a.binding()]), kept);
+    memo.forget();
+    assert_ne!(memo.call().group(&ctx, &layout, &p, &[a.binding()]), kept);
+}

@@ -380,6 +380,91 @@ fn radix_scratch_is_left_clean_for_the_next_run() {
     }
 }
 
+/// `encode` reuses its last call's bind groups only for the same buffers at the same offset:
+/// each call below changes one of them (scores, offset, lengths or not, the lengths buffer,
+/// the outputs), or only the contents of a bound buffer, and must match the reference. Also
+/// three encodes into one encoder before one submit. Both strategies, and a device whose
+/// binding limit splits the rows into batches (one bind group each).
+#[test]
+fn encodes_reuse_bind_groups_only_for_the_same_buffers() {
+    let ctx = gpu_or_skip!();
+    let batched = common::borrowed_context(wgpu::Limits {
+        max_storage_buffer_binding_size: 1 << 20,
+        ..Default::default()
+    });
+    for (ctx, rows) in [(&ctx, 3), (&batched, 300)] {
+        for strategy in [Strategy::Radix, Strategy::OnePass] {
+            let c = TopkConfig {
+                strategy,
+                ..cfg(rows, 2000, 40)
+            };
+            let topk = Topk::new(ctx, c).unwrap();
+            let len = (rows + 1) * c.n;
+            let data: Vec<Vec<f32>> = (0..3)
+                .map(|seed| common::normal_data(len, 200 + seed))
+                .collect();
+            let scores: Vec<_> = data[..2]
+                .iter()
+                .map(|d| GpuBuffer::from_slice(ctx, d, "s").unwrap())
+                .collect();
+            let lengths: Vec<Vec<u32>> = (0..2)
+                .map(|s| {
+                    (0..rows as u32)
+                        .map(|r| (r * 37 + s * 500) % 2100)
+                        .collect()
+                })
+                .collect();
+            let len_bufs: Vec<_> = lengths
+                .iter()
+                .map(|l| GpuBuffer::from_slice(ctx, l, "len").unwrap())
+                .collect();
+            let outs: Vec<_> = (0..3).map(|_| topk.outputs().unwrap()).collect();
+            // (scores, offset, lengths, output); `None` for scores: buffer 0 rewritten with data[2].
+            let calls: [(Option<usize>, usize, Option<usize>, usize); 8] = [
+                (Some(0), 0, None, 0),
+                (Some(1), 0, None, 0),
+                (Some(1), c.n, None, 0),
+                (Some(1), c.n, Some(0), 0),
+                (Some(1), c.n, Some(0), 1),
+                (Some(1), c.n, Some(1), 1),
+                (Some(0), 0, None, 0),
+                (None, 0, None, 0),
+            ];
+            let mut host = [data[0].clone(), data[1].clone()];
+            for (i, &(s, offset, l, o)) in calls.iter().enumerate() {
+                let s = s.unwrap_or_else(|| {
+                    ctx.queue
+                        .write_buffer(scores[0].buffer(), 0, bytemuck::cast_slice(&data[2]));
+                    host[0] = data[2].clone();
+                    0
+                });
+                let mut input = TopkInput::new(&scores[s]).with_offset(offset);
+                if let Some(l) = l {
+                    input = input.with_lengths(&len_bufs[l]);
+                }
+                let mut enc = ctx.encoder("t");
+                topk.encode(&mut enc, input, &outs[o]).unwrap();
+                ctx.submit_and_wait(enc).unwrap();
+                let want = l.map(|l| lengths[l].as_slice());
+                let what = format!("rows={rows} {strategy:?} call {i}");
+                let gpu = outs[o].read(ctx).unwrap();
+                assert_matches_reference(&gpu, &c, &host[s][offset..], want, &what);
+            }
+            let mut enc = ctx.encoder("t");
+            for (s, out) in [0, 1, 0].into_iter().zip(&outs) {
+                topk.encode(&mut enc, TopkInput::new(&scores[s]), out)
+                    .unwrap();
+            }
+            ctx.submit_and_wait(enc).unwrap();
+            for (s, out) in [0, 1, 0].into_iter().zip(&outs) {
+                let gpu = out.read(ctx).unwrap();
+                let what = format!("rows={rows} {strategy:?} one encoder, scores {s}");
+                assert_matches_reference(&gpu, &c, &host[s], None, &what);
+            }
+        }
+    }
+}
+
 /// One `Topk` (multi-chunk radix: shared row histograms and scratch that each run must leave
 /// clean) used from four threads at once, each running its own data repeatedly: every result
 /// equals the reference, so concurrent submissions never see each other's scratch.

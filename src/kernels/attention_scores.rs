@@ -43,6 +43,7 @@ pub(crate) struct AttentionScores {
     cfg: AttentionConfig,
     tiles_per_block: usize,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     pipeline: wgpu::ComputePipeline,
     pub scores: GpuBuffer<f32>,
     pub lengths: GpuBuffer<u32>,
@@ -83,6 +84,7 @@ impl AttentionScores {
             scores: GpuBuffer::zeroed(ctx, rows * s.n_kv, "attention_scores.scores")?,
             lengths: GpuBuffer::zeroed(ctx, rows, "attention_scores.lengths")?,
             layout,
+            bind_groups: Default::default(),
             pipeline,
             tiles_per_block,
             cfg,
@@ -117,14 +119,13 @@ impl AttentionScores {
         block.apply(&mut params);
         params.key_span = KEY_SPAN as u32;
         let spans = self.cfg.shape.n_kv.div_ceil(KEY_SPAN);
-        ctx.scoped(|| {
+        self.bind_groups.scoped(ctx, |groups| {
             encoder.clear_buffer(self.lengths.buffer(), 0, None);
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+            let bg = groups.group(
                 ctx,
                 &self.layout,
+                &params,
                 &[
-                    uniform.as_entire_binding(),
                     qkv.q.binding(),
                     qkv.k.binding(),
                     self.scores.binding(),

@@ -33,6 +33,7 @@ pub struct DenseAttention {
     ctx: GpuContext,
     cfg: AttentionConfig,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     pipeline: wgpu::ComputePipeline,
     split: Option<Split>,
     /// Split-K partials (one element each without a split: bound, never touched).
@@ -116,6 +117,7 @@ impl DenseAttention {
             ctx: ctx.clone(),
             cfg,
             layout,
+            bind_groups: Default::default(),
             split,
         })
     }
@@ -145,13 +147,12 @@ impl DenseAttention {
             params.key_splits = split.splits as u32;
             params.key_span = split.span as u32;
         }
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+        self.bind_groups.scoped(ctx, |groups| {
+            let bg = groups.group(
                 ctx,
                 &self.layout,
+                &params,
                 &[
-                    uniform.as_entire_binding(),
                     qkv.q.binding(),
                     qkv.k.binding(),
                     qkv.v.binding(),

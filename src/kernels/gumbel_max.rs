@@ -120,6 +120,7 @@ pub struct GumbelMax {
     cfg: SamplerConfig,
     chunk: usize,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     partial_pipeline: wgpu::ComputePipeline,
     merge_pipeline: wgpu::ComputePipeline,
     partial: GpuBuffer<[u32; 2]>,
@@ -151,6 +152,7 @@ impl GumbelMax {
             partial: GpuBuffer::zeroed(ctx, cfg.rows * chunks * cfg.samples, "gumbel_max.partial")?,
             no_lengths: GpuBuffer::zeroed(ctx, 4, "gumbel_max.no_lengths")?,
             layout,
+            bind_groups: Default::default(),
             chunk,
             cfg,
             ctx: ctx.clone(),
@@ -193,13 +195,12 @@ impl GumbelMax {
             row0: 0,
             ..Default::default()
         };
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+        self.bind_groups.scoped(ctx, |groups| {
+            let bg = groups.group(
                 ctx,
                 &self.layout,
+                &params,
                 &[
-                    uniform.as_entire_binding(),
                     scores.binding(),
                     lengths.unwrap_or(&self.no_lengths).binding(),
                     self.partial.binding(),

@@ -21,6 +21,7 @@ pub struct GumbelTopL {
     cfg: SamplerConfig,
     topk: Topk,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     pipeline: wgpu::ComputePipeline,
     perturbed: GpuBuffer<f32>,
 }
@@ -54,6 +55,7 @@ impl GumbelTopL {
             perturbed: GpuBuffer::zeroed(ctx, cfg.rows * cfg.n, "gumbel_top_l.perturbed")?,
             topk,
             layout,
+            bind_groups: Default::default(),
             cfg,
             ctx: ctx.clone(),
         })
@@ -82,16 +84,12 @@ impl GumbelTopL {
             inv_temp: cfg.inv_temp(),
             ..Default::default()
         };
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+        self.bind_groups.scoped(ctx, |groups| {
+            let bg = groups.group(
                 ctx,
                 &self.layout,
-                &[
-                    uniform.as_entire_binding(),
-                    scores.binding(),
-                    self.perturbed.binding(),
-                ],
+                &params,
+                &[scores.binding(), self.perturbed.binding()],
             );
             let threads = cfg.rows * cfg.n.div_ceil(4);
             shader::dispatch(

@@ -72,6 +72,7 @@ pub struct LazyGumbel {
     topk: Topk,
     topk_out: TopkOutput,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     pipeline: wgpu::ComputePipeline,
     no_lengths: GpuBuffer<u32>,
 }
@@ -118,6 +119,7 @@ impl LazyGumbel {
             topk,
             no_lengths: GpuBuffer::zeroed(ctx, 4, "lazy_gumbel.no_lengths")?,
             layout,
+            bind_groups: Default::default(),
             k,
             cfg,
             ctx: ctx.clone(),
@@ -184,13 +186,12 @@ impl LazyGumbel {
             input = input.with_lengths(l);
         }
         self.topk.encode(encoder, input, &self.topk_out)?;
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+        self.bind_groups.scoped(ctx, |groups| {
+            let bg = groups.group(
                 ctx,
                 &self.layout,
+                &params,
                 &[
-                    uniform.as_entire_binding(),
                     scores.binding(),
                     lengths.unwrap_or(&self.no_lengths).binding(),
                     self.topk_out.values.binding(),

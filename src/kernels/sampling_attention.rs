@@ -137,6 +137,7 @@ pub struct SamplingAttention {
     scores: AttentionScores,
     lazy: LazyGumbel,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     pipeline: wgpu::ComputePipeline,
 }
 
@@ -174,6 +175,7 @@ impl SamplingAttention {
             scores,
             lazy,
             layout,
+            bind_groups: Default::default(),
             pipeline,
         })
     }
@@ -234,17 +236,12 @@ impl SamplingAttention {
             groups: cfg.mom.groups as u32,
             ..Default::default()
         };
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+        self.bind_groups.scoped(ctx, |groups| {
+            let bg = groups.group(
                 ctx,
                 &self.layout,
-                &[
-                    uniform.as_entire_binding(),
-                    qkv.v.binding(),
-                    samples.samples.binding(),
-                    out.binding(),
-                ],
+                &params,
+                &[qkv.v.binding(), samples.samples.binding(), out.binding()],
             );
             shader::dispatch(
                 ctx,

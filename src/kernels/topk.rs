@@ -408,6 +408,7 @@ pub struct Topk {
     /// is cleared per call.
     row_hist: wgpu::Buffer,
     no_lengths: GpuBuffer<u32>,
+    bind_groups: shader::BindGroupMemo,
 }
 
 fn scratch(ctx: &GpuContext, label: &str, bytes: usize) -> wgpu::Buffer {
@@ -544,6 +545,7 @@ impl Topk {
             pairs: scratch(ctx, "topk.pairs", batch * plan.sort_size * 8),
             row_hist: scratch(ctx, "topk.row_hist", batch * plan.row_hist_per_row * 4),
             no_lengths: GpuBuffer::zeroed(ctx, 4, "topk.no_lengths")?,
+            bind_groups: Default::default(),
             layout,
             plan,
             cfg,
@@ -567,7 +569,9 @@ impl Topk {
     }
 
     /// Records the top-k of `input` into `out`. Validates every size first; records nothing
-    /// on error. Allocates only small uniform buffers and bind groups.
+    /// on error. Allocates only small uniform buffers and bind groups, and reuses the last
+    /// call's where it binds the same buffers the same way (so this kernel keeps that call's
+    /// buffers alive until a call with others, or its drop).
     pub fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -592,65 +596,14 @@ impl Topk {
             ("out.indices", out.indices.len(), cfg.rows * cfg.k),
             ("out.counts", out.counts.len(), cfg.rows),
         ])?;
-        let ctx = &self.ctx;
         let plan = &self.plan;
-        let stride = cfg.stride();
-        let align = ctx.limits().min_storage_buffer_offset_alignment as usize;
-        ctx.scoped(|| {
-            let mut row0 = 0;
-            while row0 < cfg.rows {
+        self.bind_groups.scoped(&self.ctx, |groups| {
+            for row0 in (0..cfg.rows).step_by(plan.batch_rows) {
                 let rows = plan.batch_rows.min(cfg.rows - row0);
-                let elem = cfg.scores.bytes();
-                let first = (input.offset + row0 * stride) * elem;
-                let aligned = first / align * align;
-                let in_shift = (first - aligned) / elem;
-                // Bindings are sized in 4-byte units; GpuBuffer pads its allocation to match.
-                let bytes = ((in_shift + (rows - 1) * stride + cfg.n) * elem).next_multiple_of(4);
-                let hist_len = rows * plan.chunks * 256;
-                let info_len = rows * plan.chunks;
-                let params = TopkParams {
-                    rows: rows as u32,
-                    n: cfg.n as u32,
-                    k: cfg.k as u32,
-                    stride: stride as u32,
-                    row0: row0 as u32,
-                    in_shift: in_shift as u32,
-                    has_lengths: input.lengths.is_some() as u32,
-                    smallest: (cfg.order == Order::Smallest) as u32,
-                    chunk: plan.chunk as u32,
-                    chunks: plan.chunks as u32,
-                    sort_size: plan.sort_size as u32,
-                    hist_base: 0,
-                    info_base: hist_len as u32,
-                    state_base: (hist_len + info_len) as u32,
-                    sorted: cfg.sorted as u32,
-                    ..Default::default()
-                };
-                let uniform = shader::uniform(ctx, &params);
-                let scores = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: input.scores.buffer(),
-                    offset: aligned as u64,
-                    size: std::num::NonZeroU64::new(bytes as u64),
-                });
-                let lengths = input.lengths.unwrap_or(&self.no_lengths);
-                let bg = shader::bind_group_with_layout(
-                    ctx,
-                    &self.layout,
-                    &[
-                        uniform.as_entire_binding(),
-                        scores,
-                        lengths.binding(),
-                        self.work.as_entire_binding(),
-                        self.pairs.as_entire_binding(),
-                        out.values.binding(),
-                        out.indices.binding(),
-                        out.counts.binding(),
-                        self.row_hist.as_entire_binding(),
-                    ],
-                );
+                let bg = self.bind_group(groups, input, out, row0, rows);
                 match &self.pipelines {
                     Pipelines::OnePass(pipeline) => shader::dispatch(
-                        ctx,
+                        &self.ctx,
                         encoder,
                         "topk_one_pass",
                         pipeline,
@@ -659,9 +612,70 @@ impl Topk {
                     ),
                     Pipelines::Radix { .. } => self.record_radix(encoder, &bg, rows),
                 }
-                row0 += rows;
             }
         })
+    }
+
+    /// The bind group of the row batch at `row0`: its parameters, the slice of the scores it
+    /// reads (bound from an aligned offset), and the lengths, scratch and outputs.
+    fn bind_group(
+        &self,
+        groups: &mut shader::MemoCall<'_>,
+        input: TopkInput<'_>,
+        out: &TopkOutput,
+        row0: usize,
+        rows: usize,
+    ) -> wgpu::BindGroup {
+        let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
+        let stride = cfg.stride();
+        let align = ctx.limits().min_storage_buffer_offset_alignment as usize;
+        let elem = cfg.scores.bytes();
+        let first = (input.offset + row0 * stride) * elem;
+        let aligned = first / align * align;
+        let in_shift = (first - aligned) / elem;
+        // Bindings are sized in 4-byte units; GpuBuffer pads its allocation to match.
+        let bytes = ((in_shift + (rows - 1) * stride + cfg.n) * elem).next_multiple_of(4);
+        let hist_len = rows * plan.chunks * 256;
+        let info_len = rows * plan.chunks;
+        let params = TopkParams {
+            rows: rows as u32,
+            n: cfg.n as u32,
+            k: cfg.k as u32,
+            stride: stride as u32,
+            row0: row0 as u32,
+            in_shift: in_shift as u32,
+            has_lengths: input.lengths.is_some() as u32,
+            smallest: (cfg.order == Order::Smallest) as u32,
+            chunk: plan.chunk as u32,
+            chunks: plan.chunks as u32,
+            sort_size: plan.sort_size as u32,
+            hist_base: 0,
+            info_base: hist_len as u32,
+            state_base: (hist_len + info_len) as u32,
+            sorted: cfg.sorted as u32,
+            ..Default::default()
+        };
+        let scores = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: input.scores.buffer(),
+            offset: aligned as u64,
+            size: std::num::NonZeroU64::new(bytes as u64),
+        });
+        let lengths = input.lengths.unwrap_or(&self.no_lengths);
+        groups.group(
+            ctx,
+            &self.layout,
+            &params,
+            &[
+                scores,
+                lengths.binding(),
+                self.work.as_entire_binding(),
+                self.pairs.as_entire_binding(),
+                out.values.binding(),
+                out.indices.binding(),
+                out.counts.binding(),
+                self.row_hist.as_entire_binding(),
+            ],
+        )
     }
 
     /// The radix path for one row batch: 4 histogram passes, compact, then the sort (whose

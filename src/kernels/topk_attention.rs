@@ -180,6 +180,8 @@ pub struct TopkAttention {
     selector: Selector,
     gather: GatherAttention,
     k_rows: GpuBuffer<u32>,
+    /// The fused selection's group (the blocked path's kernels keep their own).
+    bind_groups: shader::BindGroupMemo,
 }
 
 impl TopkAttention {
@@ -233,6 +235,7 @@ impl TopkAttention {
         };
         Ok(TopkAttention {
             selector,
+            bind_groups: Default::default(),
             gather: GatherAttention::new(ctx, cfg.gather())?,
             k_rows: GpuBuffer::from_slice(ctx, &k_rows, "topk_attention.k_rows")?,
             cfg,
@@ -273,17 +276,12 @@ impl TopkAttention {
                 pipeline,
                 indices,
             } => {
-                ctx.scoped(|| {
-                    let uniform = shader::uniform(ctx, &params);
-                    let bg = shader::bind_group_with_layout(
+                self.bind_groups.scoped(ctx, |groups| {
+                    let bg = groups.group(
                         ctx,
                         layout,
-                        &[
-                            uniform.as_entire_binding(),
-                            qkv.q.binding(),
-                            qkv.k.binding(),
-                            indices.binding(),
-                        ],
+                        &params,
+                        &[qkv.q.binding(), qkv.k.binding(), indices.binding()],
                     );
                     let tiles = query_tiles(s);
                     shader::dispatch(
