@@ -288,12 +288,12 @@ pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
 }
 
 /// Everything a bind group holds: its layout, its uniform's bytes, and each buffer binding
-/// (buffer identity, as wgpu compares handles, offset and size).
+/// (binding number, buffer identity as wgpu compares handles, offset and size).
 #[derive(Debug, PartialEq)]
 struct GroupKey {
     layout: wgpu::BindGroupLayout,
     params: Vec<u8>,
-    buffers: Vec<(wgpu::Buffer, u64, Option<std::num::NonZeroU64>)>,
+    buffers: Vec<(u32, wgpu::Buffer, u64, Option<std::num::NonZeroU64>)>,
 }
 
 type Remembered = Vec<(GroupKey, wgpu::BindGroup)>;
@@ -355,16 +355,28 @@ impl MemoCall<'_> {
         params: &P,
         resources: &[wgpu::BindingResource<'_>],
     ) -> wgpu::BindGroup {
+        let at: Vec<_> = (1..).zip(resources.iter().cloned()).collect();
+        self.group_at(ctx, layout, params, &at)
+    }
+
+    /// [`MemoCall::group`] with explicit binding numbers for `resources` (the uniform is 0).
+    pub fn group_at<P: bytemuck::Pod>(
+        &mut self,
+        ctx: &GpuContext,
+        layout: &wgpu::BindGroupLayout,
+        params: &P,
+        resources: &[(u32, wgpu::BindingResource<'_>)],
+    ) -> wgpu::BindGroup {
         let create = || {
             let u = uniform(ctx, params);
-            let mut all = vec![u.as_entire_binding()];
+            let mut all = vec![(0, u.as_entire_binding())];
             all.extend(resources.iter().cloned());
-            bind_group_with_layout(ctx, layout, &all)
+            bind_group_at(ctx, layout, &all)
         };
         let buffers = resources
             .iter()
-            .map(|r| match r {
-                wgpu::BindingResource::Buffer(b) => Some((b.buffer.clone(), b.offset, b.size)),
+            .map(|(at, r)| match r {
+                wgpu::BindingResource::Buffer(b) => Some((*at, b.buffer.clone(), b.offset, b.size)),
                 _ => None,
             })
             .collect::<Option<Vec<_>>>();

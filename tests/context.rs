@@ -229,6 +229,20 @@ fn bind_groups_are_reused_only_when_identical() {
         variants[1]
     );
     assert_ne!(memo.call().group(&ctx, &layout, &p, &[a.binding()]), first);
+    // Explicit binding numbers are part of the group: the same buffers, swapped.
+    let two = bind_group_layout(
+        &ctx,
+        "memo2",
+        &[BindingKind::Uniform, BindingKind::Read, BindingKind::Read],
+    );
+    let mut call = memo.call();
+    let ab = call.group_at(&ctx, &two, &p, &[(1, a.binding()), (2, b.binding())]);
+    assert_eq!(call.group(&ctx, &two, &p, &[a.binding(), b.binding()]), ab);
+    assert_ne!(
+        call.group_at(&ctx, &two, &p, &[(2, a.binding()), (1, b.binding())]),
+        ab
+    );
+    drop(call);
     let kept = memo.call().group(&ctx, &layout, &p, &[a.binding()]);
     assert_eq!(memo.call().group(&ctx, &layout, &p, &[a.binding()]), kept);
     memo.forget();

@@ -163,6 +163,7 @@ pub struct GatherAttention {
     ctx: GpuContext,
     cfg: GatherConfig,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     slots_layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     slots_pipeline: wgpu::ComputePipeline,
@@ -206,6 +207,7 @@ impl GatherAttention {
             no_aux: GpuBuffer::zeroed(ctx, 4, "gather_attention.no_aux")?,
             no_probs: GpuBuffer::zeroed(ctx, 4, "gather_attention.no_probs")?,
             layout,
+            bind_groups: Default::default(),
             slots_layout,
             cfg,
             ctx: ctx.clone(),
@@ -308,13 +310,14 @@ impl GatherAttention {
     ) {
         let ctx = &self.ctx;
         params.write_kept = kept.is_some() as u32;
-        let uniform = shader::uniform(ctx, &params);
         let probs = kept.map_or(self.no_probs.binding(), |k| k.probs.binding());
-        let bg = shader::bind_group_with_layout(
+        // A memo call per record (topk_attention records one per query block).
+        let mut groups = self.bind_groups.call();
+        let bg = groups.group(
             ctx,
             &self.layout,
+            &params,
             &[
-                uniform.as_entire_binding(),
                 qkv.q.binding(),
                 qkv.k.binding(),
                 qkv.v.binding(),
@@ -335,11 +338,11 @@ impl GatherAttention {
             rows,
         );
         if let Some(kept) = kept {
-            let bg = shader::bind_group_at(
+            let bg = groups.group_at(
                 ctx,
                 &self.slots_layout,
+                &params,
                 &[
-                    (0, uniform.as_entire_binding()),
                     (4, indices.binding()),
                     (5, aux.binding()),
                     (9, kept.indices.binding()),
