@@ -96,6 +96,15 @@ fn assert_matches_reference(
     }
 }
 
+/// A device of its own whose storage bindings hold 1 MiB, so that a few hundred rows of a
+/// few thousand scores are split into row batches.
+fn one_mib_bindings() -> GpuContext {
+    common::borrowed_context(wgpu::Limits {
+        max_storage_buffer_binding_size: 1 << 20,
+        ..Default::default()
+    })
+}
+
 fn cfg(rows: usize, n: usize, k: usize) -> TopkConfig {
     TopkConfig {
         rows,
@@ -338,10 +347,7 @@ fn check_strided(
 #[test]
 fn radix_scratch_is_left_clean_for_the_next_run() {
     let ctx = gpu_or_skip!();
-    let batched = common::borrowed_context(wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 20,
-        ..Default::default()
-    });
+    let batched = one_mib_bindings();
     for (ctx, rows) in [(&ctx, 3), (&batched, 300)] {
         for (sorted, radix_groups) in [
             (true, None),
@@ -388,10 +394,7 @@ fn radix_scratch_is_left_clean_for_the_next_run() {
 #[test]
 fn encodes_reuse_bind_groups_only_for_the_same_buffers() {
     let ctx = gpu_or_skip!();
-    let batched = common::borrowed_context(wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 20,
-        ..Default::default()
-    });
+    let batched = one_mib_bindings();
     for (ctx, rows) in [(&ctx, 3), (&batched, 300)] {
         for strategy in [Strategy::Radix, Strategy::OnePass] {
             let c = TopkConfig {
@@ -588,10 +591,7 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
     if common::gpu().is_none() {
         return;
     }
-    let ctx = common::borrowed_context(wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 20,
-        ..Default::default()
-    });
+    let ctx = one_mib_bindings();
     check_strided(&ctx, (300, 5000, 5003, 7), 50);
     assert!(matches!(
         Topk::new(&ctx, cfg(1, 300_000, 4)),
