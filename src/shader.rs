@@ -276,8 +276,9 @@ impl Module {
     }
 }
 
-/// A small uniform buffer holding `value`. Created per `encode` call so that two encodes
-/// recorded before one submit never see each other's parameters.
+/// A small uniform buffer holding `value`, never written again: two encodes recorded before
+/// one submit never see each other's parameters (identical calls may share one, see
+/// [`BindGroupMemo`]).
 pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
