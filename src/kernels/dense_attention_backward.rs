@@ -40,6 +40,7 @@ pub struct DenseAttentionBackward {
     ctx: GpuContext,
     cfg: AttentionConfig,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     d_pipeline: wgpu::ComputePipeline,
     dq_pipeline: wgpu::ComputePipeline,
     dkv_pipeline: wgpu::ComputePipeline,
@@ -81,6 +82,7 @@ impl DenseAttentionBackward {
             ctx: ctx.clone(),
             cfg,
             layout,
+            bind_groups: Default::default(),
         })
     }
 
@@ -103,14 +105,14 @@ impl DenseAttentionBackward {
         Error::check_lengths(&[("d_out", inputs.d_out.len(), s.q_len())])?;
         grads.check(s)?;
         let qkv = inputs.qkv;
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &cfg.params());
-            let bind = |g1: &GpuBuffer<f32>, g2: &GpuBuffer<f32>| {
-                shader::bind_group_with_layout(
+        let params = cfg.params();
+        self.bind_groups.scoped(ctx, |groups| {
+            let mut bind = |g1: &GpuBuffer<f32>, g2: &GpuBuffer<f32>| {
+                groups.group(
                     ctx,
                     &self.layout,
+                    &params,
                     &[
-                        uniform.as_entire_binding(),
                         qkv.q.binding(),
                         qkv.k.binding(),
                         qkv.v.binding(),
