@@ -88,6 +88,7 @@ pub struct LeverageScores {
     ctx: GpuContext,
     cfg: LeverageConfig,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     gram_pipeline: wgpu::ComputePipeline,
     factor_pipeline: wgpu::ComputePipeline,
     apply_pipeline: wgpu::ComputePipeline,
@@ -131,6 +132,7 @@ impl LeverageScores {
             no_sigma: GpuBuffer::zeroed(ctx, 4, "leverage.no_sigma")?,
             scored: GpuBuffer::zeroed(ctx, cfg.heads, "leverage.scored")?,
             layout,
+            bind_groups: Default::default(),
             cfg,
             ctx: ctx.clone(),
         })
@@ -173,13 +175,12 @@ impl LeverageScores {
         steps: &[(&str, &wgpu::ComputePipeline, u32)],
     ) -> Result<()> {
         let ctx = &self.ctx;
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+        self.bind_groups.scoped(ctx, |groups| {
+            let bg = groups.group(
                 ctx,
                 &self.layout,
+                &params,
                 &[
-                    uniform.as_entire_binding(),
                     k.binding(),
                     self.partial.binding(),
                     self.gram.binding(),
