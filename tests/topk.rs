@@ -422,25 +422,25 @@ fn encodes_reuse_bind_groups_only_for_the_same_buffers() {
                 .map(|l| GpuBuffer::from_slice(ctx, l, "len").unwrap())
                 .collect();
             let outs: Vec<_> = (0..3).map(|_| topk.outputs().unwrap()).collect();
-            // (scores, offset, lengths, output); `None` for scores: buffer 0 rewritten with data[2].
-            let calls: [(Option<usize>, usize, Option<usize>, usize); 8] = [
-                (Some(0), 0, None, 0),
-                (Some(1), 0, None, 0),
-                (Some(1), c.n, None, 0),
-                (Some(1), c.n, Some(0), 0),
-                (Some(1), c.n, Some(0), 1),
-                (Some(1), c.n, Some(1), 1),
-                (Some(0), 0, None, 0),
-                (None, 0, None, 0),
+            // (scores, offset, lengths, output, buffer 0 rewritten with data[2] first): each
+            // call changes one thing from the one before; the last only a bound buffer's data.
+            let calls: [(usize, usize, Option<usize>, usize, bool); 8] = [
+                (0, 0, None, 0, false),
+                (1, 0, None, 0, false),
+                (1, c.n, None, 0, false),
+                (1, c.n, Some(0), 0, false),
+                (1, c.n, Some(0), 1, false),
+                (1, c.n, Some(1), 1, false),
+                (0, 0, None, 0, false),
+                (0, 0, None, 0, true),
             ];
             let mut host = [data[0].clone(), data[1].clone()];
-            for (i, &(s, offset, l, o)) in calls.iter().enumerate() {
-                let s = s.unwrap_or_else(|| {
+            for (i, &(s, offset, l, o, rewrite)) in calls.iter().enumerate() {
+                if rewrite {
                     ctx.queue
                         .write_buffer(scores[0].buffer(), 0, bytemuck::cast_slice(&data[2]));
                     host[0] = data[2].clone();
-                    0
-                });
+                }
                 let mut input = TopkInput::new(&scores[s]).with_offset(offset);
                 if let Some(l) = l {
                     input = input.with_lengths(&len_bufs[l]);
