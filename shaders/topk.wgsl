@@ -16,5 +16,9 @@
 
 alias Score = f32;
 
+fn load_score(i: u32) -> f32 {
+    return scores[i];
+}
+
 //! include shared/topk_append.wgsl
 //! include shared/topk_body.wgsl

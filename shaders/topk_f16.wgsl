@@ -1,9 +1,7 @@
-// topk_f16: the f16-input tier of `topk` (needs `Features::SHADER_F16`); same algorithm and
-// rules, see shaders/topk.wgsl. Selected values come back widened to f32 (exactly).
+// topk_f16: the f16-input tier of `topk`; same algorithm and rules, see shaders/topk.wgsl.
+// Scores are read as bits and come back widened to f32 exactly (shared/topk_scores_f16.wgsl),
+// so this tier runs on every adapter.
 
-enable f16;
-
-alias Score = f16;
-
+//! include shared/topk_scores_f16.wgsl
 //! include shared/topk_append.wgsl
 //! include shared/topk_body.wgsl

@@ -5,5 +5,9 @@
 
 alias Score = f32;
 
+fn load_score(i: u32) -> f32 {
+    return scores[i];
+}
+
 //! include shared/topk_append_subgroup.wgsl
 //! include shared/topk_body.wgsl

@@ -37,8 +37,6 @@ pub enum Tier {
     Subgroup,
     /// Needs `Features::SHADER_F16`.
     F16,
-    /// Needs both `SHADER_F16` and `SUBGROUP`.
-    F16Subgroup,
 }
 
 impl Tier {
@@ -49,8 +47,6 @@ impl Tier {
             Tier::Core => (true, ""),
             Tier::Subgroup => (caps.subgroups, "SUBGROUP"),
             Tier::F16 => (caps.f16, "SHADER_F16"),
-            Tier::F16Subgroup if !caps.f16 => (false, "SHADER_F16"),
-            Tier::F16Subgroup => (caps.subgroups, "SUBGROUP"),
         };
         if ok {
             Ok(())
@@ -68,8 +64,7 @@ impl Tier {
 /// [`wgpu::Backend::BrowserWebGpu`] only. `tests/shaders.rs` runs Dawn's compiler (Tint) on
 /// exactly this text.
 pub fn source_for(source: &str, tier: Tier, backend: wgpu::Backend) -> Cow<'_, str> {
-    let subgroups = matches!(tier, Tier::Subgroup | Tier::F16Subgroup);
-    if subgroups && backend == wgpu::Backend::BrowserWebGpu {
+    if tier == Tier::Subgroup && backend == wgpu::Backend::BrowserWebGpu {
         Cow::Owned(format!("enable subgroups;\n{source}"))
     } else {
         Cow::Borrowed(source)

@@ -1,5 +1,6 @@
-// Body of the topk kernels; the including file defines `alias Score` (f32 or f16) and
-// includes one `append_candidate` (shared/topk_append{,_subgroup}.wgsl).
+// Body of the topk kernels; the including file defines `alias Score` (the element type of the
+// `scores` binding), `load_score` (entry i of the binding's elements, as f32) and includes one
+// `append_candidate` (shared/topk_append{,_subgroup}.wgsl).
 
 //! include shared/common.wgsl
 //! include shared/order_key.wgsl
@@ -82,9 +83,9 @@ fn row_len(row: u32) -> u32 {
     return p.n;
 }
 
-// Widening f16 to f32 is exact (NaN, ±inf and -0.0 included), so both tiers share one order.
+// f16 scores are widened exactly (shared/f16_bits.wgsl), so both tiers share one order.
 fn score(row: u32, col: u32) -> f32 {
-    return f32(scores[p.in_shift + row * p.stride + col]);
+    return load_score(p.in_shift + row * p.stride + col);
 }
 
 fn state_at(row: u32, s: u32) -> u32 {

@@ -44,8 +44,9 @@ pub enum Order {
     Smallest,
 }
 
-/// Element type of the scores: [`ElemType::F16`] scores are raw bits in a `GpuBuffer<u16>`,
-/// need `Features::SHADER_F16` (else [`Error::Unsupported`]) and come back widened to f32.
+/// Element type of the scores: [`ElemType::F16`] scores are raw bits in a `GpuBuffer<u16>`
+/// and come back widened to f32 exactly (subnormals included). The kernel reads them as bits,
+/// so f16 top-k runs on every adapter, without `Features::SHADER_F16`.
 pub type ScoreType = ElemType;
 
 /// Largest k of the one-pass path (512: its candidate buffer holds k plus one 512-entry tile).
@@ -497,13 +498,13 @@ impl Topk {
                 Tier::Subgroup,
             )?,
             ScoreType::F32 => Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?,
-            ScoreType::F16 if subgroup_tier && ctx.capabilities().f16 => Module::new(
+            ScoreType::F16 if subgroup_tier => Module::new(
                 ctx,
                 "topk_f16_subgroup",
                 shader::sources::TOPK_F16_SUBGROUP,
-                Tier::F16Subgroup,
+                Tier::Subgroup,
             )?,
-            ScoreType::F16 => Module::new(ctx, "topk_f16", shader::sources::TOPK_F16, Tier::F16)?,
+            ScoreType::F16 => Module::new(ctx, "topk_f16", shader::sources::TOPK_F16, Tier::Core)?,
         };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
