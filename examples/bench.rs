@@ -38,7 +38,8 @@ enum Size {
 
 #[derive(Parser)]
 struct Args {
-    /// Kernels to run (default: all but topk_sweep). Known: dispatch_overhead, rng_fill, topk
+    /// Kernels to run (default: all but topk_sweep and bandwidth). Known: bandwidth (WGSL
+    /// copy and row-read probes, examples/bench_bandwidth.wgsl), dispatch_overhead, rng_fill, topk
     /// (with topk_baseline), topk_sweep (radix vs one pass over rows × n × k, for
     /// `Strategy::Auto`), dense_attention, topk_attention, gather_attention, gumbel_max,
     /// lazy_gumbel, lev_attention, dense_attention_backward, sparse_attention_backward.
@@ -62,6 +63,10 @@ struct Args {
     /// (`TopkConfig::radix_groups`; repeatable), to tune the default on a new device.
     #[arg(long)]
     radix_groups: Vec<usize>,
+    /// topk: leave out topk_baseline (one workgroup per row, a whole-row sort: seconds per
+    /// run at decode shapes on a GPU, where it is no yardstick anyway).
+    #[arg(long)]
+    no_baseline: bool,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -150,6 +155,7 @@ fn topk_cases(
     size: Size,
     with_cpu: bool,
     radix_groups: &[usize],
+    with_baseline: bool,
 ) -> Result<Vec<Case>> {
     let shapes: &[(usize, usize, usize)] = match size {
         Size::Small => &[
@@ -211,6 +217,9 @@ fn topk_cases(
                 })
             });
             cases.push(case);
+        }
+        if !with_baseline {
+            continue;
         }
         let baseline = TopkBaseline::new(ctx, cfg)?;
         cases.push(Case {
@@ -397,7 +406,7 @@ fn dense_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
 fn dense_decode_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     let (batch, heads_q, heads_kv, n) = match size {
         Size::Small => (2, 8, 2, 16384),
-        Size::Full => (8, 32, 8, 65536),
+        Size::Full => (4, 32, 8, 65536), // K and V of 1 GiB each: one binding on every GPU
     };
     let shape = AttentionShape {
         batch,
@@ -715,6 +724,125 @@ fn lev_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     }])
 }
 
+/// Bandwidth probes (examples/bench_bandwidth.wgsl): a WGSL vec4 copy and one-workgroup-per-row
+/// reads shaped like `topk_one_pass` at two prefetch depths, on a 1 GiB input (64 MiB on CPU
+/// adapters), so our kernels' GB/s can be read against what WGSL reaches here at all. The copy
+/// is also timed by wall clock (20 in one submit) as a check on the timestamps.
+fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
+    use knn_attention::shader::{self, BindingKind, Module, Tier};
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct ProbeParams {
+        rows: u32,
+        n: u32,
+        words: u32,
+        pad: u32,
+    }
+    let (rows, n) = match size {
+        Size::Small => (256, 65536),
+        Size::Full => (4096, 65536),
+    };
+    let module = Module::new(
+        ctx,
+        "bench_bandwidth",
+        include_str!("bench_bandwidth.wgsl"),
+        Tier::Core,
+    )?;
+    use BindingKind::{Read, ReadWrite, Uniform};
+    let layout =
+        shader::bind_group_layout(ctx, "bench_bandwidth", &[Uniform, Read, ReadWrite, Read]);
+    let pl = shader::pipeline_layout(ctx, "bench_bandwidth", &[&layout]);
+    let src = std::rc::Rc::new(random_scores(ctx, rows, n)?);
+    let dst = std::rc::Rc::new(GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.copy_dst")?);
+    let words = (rows * n / 4) as u32;
+    let params = ProbeParams {
+        rows: rows as u32,
+        n: n as u32,
+        words,
+        pad: 0,
+    };
+    let u = shader::uniform(ctx, &params);
+    let bg = std::rc::Rc::new(shader::bind_group_with_layout(
+        ctx,
+        &layout,
+        &[
+            u.as_entire_binding(),
+            src.binding(),
+            dst.binding(),
+            src.binding(),
+        ],
+    ));
+    let bytes = (rows * n * 4) as f64;
+    let mut cases = Vec::new();
+    for (entry, groups, moved, shape) in [
+        (
+            "copy_vec4",
+            words.div_ceil(256 * 4),
+            2.0 * bytes,
+            format!("{} MiB vec4 copy", (rows * n * 4) >> 20),
+        ),
+        (
+            "read_rows_2",
+            rows as u32,
+            bytes,
+            format!("{rows}x{n} rows, prefetch 2/thread"),
+        ),
+        (
+            "read_rows_8",
+            rows as u32,
+            bytes,
+            format!("{rows}x{n} rows, prefetch 8/thread"),
+        ),
+    ] {
+        let pipeline = module.pipeline_with_layout(ctx, entry, Some(&pl))?;
+        let mut note = String::new();
+        if entry == "copy_vec4" {
+            let run = |reps| -> Result<f64> {
+                let mut enc = ctx.encoder("bandwidth.wall");
+                for _ in 0..reps {
+                    shader::dispatch(ctx, &mut enc, entry, &pipeline, &[&bg], groups);
+                }
+                let t = std::time::Instant::now();
+                ctx.submit_and_wait(enc)?;
+                Ok(t.elapsed().as_secs_f64() * 1e3)
+            };
+            run(2)?;
+            let wall = run(20)? / 20.0;
+            note = format!(
+                "wall clock, 20 in one submit: {wall:.4} ms each ({:.0} GB/s)",
+                moved / wall / 1e6
+            );
+        }
+        let (bg, ctx) = (bg.clone(), ctx.clone());
+        // The buffers live as long as the case that binds them.
+        let (src, dst) = (src.clone(), dst.clone());
+        cases.push(Case {
+            kernel: "bandwidth",
+            shape,
+            bytes: moved,
+            flops: 0.0,
+            record: Box::new(move |enc| {
+                let _ = (&src, &dst);
+                shader::dispatch(&ctx, enc, entry, &pipeline, &[&bg], groups);
+                Ok(())
+            }),
+            cpu: None,
+            note,
+            samples: 0.0,
+        });
+    }
+    Ok(cases)
+}
+
+/// Adds a kernel's cases, or says why it has none (a shape over this device's limits, say)
+/// and goes on, so one kernel cannot cost a device run all the others.
+fn add(cases: &mut Vec<Case>, kernel: &str, built: Result<Vec<Case>>) {
+    match built {
+        Ok(built) => cases.extend(built),
+        Err(e) => println!("{kernel}: no cases on this device: {e}"),
+    }
+}
+
 /// Device-to-device copy bandwidth in GB/s (bytes read + written per second, median of
 /// `reps`): the ceiling a memory-bound kernel is reported against when `--peak-gbps` is not
 /// given. 256 MiB on GPUs, 64 MiB on CPU adapters.
@@ -767,38 +895,77 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let want = |k: &str| args.kernel.is_empty() || named(k);
     let mut cases = Vec::new();
     if want("rng_fill") {
-        cases.extend(rng_fill_cases(&ctx, size)?);
+        add(&mut cases, "rng_fill", rng_fill_cases(&ctx, size));
     }
-    if want("topk") {
-        cases.extend(topk_cases(&ctx, size, args.cpu, &args.radix_groups)?);
+    if named("bandwidth") {
+        add(&mut cases, "bandwidth", bandwidth_cases(&ctx, size));
     }
     if want("dispatch_overhead") {
-        cases.extend(dispatch_overhead_cases(&ctx)?);
+        add(
+            &mut cases,
+            "dispatch_overhead",
+            dispatch_overhead_cases(&ctx),
+        );
+    }
+    if want("topk") {
+        add(
+            &mut cases,
+            "topk",
+            topk_cases(&ctx, size, args.cpu, &args.radix_groups, !args.no_baseline),
+        );
     }
     if named("topk_sweep") {
-        cases.extend(topk_sweep_cases(&ctx, size)?);
+        add(&mut cases, "topk_sweep", topk_sweep_cases(&ctx, size));
     }
     if want("dense_attention") {
-        cases.extend(dense_attention_cases(&ctx, size)?);
-        cases.extend(dense_decode_cases(&ctx, size)?);
+        add(
+            &mut cases,
+            "dense_attention",
+            dense_attention_cases(&ctx, size),
+        );
+        add(
+            &mut cases,
+            "dense_attention (decode)",
+            dense_decode_cases(&ctx, size),
+        );
     }
     if want("topk_attention") {
-        cases.extend(topk_attention_cases(&ctx, size)?);
+        add(
+            &mut cases,
+            "topk_attention",
+            topk_attention_cases(&ctx, size),
+        );
     }
     if want("gather_attention") {
-        cases.extend(gather_attention_cases(&ctx, size)?);
+        add(
+            &mut cases,
+            "gather_attention",
+            gather_attention_cases(&ctx, size),
+        );
     }
     if want("dense_attention_backward") {
-        cases.extend(dense_backward_cases(&ctx, size)?);
+        add(
+            &mut cases,
+            "dense_attention_backward",
+            dense_backward_cases(&ctx, size),
+        );
     }
     if want("sparse_attention_backward") {
-        cases.extend(backward_cases(&ctx, size)?);
+        add(
+            &mut cases,
+            "sparse_attention_backward",
+            backward_cases(&ctx, size),
+        );
     }
     if want("lev_attention") {
-        cases.extend(lev_attention_cases(&ctx, size)?);
+        add(&mut cases, "lev_attention", lev_attention_cases(&ctx, size));
     }
     if want("gumbel_max") || want("lazy_gumbel") {
-        cases.extend(sampling_cases(&ctx, size, &want)?);
+        add(
+            &mut cases,
+            "gumbel_max/lazy_gumbel",
+            sampling_cases(&ctx, size, &want),
+        );
     }
     println!(
         "{:<25} {:<30} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>10}",

@@ -7,13 +7,15 @@
 #         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
 #
 # Steps (default: all, in this order): bench_topk torch_peers topk_sweep ab_base
-# bench_attention torch_extra bench_backward tests bench_rest. Each writes $OUT/STEP.log (and
-# our bench's $OUT/STEP.json, rewritten after every case); a step that would overrun BUDGET
-# seconds is cut to what is left, or skipped. Finally scripts/gpu_report.py turns it all into
-# $OUT/report.md: our times, GB/s against the measured copy bandwidth, and ratios to PyTorch.
+# bench_attention torch_extra bench_backward tests bench_rest. Each writes STEP.log (and our
+# bench's STEP.json, rewritten after every case); a step that would overrun BUDGET seconds is
+# cut to what is left, or skipped. Finally scripts/gpu_report.py turns it all into report.md:
+# our times, GB/s against the measured copy bandwidth, and ratios to PyTorch. $OUT receives
+# report.md and all.tgz (every log and JSON): the device tool brings back 8 files at most.
 set -u
-out=${OUT:-/tmp/on_gpu}
-mkdir -p "$out"
+dest=${OUT:-/tmp/on_gpu}
+out=$(mktemp -d)
+mkdir -p "$dest"
 budget=${BUDGET:-300}
 size=${SIZE:-full} # SIZE=small: a dry run on lavapipe
 bench=.devbin/bench
@@ -43,7 +45,7 @@ for s in "${steps[@]}"; do
   # --radix-groups: the decode row (1×131072) gets chunks of 8192 / 1024 / 512 / 512 entries
   # (default 2048), 64×131072 gets 16384 / 16384 / 8192 / 1024 (default 4096).
   bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
-    --reps 10 --warmup 3 \
+    --no-baseline --reps 10 --warmup 3 \
     --radix-groups 16 --radix-groups 128 --radix-groups 1024 --radix-groups 8192 \
     --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
@@ -54,13 +56,12 @@ for s in "${steps[@]}"; do
   torch_extra) step "$s" 90 env OUT="$out" python3 scripts/torch_extra.py ;;
   bench_backward) step "$s" 90 $bench --size $size --kernel dense_attention_backward \
     --kernel sparse_attention_backward --reps 3 --warmup 1 --json "$out/$s.json" ;;
-  tests) step "$s" 90 env CI=true sh -c \
-    '.devbin/test-suite --test-threads 4 topk:: topk_attention:: dense_attention:: \
-       sparse_attention_backward:: 2>&1 | grep -E "^test |test result|panicked"' ;;
+  tests) step "$s" 90 env CI=true KNN_ATTENTION_DATA=.devbin/data .devbin/test-suite \
+    --test-threads 4 topk:: topk_attention:: dense_attention:: sparse_attention_backward:: ;;
   # Staged with AB_REV=<rev> (scripts/stage_gpu.sh): the same topk cases from that revision.
   ab_base) if [ -x .devbin/bench-base ]; then
-      step "$s" 60 .devbin/bench-base --size $size --kernel topk --reps 10 --warmup 3 \
-        --json "$out/$s.json"
+      step "$s" 60 .devbin/bench-base --size $size --kernel topk --no-baseline --reps 10 \
+        --warmup 3 --json "$out/$s.json"
     else echo "== $s: skipped (no .devbin/bench-base staged)"; fi ;;
   bench_rest) step "$s" 60 $bench --size $size --kernel rng_fill --kernel lev_attention \
     --kernel gumbel_max --kernel lazy_gumbel --reps 5 --warmup 1 --json "$out/$s.json" ;;
@@ -68,5 +69,7 @@ for s in "${steps[@]}"; do
   esac
 done
 python3 scripts/gpu_report.py "$out" >"$out/report.md" 2>"$out/report.err" &&
-  echo "== report: $out/report.md" || cat "$out/report.err"
+  echo "== report: $dest/report.md" || cat "$out/report.err"
+cp "$out/report.md" "$dest/" 2>/dev/null
+tar czf "$dest/all.tgz" -C "$out" .
 echo "total ${SECONDS}s"

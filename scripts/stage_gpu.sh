@@ -21,5 +21,8 @@ if [ -n "${AB_REV:-}" ]; then
   git worktree remove --force "$wt"
 fi
 for b in .devbin/bench* .devbin/test-*; do strip "$b"; done
+# The real-model captures the GPU tests read (KNN_ATTENTION_DATA=.devbin/data there).
+mkdir -p .devbin/data
+cp ../shared/data/gpl3-layer{0,3,5}.safetensors .devbin/data/
 du -sh .gl .devbin
 echo 'device run: carry [".gl", ".devbin"], command: BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh'

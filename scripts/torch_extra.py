@@ -57,9 +57,9 @@ for r, n, k in [(1, 131072, 2048), (64, 131072, 2048)]:
 
 
 # Decode: one query per sequence against a long f32 cache, grouped kv heads (our bench's
-# `dense_attention decode B8 H32/8 N65536 d128`).
+# `dense_attention decode B4 H32/8 N65536 d128`: K and V of 1 GiB, one binding each).
 def decode():
-    B, Hq, Hkv, N, d = 8, 32, 8, 65536, 128
+    B, Hq, Hkv, N, d = 4, 32, 8, 65536, 128
     q = torch.randn(B, Hq, 1, d, device=dev)
     k = torch.randn(B, Hkv, N, d, device=dev)
     v = torch.randn_like(k)

@@ -1,0 +1,126 @@
+// Bandwidth probes of the bench CLI (`--kernel bandwidth`): what a WGSL kernel reaches on this
+// device through wgpu, as ceilings for ours. Not library kernels: no host struct, no reference.
+//
+// copy_vec4: every thread copies COPY_PER_THREAD vec4s, grid-strided (coalesced).
+// read_rows_<depth>: one workgroup per row, as `topk_one_pass` reads its row: tiles of
+//   256·depth entries, the next tile's loads issued before the current one is used, a barrier
+//   per tile; writes the row's max. depth 2 is topk_one_pass's tile, 8 a deeper prefetch.
+//   n must be a multiple of 256·depth.
+
+struct ProbeParams {
+    rows: u32,
+    n: u32,
+    words: u32, // vec4s to copy
+    _pad: u32,
+}
+
+const WG: u32 = 256u;
+const COPY_PER_THREAD: u32 = 4u;
+
+@group(0) @binding(0) var<uniform> p: ProbeParams;
+@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> src_f32: array<f32>; // `src` again, as topk reads it
+
+fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + nwg.x * wid.y;
+}
+
+@compute @workgroup_size(WG)
+fn copy_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let base = group_index(wid, nwg) * WG * COPY_PER_THREAD + lid;
+    for (var e = 0u; e < COPY_PER_THREAD; e++) {
+        let i = base + e * WG;
+        if (i < p.words) {
+            dst[i] = src[i];
+        }
+    }
+}
+
+var<workgroup> wg_max: array<f32, WG>;
+
+fn load(row: u32, col: u32) -> f32 {
+    return src_f32[row * p.n + col];
+}
+
+fn finish_row(row: u32, lid: u32, m: f32) {
+    wg_max[lid] = m;
+    workgroupBarrier();
+    if (lid == 0u) {
+        var r = wg_max[0];
+        for (var t = 1u; t < WG; t++) {
+            r = max(r, wg_max[t]);
+        }
+        dst[row / 4u][row % 4u] = r;
+    }
+}
+
+const D2: u32 = 2u;
+
+@compute @workgroup_size(WG)
+fn read_rows_2(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    var m = -3.0e38;
+    var ahead: array<f32, D2>;
+    for (var e = 0u; e < D2; e++) {
+        ahead[e] = load(row, e * WG + lid);
+    }
+    for (var base = 0u; base < p.n; base += WG * D2) {
+        let tile = ahead;
+        for (var e = 0u; e < D2; e++) {
+            let col = base + WG * D2 + e * WG + lid;
+            if (col < p.n) {
+                ahead[e] = load(row, col);
+            }
+        }
+        for (var e = 0u; e < D2; e++) {
+            m = max(m, tile[e]);
+        }
+        workgroupBarrier();
+    }
+    finish_row(row, lid, m);
+}
+
+const D8: u32 = 8u;
+
+@compute @workgroup_size(WG)
+fn read_rows_8(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    var m = -3.0e38;
+    var ahead: array<f32, D8>;
+    for (var e = 0u; e < D8; e++) {
+        ahead[e] = load(row, e * WG + lid);
+    }
+    for (var base = 0u; base < p.n; base += WG * D8) {
+        let tile = ahead;
+        for (var e = 0u; e < D8; e++) {
+            let col = base + WG * D8 + e * WG + lid;
+            if (col < p.n) {
+                ahead[e] = load(row, col);
+            }
+        }
+        for (var e = 0u; e < D8; e++) {
+            m = max(m, tile[e]);
+        }
+        workgroupBarrier();
+    }
+    finish_row(row, lid, m);
+}
