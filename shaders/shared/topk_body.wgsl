@@ -405,6 +405,12 @@ fn topk_compact(
     }
 }
 
+// The lower element of compare pair `t` at power-of-two distance j: 2j·⌊t/j⌋ + t mod j, in
+// bit operations (a GPU divides integers in software, and the sorts do this every step).
+fn bitonic_lower(t: u32, j: u32) -> u32 {
+    return ((t & ~(j - 1u)) << 1u) | (t & (j - 1u));
+}
+
 // True when a comes first: larger key, then smaller index.
 fn before(a: vec2<u32>, b: vec2<u32>) -> bool {
     return a.x > b.x || (a.x == b.x && a.y < b.y);
@@ -454,7 +460,7 @@ fn topk_sort_local(
         loop {
             workgroupBarrier();
             for (var t = lid; t < block / 2u; t += WG) {
-                let i = 2u * j * (t / j) + (t % j);
+                let i = bitonic_lower(t, j);
                 let a = wg_pairs[i];
                 let b = wg_pairs[i + j];
                 let asc = ((first + i) & size) == 0u;
@@ -505,7 +511,7 @@ fn topk_sort_global(
     let row = t / half_;
     let q = t % half_;
     let j = sp.stride;
-    let i = 2u * j * (q / j) + (q % j);
+    let i = bitonic_lower(q, j);
     let base = row * p.sort_size;
     let a = pairs[base + i];
     let b = pairs[base + i + j];
@@ -576,6 +582,8 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;
 const ONE_PASS_TILE: u32 = WG * ONE_PASS_PER_THREAD; // k ≤ CAP - TILE (ONE_PASS_MAX_K)
+const ONE_PASS_AHEAD: u32 = 4u;               // tiles loaded ahead of the one being filtered
+const ONE_PASS_LOADS: u32 = ONE_PASS_AHEAD * ONE_PASS_PER_THREAD;
 const CAP_PER_THREAD: u32 = ONE_PASS_CAP / WG;
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
@@ -598,7 +606,7 @@ fn sort_candidates(lid: u32, first: u32, count: u32, by_class: bool, t: u32) {
         for (var j = s / 2u; j > 0u; j /= 2u) {
             workgroupBarrier();
             for (var h = lid; h < size / 2u; h += WG) {
-                let i = 2u * j * (h / j) + (h % j);
+                let i = bitonic_lower(h, j);
                 // The first step of a merge pairs i with its mirror in the block of size s.
                 let q = select(i + j, (i | (s - 1u)) - (i & (s - 1u)), j == s / 2u);
                 if (q < count) {
@@ -689,12 +697,14 @@ fn candidates_now(lid: u32) -> u32 {
     return workgroupUniformLoad(&cand_seen);
 }
 
-// This thread's entries of the tile at `base` (0 past the row). The loop loads the next
-// tile before filtering the current one, so the loads are in flight across the filter and
-// its barriers instead of starting after them.
-fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
-    var v: array<f32, ONE_PASS_PER_THREAD>;
-    for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+// This thread's entries of the ONE_PASS_AHEAD tiles from `base` (0 past the row), tile t's
+// entry e at [t * ONE_PASS_PER_THREAD + e]. The loop loads the next tiles before filtering the
+// current ones, so a thread keeps ONE_PASS_AHEAD · ONE_PASS_PER_THREAD loads in flight across
+// the filtering and its barriers: a row is read by one workgroup, which memory latency, not
+// bandwidth, bounds unless many loads are outstanding.
+fn load_tiles(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_LOADS> {
+    var v: array<f32, ONE_PASS_LOADS>;
+    for (var e = 0u; e < ONE_PASS_LOADS; e++) {
         let col = base + e * WG + lid;
         if (col < len) {
             v[e] = score(row, col);
@@ -720,47 +730,55 @@ fn topk_one_pass(
     }
     workgroupBarrier();
     let len = row_len(row);
-    var ahead = load_tile(row, 0u, len, lid);
+    var ahead = load_tiles(row, 0u, len, lid);
     // Uniform loop state: the candidate count, and whether the running top-k holds k entries
     // (from then on only keys above tau are admitted).
     var count = 0u;
     var full = false;
-    for (var base = 0u; base < len; base += ONE_PASS_TILE) {
-        let tile = ahead;
-        ahead = load_tile(row, base + ONE_PASS_TILE, len, lid);
-        if (full) {
-            let tau = cand_tau;
-            for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-                let col = base + e * WG + lid;
-                var key = 0u;
-                var admit = false;
-                if (col < len) {
-                    key = order_key(tile[e]);
-                    admit = key > tau;
+    for (var block = 0u; block < len; block += ONE_PASS_TILE * ONE_PASS_AHEAD) {
+        let tiles = ahead;
+        ahead = load_tiles(row, block + ONE_PASS_TILE * ONE_PASS_AHEAD, len, lid);
+        for (var t = 0u; t < ONE_PASS_AHEAD; t++) {
+            let base = block + t * ONE_PASS_TILE;
+            if (base >= len) {
+                break; // uniform: len and base are the same for every thread
+            }
+            if (full) {
+                let tau = cand_tau;
+                for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+                    let col = base + e * WG + lid;
+                    var key = 0u;
+                    var admit = false;
+                    if (col < len) {
+                        key = order_key(tiles[t * ONE_PASS_PER_THREAD + e]);
+                        admit = key > tau;
+                    }
+                    append_candidate(admit, key, col);
                 }
-                append_candidate(admit, key, col);
-            }
-        } else {
-            // Every entry is admitted (the whole first tile of a row), so each takes the slot
-            // of its column: no atomics, where the appends would all hit one counter.
-            for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-                let col = base + e * WG + lid;
-                if (col < len) {
-                    cand[count + col - base] = vec2<u32>(order_key(tile[e]), col);
+            } else {
+                // Every entry is admitted (the whole first tile of a row), so each takes the
+                // slot of its column: no atomics, where the appends would all hit one counter.
+                for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+                    let col = base + e * WG + lid;
+                    if (col < len) {
+                        let key = order_key(tiles[t * ONE_PASS_PER_THREAD + e]);
+                        cand[count + col - base] = vec2<u32>(key, col);
+                    }
+                }
+                if (lid == 0u) {
+                    atomicStore(&cand_count, count + min(len - base, ONE_PASS_TILE));
                 }
             }
-            if (lid == 0u) {
-                atomicStore(&cand_count, count + min(len - base, ONE_PASS_TILE));
+            // Shrink when the next tile might not fit, and as soon as k candidates exist, so
+            // that tau filters from the second tile on.
+            count = candidates_now(lid);
+            let first_full = !full && count >= p.k;
+            if (count > ONE_PASS_CAP - ONE_PASS_TILE ||
+                (first_full && base + ONE_PASS_TILE < len)) {
+                shrink_candidates(lid, count);
+                count = min(count, p.k);
+                full = count == p.k;
             }
-        }
-        // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
-        // tau filters from the second tile on.
-        count = candidates_now(lid);
-        let first_full = !full && count >= p.k;
-        if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && base + ONE_PASS_TILE < len)) {
-            shrink_candidates(lid, count);
-            count = min(count, p.k);
-            full = count == p.k;
         }
     }
     count = candidates_now(lid);
