@@ -6,8 +6,8 @@
 # Device: run tool, carry [".gl", ".devbin"], timeout_s ≈ BUDGET + 60, command
 #         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
 #
-# Steps (default: all, in this order): bench_topk torch_peers topk_sweep ab_base
-# bench_attention torch_extra bench_backward tests bench_rest. Each writes STEP.log (and our
+# Steps (default: all, in this order): bench_topk ab_base torch_peers tests torch_extra
+# topk_sweep bench_attention bench_backward bench_rest. Each writes STEP.log (and our
 # bench's STEP.json, rewritten after every case); a step that would overrun BUDGET seconds is
 # cut to what is left, or skipped. Finally scripts/gpu_report.py turns it all into report.md:
 # our times, GB/s against the measured copy bandwidth, and ratios to PyTorch. $OUT receives
@@ -20,8 +20,8 @@ budget=${BUDGET:-300}
 size=${SIZE:-full} # SIZE=small: a dry run on lavapipe
 bench=.devbin/bench
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(bench_topk torch_peers topk_sweep ab_base bench_attention
-  torch_extra bench_backward tests bench_rest)
+[ ${#steps[@]} -eq 0 ] && steps=(bench_topk ab_base torch_peers tests torch_extra topk_sweep
+  bench_attention bench_backward bench_rest)
 
 # step NAME SECONDS CMD...: runs CMD with a timeout inside the budget, logging to $out/NAME.log.
 step() {
@@ -45,6 +45,7 @@ for s in "${steps[@]}"; do
   # --radix-groups: the decode row (1×131072) gets chunks of 8192 / 1024 / 512 / 512 entries
   # (default 2048), 64×131072 gets 16384 / 16384 / 8192 / 1024 (default 4096).
   bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
+    --kernel bandwidth \
     --no-baseline --reps 10 --warmup 3 \
     --radix-groups 16 --radix-groups 128 --radix-groups 1024 --radix-groups 8192 \
     --json "$out/$s.json" ;;
