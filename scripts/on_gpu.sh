@@ -47,7 +47,7 @@ for s in "${steps[@]}"; do
   bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --kernel bandwidth \
     --no-baseline --reps 10 --warmup 3 \
-    --radix-groups 16 --radix-groups 128 --radix-groups 1024 --radix-groups 8192 \
+    --radix-groups 16 --radix-groups 128 \
     --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
   topk_sweep) step "$s" 60 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
