@@ -42,8 +42,9 @@ step() {
 
 for s in "${steps[@]}"; do
   case $s in
-  # --radix-groups: the decode row (1×131072) gets chunks of 8192 / 1024 / 512 / 512 entries
-  # (default 2048), 64×131072 gets 16384 / 16384 / 8192 / 1024 (default 4096).
+  # --radix-groups: the decode row (1×131072) gets chunks of 8192 / 1024 (default 2048),
+  # 64×131072 gets 16384 / 16384 (default 4096); the H200 run of 2026-11-27 found 1024 and
+  # 8192 groups no better.
   bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --kernel bandwidth \
     --no-baseline --reps 10 --warmup 3 \
