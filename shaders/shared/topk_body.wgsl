@@ -582,8 +582,6 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;
 const ONE_PASS_TILE: u32 = WG * ONE_PASS_PER_THREAD; // k ≤ CAP - TILE (ONE_PASS_MAX_K)
-const ONE_PASS_AHEAD: u32 = 4u;               // tiles loaded ahead of the one being filtered
-const ONE_PASS_LOADS: u32 = ONE_PASS_AHEAD * ONE_PASS_PER_THREAD;
 const CAP_PER_THREAD: u32 = ONE_PASS_CAP / WG;
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
@@ -697,14 +695,14 @@ fn candidates_now(lid: u32) -> u32 {
     return workgroupUniformLoad(&cand_seen);
 }
 
-// This thread's entries of the ONE_PASS_AHEAD tiles from `base` (0 past the row), tile t's
-// entry e at [t * ONE_PASS_PER_THREAD + e]. The loop loads the next tiles before filtering the
-// current ones, so a thread keeps ONE_PASS_AHEAD · ONE_PASS_PER_THREAD loads in flight across
-// the filtering and its barriers: a row is read by one workgroup, which memory latency, not
-// bandwidth, bounds unless many loads are outstanding.
-fn load_tiles(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_LOADS> {
-    var v: array<f32, ONE_PASS_LOADS>;
-    for (var e = 0u; e < ONE_PASS_LOADS; e++) {
+// This thread's entries of the tile at `base` (0 past the row). The loop loads the next
+// tile before filtering the current one, so the loads are in flight across the filter and
+// its barriers instead of starting after them. Loading four tiles ahead (8 loads in flight)
+// was slower on an H200 (4096×65536, k = 32: 3.18 -> 4.03 ms), as was a plain row read at
+// that depth (bench `--kernel bandwidth`): latency is not what bounds this loop.
+fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
+    var v: array<f32, ONE_PASS_PER_THREAD>;
+    for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
         let col = base + e * WG + lid;
         if (col < len) {
             v[e] = score(row, col);
@@ -730,55 +728,47 @@ fn topk_one_pass(
     }
     workgroupBarrier();
     let len = row_len(row);
-    var ahead = load_tiles(row, 0u, len, lid);
+    var ahead = load_tile(row, 0u, len, lid);
     // Uniform loop state: the candidate count, and whether the running top-k holds k entries
     // (from then on only keys above tau are admitted).
     var count = 0u;
     var full = false;
-    for (var block = 0u; block < len; block += ONE_PASS_TILE * ONE_PASS_AHEAD) {
-        let tiles = ahead;
-        ahead = load_tiles(row, block + ONE_PASS_TILE * ONE_PASS_AHEAD, len, lid);
-        for (var t = 0u; t < ONE_PASS_AHEAD; t++) {
-            let base = block + t * ONE_PASS_TILE;
-            if (base >= len) {
-                break; // uniform: len and base are the same for every thread
+    for (var base = 0u; base < len; base += ONE_PASS_TILE) {
+        let tile = ahead;
+        ahead = load_tile(row, base + ONE_PASS_TILE, len, lid);
+        if (full) {
+            let tau = cand_tau;
+            for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+                let col = base + e * WG + lid;
+                var key = 0u;
+                var admit = false;
+                if (col < len) {
+                    key = order_key(tile[e]);
+                    admit = key > tau;
+                }
+                append_candidate(admit, key, col);
             }
-            if (full) {
-                let tau = cand_tau;
-                for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-                    let col = base + e * WG + lid;
-                    var key = 0u;
-                    var admit = false;
-                    if (col < len) {
-                        key = order_key(tiles[t * ONE_PASS_PER_THREAD + e]);
-                        admit = key > tau;
-                    }
-                    append_candidate(admit, key, col);
-                }
-            } else {
-                // Every entry is admitted (the whole first tile of a row), so each takes the
-                // slot of its column: no atomics, where the appends would all hit one counter.
-                for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-                    let col = base + e * WG + lid;
-                    if (col < len) {
-                        let key = order_key(tiles[t * ONE_PASS_PER_THREAD + e]);
-                        cand[count + col - base] = vec2<u32>(key, col);
-                    }
-                }
-                if (lid == 0u) {
-                    atomicStore(&cand_count, count + min(len - base, ONE_PASS_TILE));
+        } else {
+            // Every entry is admitted (the whole first tile of a row), so each takes the slot
+            // of its column: no atomics, where the appends would all hit one counter.
+            for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+                let col = base + e * WG + lid;
+                if (col < len) {
+                    cand[count + col - base] = vec2<u32>(order_key(tile[e]), col);
                 }
             }
-            // Shrink when the next tile might not fit, and as soon as k candidates exist, so
-            // that tau filters from the second tile on.
-            count = candidates_now(lid);
-            let first_full = !full && count >= p.k;
-            if (count > ONE_PASS_CAP - ONE_PASS_TILE ||
-                (first_full && base + ONE_PASS_TILE < len)) {
-                shrink_candidates(lid, count);
-                count = min(count, p.k);
-                full = count == p.k;
+            if (lid == 0u) {
+                atomicStore(&cand_count, count + min(len - base, ONE_PASS_TILE));
             }
+        }
+        // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
+        // tau filters from the second tile on.
+        count = candidates_now(lid);
+        let first_full = !full && count >= p.k;
+        if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && base + ONE_PASS_TILE < len)) {
+            shrink_candidates(lid, count);
+            count = min(count, p.k);
+            full = count == p.k;
         }
     }
     count = candidates_now(lid);

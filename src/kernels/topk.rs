@@ -85,7 +85,7 @@ pub struct TopkConfig {
     /// forces the core-WebGPU (or plain f16) kernel. Results are identical either way.
     pub subgroups: bool,
     /// Workgroups the radix path aims for per histogram pass (each scans one chunk of a row;
-    /// at most 256 chunks per row). `None`: 2048 on GPUs, with chunks no shorter than 2048
+    /// at most 256 chunks per row). `None`: 512 on GPUs, with chunks no shorter than 1024
     /// entries; on CPU adapters (lavapipe runs a few workgroups at a time and pays per
     /// workgroup) the longest chunks, 16384 entries. A tuning knob: results are identical for
     /// any value.
@@ -253,12 +253,14 @@ pub struct TopkResult {
 const WG: usize = wgsl::topk::WG as usize;
 /// Pairs one workgroup-local bitonic step holds (`BLOCK`).
 const SORT_BLOCK: usize = wgsl::topk::BLOCK as usize;
-/// Radix workgroups we aim for per pass by default: enough to fill a large GPU.
-const TARGET_GROUPS: usize = 2048;
+/// Radix workgroups we aim for per pass by default. H200 (2026-11-27): 512 beat 2048 on
+/// both decode shapes; 1×131072 k=2048 104 -> 98 µs (1024-entry chunks), 64×131072 421 -> 336
+/// µs (16384-entry chunks: every chunk adds 256 atomics per pass into its row's histogram).
+const TARGET_GROUPS: usize = 512;
 /// Largest chunk a workgroup scans, unless the row is so long that 256 chunks need more.
 const MAX_CHUNK: usize = 16384;
-/// Shortest chunk of a default plan: 8 entries per thread, beside 256 digits of fixed work.
-const MIN_CHUNK: usize = 2048;
+/// Shortest chunk of a default plan: 4 entries per thread, beside 256 digits of fixed work.
+const MIN_CHUNK: usize = 1024;
 /// Scratch per batch stays below this, whatever the rows.
 const SCRATCH_BYTES: usize = 64 << 20;
 /// u32s of atomic row histogram per row of several chunks: three 256-digit slots that the
@@ -280,10 +282,10 @@ struct Plan {
 
 impl Plan {
     /// Consecutive entries a compaction thread takes per tile (`COMPACT_RUN`): chunk / 512,
-    /// 1 to 16 (`MAX_RUN`, the size of the shader's key array). A GPU's 2048-entry chunk is
-    /// 2 tiles whose threads each keep 4 loads in flight, 16 bytes from their neighbours'; a
-    /// CPU adapter's 16384-entry chunk is 4 tiles, few scans for a driver that pays for each
-    /// barrier.
+    /// 1 to 16 (`MAX_RUN`, the size of the shader's key array). A GPU's chunk of 1024 to
+    /// 8192 entries is 2 tiles whose threads each keep chunk / 512 loads in flight, next to
+    /// their neighbours'; a 16384-entry chunk (CPU adapters, long rows) is 4 tiles, few scans
+    /// for a driver that pays for each barrier.
     fn compact_run(&self) -> usize {
         (self.chunk / (2 * WG)).clamp(1, wgsl::topk::MAX_RUN as usize)
     }
