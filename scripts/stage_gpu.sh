@@ -7,7 +7,7 @@ cd "$(git rev-parse --show-toplevel)"
 ../shared/device/prepare.sh >/dev/null
 keep="bench test-suite on-device.sh torch_peers.py"
 for f in .devbin/*; do
-  case " $keep " in *" $(basename "$f") "*) ;; *) rm -f "$f" ;; esac
+  case " $keep " in *" $(basename "$f") "*) ;; *) rm -rf "$f" ;; esac
 done
 # AB_REV=<rev>: also stage that revision's bench as .devbin/bench-base, for on_gpu.sh's
 # ab_base step (an A/B of a kernel change on the same machine in the same call).
