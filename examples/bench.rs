@@ -188,26 +188,30 @@ fn topk_cases(
         };
         // Both algorithms where the one-pass path applies (and radix at each asked-for
         // workgroup target); the note marks Auto's choice. Radix unsorted too: the gap to
-        // sorted is the bitonic sort's share (less `topk_finalize`).
+        // sorted is the bitonic sort's share (less `topk_finalize`). One pass also with the
+        // core append where the adapter has subgroups ("core"): the two tiers' cost.
+        let subgroups = ctx.capabilities().subgroups;
         let variants = [
-            (Strategy::Radix, None, true),
-            (Strategy::Radix, None, false),
-            (Strategy::OnePass, None, true),
+            (Strategy::Radix, None, true, true),
+            (Strategy::Radix, None, false, true),
+            (Strategy::OnePass, None, true, true),
+            (Strategy::OnePass, None, true, !subgroups),
         ]
         .into_iter()
         .chain(
             radix_groups
                 .iter()
-                .map(|&g| (Strategy::Radix, Some(g), true)),
+                .map(|&g| (Strategy::Radix, Some(g), true, true)),
         );
-        for (strategy, groups, sorted) in variants {
-            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
+        for (strategy, groups, sorted, subgroup_tier) in variants {
+            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K || !subgroups && !subgroup_tier {
                 continue;
             }
             let scfg = TopkConfig {
                 strategy,
                 radix_groups: groups,
                 sorted,
+                subgroups: subgroup_tier,
                 ..cfg
             };
             let mut case = topk_case(ctx, "topk", scfg, scores.clone())?;
@@ -278,10 +282,14 @@ fn topk_case(
         strategy: Strategy::Auto,
         ..cfg
     };
-    let auto = cfg.radix_groups.is_none() && cfg.sorted && auto_cfg.one_pass() == cfg.one_pass();
+    let auto = cfg.radix_groups.is_none()
+        && cfg.sorted
+        && cfg.subgroups
+        && auto_cfg.one_pass() == cfg.one_pass();
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
+    let core = if cfg.subgroups { "" } else { " core" };
     let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {
         rows,
@@ -292,7 +300,7 @@ fn topk_case(
     } = cfg;
     Ok(Case {
         kernel,
-        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}{order}"),
+        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}{order}{core}"),
         bytes: (rows * n * 4) as f64,
         flops: 0.0,
         record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),

@@ -586,7 +586,6 @@ const CAP_PER_THREAD: u32 = ONE_PASS_CAP / WG;
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
 var<workgroup> cand_count: atomic<u32>;
-var<workgroup> cand_seen: u32;
 var<workgroup> cand_tau: u32;
 var<workgroup> cand_sorted: u32;              // cand[0, cand_sorted) is sorted best-first
 
@@ -686,13 +685,10 @@ fn shrink_candidates(lid: u32, count: u32) {
 }
 
 // After the appends of a tile: the candidate count, read by every thread as one uniform
-// value, so a tile costs three barriers.
-fn candidates_now(lid: u32) -> u32 {
-    workgroupBarrier();
-    if (lid == 0u) {
-        cand_seen = atomicLoad(&cand_count);
-    }
-    return workgroupUniformLoad(&cand_seen);
+// value (the atomic form of workgroupUniformLoad: one barrier and a load, where copying the
+// atomic into a plain variable first took three barriers per tile).
+fn candidates_now() -> u32 {
+    return workgroupUniformLoad(&cand_count);
 }
 
 // This thread's entries of the tile at `base` (0 past the row). The loop loads the next
@@ -763,7 +759,7 @@ fn topk_one_pass(
         }
         // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
         // tau filters from the second tile on.
-        count = candidates_now(lid);
+        count = candidates_now();
         let first_full = !full && count >= p.k;
         if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && base + ONE_PASS_TILE < len)) {
             shrink_candidates(lid, count);
@@ -771,7 +767,7 @@ fn topk_one_pass(
             full = count == p.k;
         }
     }
-    count = candidates_now(lid);
+    count = candidates_now();
     shrink_candidates(lid, count);
     let kept = min(count, p.k);
     if (p.sorted == 0u && kept > 0u) {
