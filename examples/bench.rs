@@ -189,22 +189,22 @@ fn topk_cases(
         // Both algorithms where the one-pass path applies (and radix at each asked-for
         // workgroup target); the note marks Auto's choice. Radix unsorted too: the gap to
         // sorted is the bitonic sort's share (less `topk_finalize`). One pass also with the
-        // core append where the adapter has subgroups ("core"): the two tiers' cost.
+        // subgroup tier where the adapter has subgroups ("subgroups"): the two tiers' cost.
         let subgroups = ctx.capabilities().subgroups;
         let variants = [
-            (Strategy::Radix, None, true, true),
-            (Strategy::Radix, None, false, true),
+            (Strategy::Radix, None, true, false),
+            (Strategy::Radix, None, false, false),
+            (Strategy::OnePass, None, true, false),
             (Strategy::OnePass, None, true, true),
-            (Strategy::OnePass, None, true, !subgroups),
         ]
         .into_iter()
         .chain(
             radix_groups
                 .iter()
-                .map(|&g| (Strategy::Radix, Some(g), true, true)),
+                .map(|&g| (Strategy::Radix, Some(g), true, false)),
         );
         for (strategy, groups, sorted, subgroup_tier) in variants {
-            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K || !subgroups && !subgroup_tier {
+            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K || subgroup_tier && !subgroups {
                 continue;
             }
             let scfg = TopkConfig {
@@ -284,12 +284,12 @@ fn topk_case(
     };
     let auto = cfg.radix_groups.is_none()
         && cfg.sorted
-        && cfg.subgroups
+        && !cfg.subgroups
         && auto_cfg.one_pass() == cfg.one_pass();
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
-    let core = if cfg.subgroups { "" } else { " core" };
+    let tier = if cfg.subgroups { " subgroups" } else { "" };
     let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {
         rows,
@@ -300,7 +300,7 @@ fn topk_case(
     } = cfg;
     Ok(Case {
         kernel,
-        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}{order}{core}"),
+        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}{order}{tier}"),
         bytes: (rows * n * 4) as f64,
         flops: 0.0,
         record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
