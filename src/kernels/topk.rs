@@ -52,11 +52,26 @@ pub type ScoreType = ElemType;
 /// Largest k of the one-pass path (512: its candidate buffer holds k plus one 512-entry tile).
 pub const ONE_PASS_MAX_K: usize = (wgsl::topk::ONE_PASS_CAP - wgsl::topk::ONE_PASS_TILE) as usize;
 
+/// `Strategy::Auto`'s choice, read off the H200 sweep of 2026-11-27 (`bench --kernel
+/// topk_sweep`: 105 shapes of rows × n × k, both paths timed): one pass wins where its one
+/// workgroup per row has enough rows to fill the GPU or rows short enough to finish before
+/// radix's ~65 µs of dependent dispatches; radix wins for few long rows and for k = 512
+/// (within 20 % where one pass wins there). It mispicks 4 of the 105, all at k = 512.
+fn one_pass_wins(rows: usize, n: usize, k: usize) -> bool {
+    k <= 256
+        && (rows >= 256
+            || n <= 4096
+            || (n <= 8192 && k <= 128)
+            || (rows >= 64 && n <= 65536 && k <= 128)
+            || (n <= 16384 && k <= 32))
+}
+
 /// Which algorithm [`Topk`] uses; both give the same bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
-    /// One pass when k ≤ 256 and there are enough rows to fill a GPU (≥ 256) or the rows are
-    /// short (n ≤ 8192); radix otherwise (few long rows: decode).
+    /// One pass for k ≤ 256 when there are enough rows to fill a GPU (≥ 256) or the rows are
+    /// short enough for k (measured on an H200; see `one_pass_wins`); radix otherwise (few
+    /// long rows: decode).
     #[default]
     Auto,
     Radix,
@@ -151,7 +166,7 @@ impl TopkConfig {
         match self.strategy {
             Strategy::Radix => false,
             Strategy::OnePass => true,
-            Strategy::Auto => self.k <= 256 && (self.rows >= 256 || self.n <= 8192),
+            Strategy::Auto => one_pass_wins(self.rows, self.n, self.k),
         }
     }
 
