@@ -780,28 +780,33 @@ impl Probe {
             ],
         );
         let bytes = (rows * n * 4) as f64;
-        let mut entries = Vec::new();
-        for (entry, groups, moved, shape) in [
+        // (entry point, its DEPTH constant, workgroups, bytes moved, label)
+        let mut entries: Vec<(&str, wgpu::ComputePipeline, u32, f64, String)> = Vec::new();
+        for (entry, depth, groups, moved, shape) in [
             (
                 "copy_vec4",
+                None,
                 words.div_ceil(256 * 4),
                 2.0 * bytes,
                 format!("{} MiB vec4 copy", (rows * n * 4) >> 20),
             ),
             (
-                "read_rows_2",
+                "read_rows",
+                Some(2.0),
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, prefetch 2/thread"),
             ),
             (
-                "read_rows_8",
+                "read_rows",
+                Some(8.0),
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, prefetch 8/thread"),
             ),
         ] {
-            let pipeline = module.pipeline_with_layout(ctx, entry, Some(&pl))?;
+            let constants: Vec<_> = depth.into_iter().map(|d| ("DEPTH", d)).collect();
+            let pipeline = module.pipeline_with_constants(ctx, entry, Some(&pl), &constants)?;
             entries.push((entry, pipeline, groups, moved, shape));
         }
         Ok(Probe {

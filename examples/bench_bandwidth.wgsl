@@ -2,10 +2,10 @@
 // device through wgpu, as ceilings for ours. Not library kernels: no host struct, no reference.
 //
 // copy_vec4: every thread copies COPY_PER_THREAD vec4s, grid-strided (coalesced).
-// read_rows_<depth>: one workgroup per row, as `topk_one_pass` reads its row: tiles of
-//   256·depth entries, the next tile's loads issued before the current one is used, a barrier
-//   per tile; writes the row's max. depth 2 is topk_one_pass's tile, 8 a deeper prefetch.
-//   n must be a multiple of 256·depth.
+// read_rows: one workgroup per row, as `topk_one_pass` reads its row: tiles of 256·DEPTH
+//   entries, the next tile's loads issued before the current one is used, a barrier per
+//   tile; writes the row's max. DEPTH 2 is topk_one_pass's tile, 8 a deeper prefetch.
+//   n must be a multiple of 256·DEPTH.
 
 struct ProbeParams {
     rows: u32,
@@ -59,10 +59,12 @@ fn finish_row(row: u32, lid: u32, m: f32) {
     }
 }
 
-const D2: u32 = 2u;
+// Loads each thread keeps in flight (2 or 8; at most MAX_DEPTH): a pipeline constant.
+override DEPTH: u32 = 2u;
+const MAX_DEPTH: u32 = 8u;
 
 @compute @workgroup_size(WG)
-fn read_rows_2(
+fn read_rows(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -72,52 +74,19 @@ fn read_rows_2(
         return;
     }
     var m = -3.0e38;
-    var ahead: array<f32, D2>;
-    for (var e = 0u; e < D2; e++) {
+    var ahead: array<f32, MAX_DEPTH>;
+    for (var e = 0u; e < DEPTH; e++) {
         ahead[e] = load(row, e * WG + lid);
     }
-    for (var base = 0u; base < p.n; base += WG * D2) {
+    for (var base = 0u; base < p.n; base += WG * DEPTH) {
         let tile = ahead;
-        for (var e = 0u; e < D2; e++) {
-            let col = base + WG * D2 + e * WG + lid;
+        for (var e = 0u; e < DEPTH; e++) {
+            let col = base + WG * DEPTH + e * WG + lid;
             if (col < p.n) {
                 ahead[e] = load(row, col);
             }
         }
-        for (var e = 0u; e < D2; e++) {
-            m = max(m, tile[e]);
-        }
-        workgroupBarrier();
-    }
-    finish_row(row, lid, m);
-}
-
-const D8: u32 = 8u;
-
-@compute @workgroup_size(WG)
-fn read_rows_8(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = group_index(wid, nwg);
-    if (row >= p.rows) {
-        return;
-    }
-    var m = -3.0e38;
-    var ahead: array<f32, D8>;
-    for (var e = 0u; e < D8; e++) {
-        ahead[e] = load(row, e * WG + lid);
-    }
-    for (var base = 0u; base < p.n; base += WG * D8) {
-        let tile = ahead;
-        for (var e = 0u; e < D8; e++) {
-            let col = base + WG * D8 + e * WG + lid;
-            if (col < p.n) {
-                ahead[e] = load(row, col);
-            }
-        }
-        for (var e = 0u; e < D8; e++) {
+        for (var e = 0u; e < DEPTH; e++) {
             m = max(m, tile[e]);
         }
         workgroupBarrier();
