@@ -784,6 +784,40 @@ impl Topk {
 mod tests {
     use super::*;
 
+    /// `Strategy::Auto` only picks the one pass where it can run (k ≤ ONE_PASS_MAX_K), and
+    /// keeps the regimes the sweep measured: radix for the decode rows, one pass for many
+    /// rows of small k.
+    #[test]
+    fn auto_picks_a_path_that_runs() {
+        for rows in [1, 16, 63, 64, 255, 256, 70000] {
+            for n in [1, 4096, 4097, 8192, 16384, 65536, 65537, 1 << 20] {
+                for k in [1, 32, 33, 128, 129, 256, 257, 511, 512, 513, 2048] {
+                    let cfg = TopkConfig {
+                        rows,
+                        n,
+                        k: k.min(n),
+                        ..Default::default()
+                    };
+                    assert!(
+                        !cfg.one_pass() || cfg.k <= ONE_PASS_MAX_K,
+                        "{rows}x{n} k={k}"
+                    );
+                }
+            }
+        }
+        let auto = |rows, n, k| {
+            TopkConfig {
+                rows,
+                n,
+                k,
+                ..Default::default()
+            }
+            .one_pass()
+        };
+        assert!(!auto(1, 131072, 2048) && !auto(64, 131072, 2048) && !auto(1, 65536, 8));
+        assert!(auto(4096, 65536, 32) && auto(4096, 65536, 256) && auto(65536, 4096, 64));
+    }
+
     /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one
     /// compaction scan thread each), covering the row; the default never cuts a row into
     /// chunks shorter than `MIN_CHUNK`.
