@@ -734,7 +734,8 @@ fn lev_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
 
 /// The bandwidth probes of examples/bench_bandwidth.wgsl on a `rows × n` f32 input: a WGSL
 /// vec4 copy, and one-workgroup-per-row reads shaped like `topk_one_pass` at two prefetch
-/// depths. What WGSL reaches on this device at all, as a ceiling for our kernels.
+/// depths and with vec4 loads. What WGSL reaches on this device at all, as a ceiling for our
+/// kernels (n must be a multiple of 2048).
 struct Probe {
     ctx: GpuContext,
     bind_group: wgpu::BindGroup,
@@ -803,6 +804,13 @@ impl Probe {
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, prefetch 8/thread"),
+            ),
+            (
+                "read_rows_vec4",
+                Some(2.0),
+                rows as u32,
+                bytes,
+                format!("{rows}x{n} rows, vec4 loads, 2/thread"),
             ),
         ] {
             let constants: Vec<_> = depth.into_iter().map(|d| ("DEPTH", d)).collect();

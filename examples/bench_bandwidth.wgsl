@@ -93,3 +93,39 @@ fn read_rows(
     }
     finish_row(row, lid, m);
 }
+
+// read_rows with vec4 loads (DEPTH of them per thread per tile, 1024·DEPTH entries): what a
+// one-workgroup-per-row kernel gains from 16-byte loads where a row starts 16-byte aligned.
+// n must be a multiple of 1024·DEPTH.
+@compute @workgroup_size(WG)
+fn read_rows_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let words = p.n / 4u;
+    let first = row * words;
+    var m = vec4<f32>(-3.0e38);
+    var ahead: array<vec4<f32>, MAX_DEPTH>;
+    for (var e = 0u; e < DEPTH; e++) {
+        ahead[e] = src[first + e * WG + lid];
+    }
+    for (var base = 0u; base < words; base += WG * DEPTH) {
+        let tile = ahead;
+        for (var e = 0u; e < DEPTH; e++) {
+            let w = base + WG * DEPTH + e * WG + lid;
+            if (w < words) {
+                ahead[e] = src[first + w];
+            }
+        }
+        for (var e = 0u; e < DEPTH; e++) {
+            m = max(m, tile[e]);
+        }
+        workgroupBarrier();
+    }
+    finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));
+}
