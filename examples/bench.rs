@@ -755,7 +755,8 @@ struct Probe {
     bind_group: wgpu::BindGroup,
     /// (entry point, its pipeline, workgroups, bytes moved, shape label)
     entries: Vec<(&'static str, wgpu::ComputePipeline, u32, f64, String)>,
-    _buffers: [GpuBuffer<f32>; 2],
+    /// src (the f32 input), dst (the copy's output)
+    buffers: [GpuBuffer<f32>; 2],
 }
 
 impl Probe {
@@ -835,7 +836,7 @@ impl Probe {
             ctx: ctx.clone(),
             bind_group,
             entries,
-            _buffers: [src, dst],
+            buffers: [src, dst],
         })
     }
 
@@ -922,20 +923,13 @@ fn copy_bandwidth(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> R
         Size::Full => 64 << 20,
     };
     let bytes = (floats * 4) as u64;
-    let buffer = |label| {
-        ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    };
-    let (src, dst) = (buffer("copy.src"), buffer("copy.dst"));
+    // Both copies move the probe's buffers (GpuBuffers are COPY_SRC | COPY_DST too).
+    let probe = Probe::new(ctx, floats / 4096, 4096)?;
+    let [src, dst] = &probe.buffers;
     let buffer_copy = time_gpu(ctx, warmup, reps, |enc| {
-        enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, bytes);
         Ok(())
     })?;
-    let probe = Probe::new(ctx, floats / 4096, 4096)?;
     let shader_copy = time_gpu(ctx, warmup, reps, |enc| {
         probe.record(enc, 0);
         Ok(())

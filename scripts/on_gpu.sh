@@ -42,13 +42,13 @@ step() {
 
 for s in "${steps[@]}"; do
   case $s in
-  # --radix-groups: the decode row (1×131072) gets chunks of 8192 / 1024 (default 2048),
-  # 64×131072 gets 16384 / 16384 (default 4096); the H200 run of 2026-11-27 found 1024 and
-  # 8192 groups no better.
+  # --radix-groups around the default (512 workgroups, chunks ≥ 1024): the decode row
+  # (1×131072) gets chunks of 4096 / 512 (default 1024), 64×131072 gets 16384 / 4096
+  # (default 16384; 4096 was the default before the H200 run of 2026-11-27).
   bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --kernel bandwidth \
     --no-baseline --reps 10 --warmup 3 \
-    --radix-groups 16 --radix-groups 128 \
+    --radix-groups 32 --radix-groups 2048 \
     --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
   topk_sweep) step "$s" 60 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
