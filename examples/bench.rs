@@ -17,9 +17,7 @@ use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
-use knn_attention::kernels::topk::{
-    ONE_PASS_MAX_K, ROW_SELECT_MAX_K, Strategy, Topk, TopkConfig, TopkInput, row_select_fits,
-};
+use knn_attention::kernels::topk::{ONE_PASS_MAX_K, Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -198,8 +196,6 @@ fn topk_cases(
             (Strategy::Radix, None, false, false),
             (Strategy::OnePass, None, true, false),
             (Strategy::OnePass, None, true, true),
-            (Strategy::RowSelect, None, true, false),
-            (Strategy::RowSelect, None, false, false),
         ]
         .into_iter()
         .chain(
@@ -208,7 +204,7 @@ fn topk_cases(
                 .map(|&g| (Strategy::Radix, Some(g), true, false)),
         );
         for (strategy, groups, sorted, subgroup_tier) in variants {
-            if !runs(ctx, strategy, k) || subgroup_tier && !subgroups {
+            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K || subgroup_tier && !subgroups {
                 continue;
             }
             let scfg = TopkConfig {
@@ -303,7 +299,7 @@ fn topk_case(
     let auto = cfg.radix_groups.is_none()
         && cfg.sorted
         && !cfg.subgroups
-        && auto_cfg.path(ctx.limits()) == cfg.path(ctx.limits());
+        && auto_cfg.one_pass() == cfg.one_pass();
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
@@ -332,17 +328,7 @@ fn topk_case(
     })
 }
 
-/// Whether `strategy` can run k on this device (one pass and row select have k limits; row
-/// select needs more workgroup memory than the WebGPU minimum).
-fn runs(ctx: &GpuContext, strategy: Strategy, k: usize) -> bool {
-    match strategy {
-        Strategy::OnePass => k <= ONE_PASS_MAX_K,
-        Strategy::RowSelect => k <= ROW_SELECT_MAX_K && row_select_fits(ctx.limits()),
-        Strategy::Auto | Strategy::Radix => true,
-    }
-}
-
-/// Radix vs one pass vs row select over a grid of rows × n × k (random normal scores): the data behind
+/// Radix vs one pass over a grid of rows × n × k (random normal scores): the data behind
 /// `Strategy::Auto`'s crossover. Opt-in (`--kernel topk_sweep`).
 fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     let (rows_set, n_set): (&[usize], &[usize]) = match size {
@@ -360,11 +346,8 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             .unwrap_or(1);
         let scores = std::rc::Rc::new(random_scores(ctx, max_rows, n)?);
         for &rows in rows_set.iter().filter(|&&r| r <= max_rows) {
-            for k in [8, 32, 128, 256, 512, 2048] {
-                for strategy in [Strategy::Radix, Strategy::OnePass, Strategy::RowSelect] {
-                    if !runs(ctx, strategy, k) {
-                        continue;
-                    }
+            for k in [8, 32, 128, 256, 512] {
+                for strategy in [Strategy::Radix, Strategy::OnePass] {
                     let cfg = TopkConfig {
                         rows,
                         n,

@@ -4,8 +4,7 @@
 use crate::common;
 
 use knn_attention::kernels::topk::{
-    ONE_PASS_MAX_K, Order, ROW_SELECT_MAX_K, ROW_SELECT_WORKGROUP_BYTES, ScoreType, Strategy, Topk,
-    TopkConfig, TopkInput, TopkResult, row_select_fits,
+    ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
 };
 use knn_attention::reference::topk::{best_first, topk as topk_ref};
 use knn_attention::{Error, GpuBuffer, GpuContext};
@@ -23,13 +22,12 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
     // Radix with this adapter's chunking and with a GPU's (2048 workgroups per pass: short
     // chunks), one pass with the core append, one pass with the subgroup append (where the
-    // adapter has subgroups; otherwise the same core kernel again), row select.
+    // adapter has subgroups; otherwise the same core kernel again).
     let variants = [
         (Strategy::Radix, false, None),
         (Strategy::Radix, false, Some(2048)),
         (Strategy::OnePass, false, None),
         (Strategy::OnePass, true, None),
-        (Strategy::RowSelect, false, None),
     ];
     check_variants(ctx, cfg, scores, lengths, what, &variants);
 }
@@ -37,18 +35,7 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 /// (strategy, subgroups, radix_groups) of a `check` variant.
 type Variant = (Strategy, bool, Option<usize>);
 
-/// Whether `strategy` takes k on this adapter: one pass and row select have k limits, and row
-/// select needs more workgroup memory than WebGPU's minimum (lavapipe and every native GPU
-/// have it; `row_select_runs_on_the_test_adapter` checks that CI does not skip it).
-fn runs(ctx: &GpuContext, strategy: Strategy, k: usize) -> bool {
-    match strategy {
-        Strategy::OnePass => k <= ONE_PASS_MAX_K,
-        Strategy::RowSelect => k <= ROW_SELECT_MAX_K && row_select_fits(ctx.limits()),
-        Strategy::Auto | Strategy::Radix => true,
-    }
-}
-
-/// Each variant of `cfg` (where k allows) matches the reference, and all agree.
+/// Each variant of `cfg` (one pass only where k allows) matches the reference, and all agree.
 fn check_variants(
     ctx: &GpuContext,
     cfg: TopkConfig,
@@ -59,7 +46,7 @@ fn check_variants(
 ) {
     let mut results = Vec::new();
     for &(strategy, subgroups, radix_groups) in variants {
-        if !runs(ctx, strategy, cfg.k) {
+        if strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K {
             continue;
         }
         let c = TopkConfig {
@@ -114,8 +101,6 @@ fn assert_matches_reference(
 fn one_mib_bindings() -> GpuContext {
     common::borrowed_context(wgpu::Limits {
         max_storage_buffer_binding_size: 1 << 20,
-        // Enough for row select, which the test adapter has (row_select_runs_on_the_test_adapter).
-        max_compute_workgroup_storage_size: ROW_SELECT_WORKGROUP_BYTES,
         ..Default::default()
     })
 }
@@ -306,7 +291,6 @@ fn more_than_65535_rows_fold_the_grid() {
         (Strategy::Radix, false, None),
         (Strategy::OnePass, false, None),
         (Strategy::OnePass, true, None),
-        (Strategy::RowSelect, false, None),
     ];
     check_variants(&ctx, cfg(rows, n, 3), &data, None, "70000 rows", &variants);
 }
@@ -337,10 +321,7 @@ fn check_strided(
 ) {
     let data = common::normal_data(offset + rows * stride, (n + stride) as u64);
     let s = GpuBuffer::from_slice(ctx, &data, "s").unwrap();
-    for strategy in [Strategy::Radix, Strategy::OnePass, Strategy::RowSelect] {
-        if !runs(ctx, strategy, k) {
-            continue;
-        }
+    for strategy in [Strategy::Radix, Strategy::OnePass] {
         let c = TopkConfig {
             row_stride: Some(stride),
             strategy,
@@ -415,10 +396,7 @@ fn encodes_reuse_bind_groups_only_for_the_same_buffers() {
     let ctx = gpu_or_skip!();
     let batched = one_mib_bindings();
     for (ctx, rows) in [(&ctx, 3), (&batched, 300)] {
-        for strategy in [Strategy::Radix, Strategy::OnePass, Strategy::RowSelect] {
-            if !runs(ctx, strategy, 40) {
-                continue;
-            }
+        for strategy in [Strategy::Radix, Strategy::OnePass] {
             let c = TopkConfig {
                 strategy,
                 ..cfg(rows, 2000, 40)
@@ -640,7 +618,7 @@ fn f16_widening_is_exact_for_every_bit_pattern() {
         .iter()
         .map(|&b| half::f16::from_bits(b).to_f32())
         .collect();
-    for strategy in [Strategy::Radix, Strategy::OnePass, Strategy::RowSelect] {
+    for strategy in [Strategy::Radix, Strategy::OnePass] {
         let c = TopkConfig {
             scores: ScoreType::F16,
             strategy,
@@ -688,9 +666,8 @@ fn f16_scores_match_reference_on_widened_values() {
                 (Strategy::Radix, false),
                 (Strategy::OnePass, false),
                 (Strategy::OnePass, true),
-                (Strategy::RowSelect, false),
             ] {
-                if !runs(&ctx, strategy, k) {
+                if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
                     continue;
                 }
                 let c = TopkConfig {
@@ -719,32 +696,5 @@ fn f16_scores_match_reference_on_widened_values() {
     assert!(matches!(
         topk.encode(&mut ctx.encoder("t"), TopkInput::new(&s), &out),
         Err(Error::InvalidShape { arg: "scores", .. })
-    ));
-}
-
-/// CI runs on lavapipe, whose workgroup memory takes row select: its tests above must not be
-/// skipped there. Elsewhere, asking for it where it does not fit is a typed error.
-#[test]
-fn row_select_runs_on_the_test_adapter() {
-    let ctx = gpu_or_skip!();
-    let c = TopkConfig {
-        strategy: Strategy::RowSelect,
-        ..cfg(2, 4096, 64)
-    };
-    if std::env::var_os("CI").is_some() || ctx.is_cpu_adapter() {
-        assert!(row_select_fits(ctx.limits()), "{:?}", ctx.limits());
-    }
-    match Topk::new(&ctx, c) {
-        Ok(_) => assert!(row_select_fits(ctx.limits())),
-        Err(Error::Unsupported { .. }) => assert!(!row_select_fits(ctx.limits())),
-        Err(e) => panic!("{e}"),
-    }
-    let too_big = TopkConfig {
-        k: ROW_SELECT_MAX_K + 1,
-        ..c
-    };
-    assert!(matches!(
-        Topk::new(&ctx, too_big),
-        Err(Error::InvalidShape { .. })
     ));
 }

@@ -138,32 +138,6 @@ var<workgroup> wg_chosen: vec4<u32>;
 var<workgroup> wg_scan: array<vec2<u32>, WG>;
 var<workgroup> wg_scan_block: array<vec2<u32>, 16>;
 
-// Counts one more entry of digit `d` into this thread's run (.x digit, .y length), adding the
-// run to its histogram copy with one atomic when the digit changes.
-fn count_digit(lid: u32, run: ptr<function, vec2<u32>>, d: u32) {
-    if (d != (*run).x && (*run).y != 0u) {
-        atomicAdd(&wg_hist[(*run).x * HIST_COPIES + lid % HIST_COPIES], (*run).y);
-        (*run).y = 0u;
-    }
-    *run = vec2<u32>(d, (*run).y + 1u);
-}
-
-// Adds this thread's last run, then returns the workgroup's count of digit 255 - lid over all
-// copies. Uniform call.
-fn digit_count(lid: u32, run: vec2<u32>) -> u32 {
-    if (run.y != 0u) {
-        atomicAdd(&wg_hist[run.x * HIST_COPIES + lid % HIST_COPIES], run.y);
-    }
-    workgroupBarrier();
-    let digit = 255u - lid;
-    var count = 0u;
-    for (var c = 0u; c < HIST_COPIES; c++) {
-        // Rotated by lid, so neighbouring threads read distinct banks.
-        count += atomicLoad(&wg_hist[digit * HIST_COPIES + (c + lid) % HIST_COPIES]);
-    }
-    return count;
-}
-
 // Inclusive scan of `v` over the workgroup's threads, from thread 0 up, in two levels (16
 // blocks of 16): four barriers and at most 31 loads per thread, where Hillis-Steele takes 16
 // barriers (which CPU drivers pay dearly for). Uniform call.
@@ -306,18 +280,34 @@ fn topk_histogram(
     // last pass scans about one chunk per row), so the later passes cost little more than
     // their dispatch.
     let end = select(start, min(start + p.chunk, len), matching != 0u);
+    let copy = lid % HIST_COPIES;
     // This thread's current run of equal digits, added with one atomic when the digit changes.
-    var run = vec2<u32>(0u);
+    var run_digit = 0u;
+    var run = 0u;
     for (var first = start + lid; first < end; first += WG * KEY_LOADS) {
         let keys = keys_at(row, first, WG, end);
         for (var e = 0u; e < KEY_LOADS; e++) {
             if (first + e * WG < end && (keys[e] & high) == (prefix & high)) {
-                count_digit(lid, &run, (keys[e] >> shift) & 255u);
+                let d = (keys[e] >> shift) & 255u;
+                if (d != run_digit && run != 0u) {
+                    atomicAdd(&wg_hist[run_digit * HIST_COPIES + copy], run);
+                    run = 0u;
+                }
+                run_digit = d;
+                run++;
             }
         }
     }
-    let count = digit_count(lid, run);
+    if (run != 0u) {
+        atomicAdd(&wg_hist[run_digit * HIST_COPIES + copy], run);
+    }
+    workgroupBarrier();
     let digit = 255u - lid;
+    var count = 0u;
+    for (var c = 0u; c < HIST_COPIES; c++) {
+        // Rotated by lid, so neighbouring threads read distinct banks.
+        count += atomicLoad(&wg_hist[digit * HIST_COPIES + (c + lid) % HIST_COPIES]);
+    }
     if (count != 0u && p.chunks > 1u) {
         atomicAdd(&row_hist[row_hist_at(row, pass_ % 3u) + digit], count);
     }
@@ -344,7 +334,9 @@ fn topk_compact(
     let row = g / p.chunks;
     let chunk = g % p.chunks;
     let state = choose_digit(lid, row, COMPACT_PASS);
+    let threshold = state.x;
     let need_eq = state.y;
+    let gt_total = state.z;
     let digit = state.w;
     if (lid == 0u && chunk == 0u) {
         store_state(row, COMPACT_PASS, state);
@@ -367,76 +359,50 @@ fn topk_compact(
     if (slots.z == 0u && (slots.w == 0u || slots.y >= need_eq)) {
         return; // uniform across the workgroup: nothing selected here
     }
-    // This chunk's entries, after the chunks before it in the row.
+    // The chunk in tiles of WG·COMPACT_RUN entries, thread lid taking COMPACT_RUN
+    // consecutive ones: each entry is read once, and one scan per tile gives every selected
+    // key its slot in index order.
+    let len = row_len(row);
     let start = chunk * p.chunk;
-    let end = min(start + p.chunk, row_len(row));
+    let end = min(start + p.chunk, len);
     let base = row * p.sort_size;
     var next = slots.xy;
     for (var tile = start; tile < end; tile += WG * COMPACT_RUN) {
-        var t = compact_tile(lid, row, tile, end, state.x, &next);
+        let first = tile + lid * COMPACT_RUN;
+        let run = min(COMPACT_RUN, end - min(first, end));
+        // Loops bounded by the pipeline constant unroll, so `keys` stays in registers and
+        // every load is issued before any key is used.
+        var keys: array<u32, MAX_RUN>;
         for (var e = 0u; e < COMPACT_RUN; e++) {
-            let slot = compact_slot(&t, e, state);
-            if (slot != SENTINEL_IDX) {
-                pairs[base + slot] = vec2<u32>(t.keys[e], t.first + e);
+            if (e < run) {
+                keys[e] = order_key(score(row, first + e));
+            }
+        }
+        var mine = vec2<u32>(0u);
+        for (var e = 0u; e < COMPACT_RUN; e++) {
+            mine.x += select(0u, 1u, e < run && keys[e] > threshold);
+            mine.y += select(0u, 1u, e < run && keys[e] == threshold);
+        }
+        var slot = next + workgroup_scan(lid, mine) - mine;
+        next += workgroup_scan_total();
+        // An `if`, not a `continue`: a non-uniform one would make the next tile's scan
+        // non-uniform.
+        if (any(mine != vec2<u32>(0u))) {
+            for (var e = 0u; e < COMPACT_RUN; e++) {
+                let key = keys[e];
+                let live = e < run; // not past the chunk or row end
+                if (live && key > threshold) {
+                    pairs[base + slot.x] = vec2<u32>(key, first + e);
+                    slot.x++;
+                } else if (live && key == threshold) {
+                    if (slot.y < need_eq) {
+                        pairs[base + gt_total + slot.y] = vec2<u32>(key, first + e);
+                    }
+                    slot.y++;
+                }
             }
         }
     }
-}
-
-// One tile of a compaction (WG·COMPACT_RUN entries): thread lid's COMPACT_RUN consecutive keys
-// and the slots of its first selected ones. Each entry is read once, and one scan per tile
-// gives every selected key its slot in index order.
-struct CompactTile {
-    keys: array<u32, MAX_RUN>,
-    first: u32,      // column of keys[0]
-    live: u32,       // keys before the range end
-    slot: vec2<u32>, // next slots: above the threshold, equal to it (among the equal ones)
-}
-
-// The tile at `tile` of columns [tile, end) of `row`, given the range's next free slots
-// `next` (advanced past this tile's). Uniform call.
-fn compact_tile(
-    lid: u32,
-    row: u32,
-    tile: u32,
-    end: u32,
-    threshold: u32,
-    next: ptr<function, vec2<u32>>,
-) -> CompactTile {
-    var t: CompactTile;
-    t.first = tile + lid * COMPACT_RUN;
-    t.live = min(COMPACT_RUN, end - min(t.first, end));
-    // Loops bounded by the pipeline constant unroll, so the keys stay in registers and every
-    // load is issued before any key is used.
-    for (var e = 0u; e < COMPACT_RUN; e++) {
-        if (e < t.live) {
-            t.keys[e] = order_key(score(row, t.first + e));
-        }
-    }
-    var mine = vec2<u32>(0u);
-    for (var e = 0u; e < COMPACT_RUN; e++) {
-        mine.x += select(0u, 1u, e < t.live && t.keys[e] > threshold);
-        mine.y += select(0u, 1u, e < t.live && t.keys[e] == threshold);
-    }
-    t.slot = *next + workgroup_scan(lid, mine) - mine;
-    *next += workgroup_scan_total();
-    return t;
-}
-
-// The output slot of key e of tile `t` (SENTINEL_IDX: not selected), given the row's state
-// (threshold key, keys equal to it still needed, count above it): keys above the threshold
-// take the next slot, the first `need` keys equal to it the next slot after all of those.
-fn compact_slot(t: ptr<function, CompactTile>, e: u32, state: vec4<u32>) -> u32 {
-    let key = (*t).keys[e];
-    if (e >= (*t).live || key < state.x) {
-        return SENTINEL_IDX;
-    }
-    if (key > state.x) {
-        (*t).slot.x++;
-        return (*t).slot.x - 1u;
-    }
-    (*t).slot.y++;
-    return select(SENTINEL_IDX, state.z + (*t).slot.y - 1u, (*t).slot.y <= state.y);
 }
 
 // The lower element of compare pair `t` at power-of-two distance j: 2j·⌊t/j⌋ + t mod j, in
@@ -455,38 +421,6 @@ var<workgroup> wg_pairs: array<vec2<u32>, BLOCK>;
 fn kept(row: u32) -> u32 {
     let st = state_at(row, COMPACT_PASS);
     return work[st + 2u] + work[st + 1u];
-}
-
-// Bitonic merge steps on wg_pairs[0, block) for sizes `size` up to `last`, strides below
-// `block`; `first` is the block's offset in its row, whose bits set each pair's direction.
-// Uniform call; ends with a barrier.
-fn bitonic_block(lid: u32, first: u32, block: u32, from_size: u32, last: u32) {
-    var size = from_size;
-    loop {
-        var j = min(size, block) / 2u;
-        loop {
-            workgroupBarrier();
-            for (var t = lid; t < block / 2u; t += WG) {
-                let i = bitonic_lower(t, j);
-                let a = wg_pairs[i];
-                let b = wg_pairs[i + j];
-                let asc = ((first + i) & size) == 0u;
-                if (select(before(a, b), before(b, a), asc)) {
-                    wg_pairs[i] = b;
-                    wg_pairs[i + j] = a;
-                }
-            }
-            if (j == 1u) {
-                break;
-            }
-            j /= 2u;
-        }
-        if (size >= last) {
-            break;
-        }
-        size *= 2u;
-    }
-    workgroupBarrier();
 }
 
 // Bitonic steps with stride < BLOCK inside one workgroup. `full`: all sizes 2..block from
@@ -519,7 +453,33 @@ fn topk_sort_local(
         }
         wg_pairs[t] = v;
     }
-    bitonic_block(lid, first, block, select(sp.size, 2u, sp.full != 0u), select(sp.size, block, sp.full != 0u));
+    var size = select(sp.size, 2u, sp.full != 0u);
+    let last = select(sp.size, block, sp.full != 0u);
+    loop {
+        var j = min(size, block) / 2u;
+        loop {
+            workgroupBarrier();
+            for (var t = lid; t < block / 2u; t += WG) {
+                let i = bitonic_lower(t, j);
+                let a = wg_pairs[i];
+                let b = wg_pairs[i + j];
+                let asc = ((first + i) & size) == 0u;
+                if (select(before(a, b), before(b, a), asc)) {
+                    wg_pairs[i] = b;
+                    wg_pairs[i + j] = a;
+                }
+            }
+            if (j == 1u) {
+                break;
+            }
+            j /= 2u;
+        }
+        if (size >= last) {
+            break;
+        }
+        size *= 2u;
+    }
+    workgroupBarrier();
     if (sp.last != 0u) {
         // The block is final: write its output slots (what topk_finalize does otherwise).
         for (var t = lid; t < block && first + t < p.k; t += WG) {
@@ -600,94 +560,6 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
         out_values[out] = score(row, idx);
     } else {
         out_values[out] = select(-1.0, 1.0, p.smallest != 0u) * pos_inf();
-    }
-}
-
-// ---- Row select (topk_row_select): the radix path in one workgroup per row ----
-//
-// One workgroup runs the radix select of its whole row (4 passes, each reading the row again,
-// from L2 after the first), the compaction into workgroup memory, and the bitonic sort of the
-// survivors there: one dispatch, where the radix path takes six dependent ones (8 µs each on
-// an H200). For k ≤ BLOCK. Its workgroup memory (wg_hist, wg_pairs, the scan: about 26 KiB)
-// exceeds the WebGPU minimum of 16 KiB, so the host offers it only where the adapter allows.
-
-// Loads a row select thread issues before using the first: one workgroup streams a long row,
-// so it needs many loads in flight.
-const ROW_LOADS: u32 = 16u;
-
-@compute @workgroup_size(WG)
-fn topk_row_select(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = linear_workgroup(wid, nwg);
-    if (row >= p.rows) {
-        return;
-    }
-    let len = row_len(row);
-    // As choose_digit keeps it: (prefix, remaining, above total, digit).
-    var state = vec4<u32>(0u, min(p.k, len), 0u, 0u);
-    for (var pass_ = 0u; pass_ < 4u; pass_++) {
-        for (var i = lid; i < 256u * HIST_COPIES; i += WG) {
-            atomicStore(&wg_hist[i], 0u);
-        }
-        workgroupBarrier();
-        let shift = 24u - 8u * pass_;
-        let high = select(0xFFFFFFFFu << (shift + 8u), 0u, pass_ == 0u);
-        var run = vec2<u32>(0u);
-        for (var first = lid; first < len; first += WG * ROW_LOADS) {
-            var keys: array<u32, ROW_LOADS>;
-            for (var e = 0u; e < ROW_LOADS; e++) {
-                let col = first + e * WG;
-                if (col < len) {
-                    keys[e] = order_key(score(row, col));
-                }
-            }
-            for (var e = 0u; e < ROW_LOADS; e++) {
-                if (first + e * WG < len && (keys[e] & high) == (state.x & high)) {
-                    count_digit(lid, &run, (keys[e] >> shift) & 255u);
-                }
-            }
-        }
-        let count = digit_count(lid, run);
-        let digit = 255u - lid;
-        let suffix = suffix_count(lid, count);
-        let above = suffix - count;
-        // The last digit whose suffix count reaches the remaining need (see choose_digit).
-        if (suffix >= state.y && (above < state.y || digit == 255u)) {
-            wg_chosen = vec4<u32>(state.x | (digit << shift), state.y - above, state.z + above, digit);
-        }
-        state = workgroupUniformLoad(&wg_chosen);
-    }
-    var next = vec2<u32>(0u);
-    for (var tile = 0u; tile < len; tile += WG * COMPACT_RUN) {
-        var t = compact_tile(lid, row, tile, len, state.x, &next);
-        for (var e = 0u; e < COMPACT_RUN; e++) {
-            let slot = compact_slot(&t, e, state);
-            if (slot != SENTINEL_IDX) {
-                wg_pairs[slot] = vec2<u32>(t.keys[e], t.first + e);
-            }
-        }
-    }
-    let kept = state.z + state.y;
-    if (p.sorted != 0u) {
-        var size = 2u;
-        while (size < kept) {
-            size *= 2u;
-        }
-        for (var t = kept + lid; t < size; t += WG) {
-            wg_pairs[t] = vec2<u32>(0u, SENTINEL_IDX);
-        }
-        bitonic_block(lid, 0u, size, 2u, size);
-    } else {
-        workgroupBarrier();
-    }
-    for (var slot = lid; slot < p.k; slot += WG) {
-        write_slot(row, slot, select(SENTINEL_IDX, wg_pairs[slot].y, slot < kept));
-    }
-    if (lid == 0u) {
-        out_counts[p.row0 + row] = kept;
     }
 }
 

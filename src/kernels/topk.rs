@@ -66,15 +66,7 @@ fn one_pass_wins(rows: usize, n: usize, k: usize) -> bool {
             || (n <= 16384 && k <= 32))
 }
 
-/// Largest k of the row-select path (its survivors sort in one workgroup's memory).
-pub const ROW_SELECT_MAX_K: usize = wgsl::topk::BLOCK as usize;
-
-/// Workgroup memory `topk_row_select` declares: the histogram copies, the survivor pairs, the
-/// scan and the chosen digit. Above the WebGPU minimum (16 KiB), within every native backend's.
-pub const ROW_SELECT_WORKGROUP_BYTES: u32 =
-    256 * wgsl::topk::HIST_COPIES * 4 + wgsl::topk::BLOCK * 8 + wgsl::topk::WG * 8 + 16 * 8 + 16;
-
-/// Which algorithm [`Topk`] uses; all give the same bits.
+/// Which algorithm [`Topk`] uses; both give the same bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
     /// One pass for k ≤ 256 when there are enough rows to fill a GPU (≥ 256) or the rows are
@@ -85,24 +77,6 @@ pub enum Strategy {
     Radix,
     /// Needs k ≤ [`ONE_PASS_MAX_K`].
     OnePass,
-    /// Needs k ≤ [`ROW_SELECT_MAX_K`] and [`ROW_SELECT_WORKGROUP_BYTES`] of workgroup memory.
-    RowSelect,
-}
-
-/// The algorithm a config runs (the resolved [`Strategy`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Path {
-    /// Multi-dispatch radix select over row chunks, compaction and bitonic sort.
-    Radix,
-    /// One workgroup per row, one read, candidates in workgroup memory.
-    OnePass,
-    /// One workgroup per row: the radix select, compaction and sort in one dispatch.
-    RowSelect,
-}
-
-/// Whether a device can run the row-select path.
-pub fn row_select_fits(limits: &wgpu::Limits) -> bool {
-    limits.max_compute_workgroup_storage_size >= ROW_SELECT_WORKGROUP_BYTES
 }
 
 /// Shape and options of a top-k call; fixed when the kernel is built.
@@ -174,13 +148,6 @@ impl TopkConfig {
                 self.k,
             ));
         }
-        if self.strategy == Strategy::RowSelect && self.k > ROW_SELECT_MAX_K {
-            return Err(Error::shape(
-                "k",
-                format!("≤ {ROW_SELECT_MAX_K} with Strategy::RowSelect"),
-                self.k,
-            ));
-        }
         if self.radix_groups == Some(0) {
             return Err(Error::shape("radix_groups", "≥ 1", 0));
         }
@@ -194,15 +161,12 @@ impl TopkConfig {
         Ok(())
     }
 
-    /// The path [`Topk`] takes for this config on a device with `limits`.
-    pub fn path(&self, limits: &wgpu::Limits) -> Path {
-        let _ = limits;
+    /// Whether [`Topk`] takes the one-pass path for this config.
+    pub fn one_pass(&self) -> bool {
         match self.strategy {
-            Strategy::Radix => Path::Radix,
-            Strategy::OnePass => Path::OnePass,
-            Strategy::RowSelect => Path::RowSelect,
-            Strategy::Auto if one_pass_wins(self.rows, self.n, self.k) => Path::OnePass,
-            Strategy::Auto => Path::Radix,
+            Strategy::Radix => false,
+            Strategy::OnePass => true,
+            Strategy::Auto => one_pass_wins(self.rows, self.n, self.k),
         }
     }
 
@@ -323,7 +287,7 @@ const ROW_HIST: usize = 3 * 256;
 /// Sizes derived from the config and the device limits.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
-    path: Path,
+    one_pass: bool,
     chunk: usize,
     chunks: usize,
     sort_size: usize,
@@ -360,9 +324,8 @@ impl Plan {
         };
         let chunk = chunk.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
         let chunks = n.div_ceil(chunk);
-        let path = cfg.path(limits);
-        let one_pass = path != Path::Radix;
-        // The one-workgroup-per-row paths need no scratch.
+        let one_pass = cfg.one_pass();
+        // The one-pass path needs no scratch.
         let (sort_size, work_per_row) = if one_pass {
             (2, 1)
         } else {
@@ -401,7 +364,7 @@ impl Plan {
             });
         }
         Ok(Plan {
-            path,
+            one_pass,
             chunk,
             chunks,
             sort_size,
@@ -414,8 +377,7 @@ impl Plan {
 
 /// Only the chosen algorithm's pipelines are compiled.
 enum Pipelines {
-    /// `topk_one_pass` or `topk_row_select`: one dispatch of one workgroup per row.
-    PerRow(&'static str, wgpu::ComputePipeline),
+    OnePass(wgpu::ComputePipeline),
     Radix {
         histogram: wgpu::ComputePipeline,
         compact: wgpu::ComputePipeline,
@@ -534,15 +496,6 @@ impl Topk {
         cfg.validate()?;
         check_binding_size(ctx, "topk output", bytes_of::<f32>(&[cfg.rows, cfg.k]))?;
         let plan = Plan::new(&cfg, ctx.limits(), ctx.is_cpu_adapter())?;
-        if plan.path == Path::RowSelect && !row_select_fits(ctx.limits()) {
-            return Err(Error::Unsupported {
-                feature: format!(
-                    "Strategy::RowSelect ({ROW_SELECT_WORKGROUP_BYTES} bytes of workgroup memory; \
-                     the device allows {})",
-                    ctx.limits().max_compute_workgroup_storage_size
-                ),
-            });
-        }
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout = shader::bind_group_layout(
             ctx,
@@ -555,8 +508,7 @@ impl Topk {
         let step_layout = shader::bind_group_layout(ctx, "topk.step", &[Uniform]);
         let main = shader::pipeline_layout(ctx, "topk", &[&layout]);
         let with_step = shader::pipeline_layout(ctx, "topk.step", &[&layout, &step_layout]);
-        let subgroup_tier =
-            cfg.subgroups && plan.path == Path::OnePass && ctx.capabilities().subgroups;
+        let subgroup_tier = cfg.subgroups && plan.one_pass && ctx.capabilities().subgroups;
         let module = match cfg.scores {
             ScoreType::F32 if subgroup_tier => Module::new(
                 ctx,
@@ -575,20 +527,10 @@ impl Topk {
         };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
-        let pipelines = match plan.path {
-            Path::OnePass => Pipelines::PerRow("topk_one_pass", build("topk_one_pass", &main)?),
-            // The compaction takes MAX_RUN consecutive entries per thread: the most loads in
-            // flight for one workgroup streaming its row.
-            Path::RowSelect => Pipelines::PerRow(
-                "topk_row_select",
-                module.pipeline_with_constants(
-                    ctx,
-                    "topk_row_select",
-                    Some(&main),
-                    &[("COMPACT_RUN", wgsl::topk::MAX_RUN as f64)],
-                )?,
-            ),
-            Path::Radix => Pipelines::Radix {
+        let pipelines = if plan.one_pass {
+            Pipelines::OnePass(build("topk_one_pass", &main)?)
+        } else {
+            Pipelines::Radix {
                 histogram: build("topk_histogram", &with_step)?,
                 compact: module.pipeline_with_constants(
                     ctx,
@@ -614,7 +556,7 @@ impl Topk {
                 } else {
                     RadixOutput::Unsorted(build("topk_finalize", &main)?)
                 },
-            },
+            }
         };
         let batch = plan.batch_rows;
         Ok(Topk {
@@ -680,9 +622,14 @@ impl Topk {
                 let rows = plan.batch_rows.min(cfg.rows - row0);
                 let bg = self.bind_group(groups, input, out, row0, rows);
                 match &self.pipelines {
-                    Pipelines::PerRow(entry, pipeline) => {
-                        shader::dispatch(&self.ctx, encoder, entry, pipeline, &[&bg], rows as u32)
-                    }
+                    Pipelines::OnePass(pipeline) => shader::dispatch(
+                        &self.ctx,
+                        encoder,
+                        "topk_one_pass",
+                        pipeline,
+                        &[&bg],
+                        rows as u32,
+                    ),
                     Pipelines::Radix { .. } => self.record_radix(encoder, &bg, rows),
                 }
             }
@@ -842,31 +789,19 @@ mod tests {
     /// rows of small k.
     #[test]
     fn auto_picks_a_path_that_runs() {
-        let small = wgpu::Limits::downlevel_defaults();
-        let native = wgpu::Limits {
-            max_compute_workgroup_storage_size: 32768,
-            ..wgpu::Limits::default()
-        };
-        assert!(!row_select_fits(&small) && row_select_fits(&native));
-        for limits in [&small, &native] {
-            for rows in [1, 16, 63, 64, 255, 256, 70000] {
-                for n in [1, 4096, 4097, 8192, 16384, 65536, 65537, 1 << 20] {
-                    for k in [
-                        1, 32, 33, 128, 129, 256, 257, 511, 512, 513, 2048, 2049, 4096,
-                    ] {
-                        let cfg = TopkConfig {
-                            rows,
-                            n,
-                            k: k.min(n),
-                            ..Default::default()
-                        };
-                        let ok = match cfg.path(limits) {
-                            Path::Radix => true,
-                            Path::OnePass => cfg.k <= ONE_PASS_MAX_K,
-                            Path::RowSelect => cfg.k <= ROW_SELECT_MAX_K && row_select_fits(limits),
-                        };
-                        assert!(ok, "{rows}x{n} k={k}");
-                    }
+        for rows in [1, 16, 63, 64, 255, 256, 70000] {
+            for n in [1, 4096, 4097, 8192, 16384, 65536, 65537, 1 << 20] {
+                for k in [1, 32, 33, 128, 129, 256, 257, 511, 512, 513, 2048] {
+                    let cfg = TopkConfig {
+                        rows,
+                        n,
+                        k: k.min(n),
+                        ..Default::default()
+                    };
+                    assert!(
+                        !cfg.one_pass() || cfg.k <= ONE_PASS_MAX_K,
+                        "{rows}x{n} k={k}"
+                    );
                 }
             }
         }
@@ -877,12 +812,10 @@ mod tests {
                 k,
                 ..Default::default()
             }
-            .path(&native)
+            .one_pass()
         };
-        assert!(auto(1, 65536, 8) != Path::OnePass);
-        for (rows, n, k) in [(4096, 65536, 32), (4096, 65536, 256), (65536, 4096, 64)] {
-            assert_eq!(auto(rows, n, k), Path::OnePass);
-        }
+        assert!(!auto(1, 131072, 2048) && !auto(64, 131072, 2048) && !auto(1, 65536, 8));
+        assert!(auto(4096, 65536, 32) && auto(4096, 65536, 256) && auto(65536, 4096, 64));
     }
 
     /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one
