@@ -747,9 +747,9 @@ fn lev_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
 }
 
 /// The bandwidth probes of examples/bench_bandwidth.wgsl on a `rows × n` f32 input: a WGSL
-/// vec4 copy, and one-workgroup-per-row reads shaped like `topk_one_pass` at two prefetch
-/// depths and with vec4 loads. What WGSL reaches on this device at all, as a ceiling for our
-/// kernels (n must be a multiple of 2048).
+/// vec4 copy, one-workgroup-per-row reads shaped like `topk_one_pass` at two prefetch depths
+/// and with vec4 loads, and a chain of barriers in one workgroup and in one per row. What WGSL
+/// reaches on this device at all, as a ceiling for our kernels (n must be a multiple of 2048).
 struct Probe {
     ctx: GpuContext,
     bind_group: wgpu::BindGroup,
@@ -827,6 +827,20 @@ impl Probe {
                 bytes,
                 format!("{rows}x{n} rows, vec4 loads, 2/thread"),
             ),
+            (
+                "barrier_chain",
+                None,
+                1,
+                0.0,
+                "1 workgroup, 2048 barriers".into(),
+            ),
+            (
+                "barrier_chain",
+                None,
+                rows as u32,
+                0.0,
+                format!("{rows} workgroups, 2048 barriers each"),
+            ),
         ] {
             let constants: Vec<_> = depth.into_iter().map(|d| ("DEPTH", d)).collect();
             let pipeline = module.pipeline_with_constants(ctx, entry, Some(&pl), &constants)?;
@@ -877,11 +891,12 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     };
     let mut cases = Vec::new();
     for (i, (_, _, _, moved, shape)) in probe.entries.iter().enumerate() {
-        let note = match i {
-            0 => format!(
+        let note = match (i, probe.entries[i].0) {
+            (0, _) => format!(
                 "wall clock, 20 in one submit: {wall:.4} ms each ({:.0} GB/s)",
                 moved / wall / 1e6
             ),
+            (_, "barrier_chain") => "per barrier: median / 2048".into(),
             _ => String::new(),
         };
         let probe = probe.clone();

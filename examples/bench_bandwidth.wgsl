@@ -6,6 +6,9 @@
 //   entries, the next tile's loads issued before the current one is used, a barrier per
 //   tile; writes the row's max. DEPTH 2 is topk_one_pass's tile, 8 a deeper prefetch.
 //   n must be a multiple of 256·DEPTH.
+// barrier_chain: BARRIER_STEPS rounds of a workgroup-memory exchange between two barriers, per
+//   workgroup: what a barrier-bound loop (the one pass's rounds, a bitonic step) pays per
+//   barrier, alone (one workgroup) and with the GPU full (one per row).
 
 struct ProbeParams {
     rows: u32,
@@ -128,4 +131,25 @@ fn read_rows_vec4(
         workgroupBarrier();
     }
     finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));
+}
+
+const BARRIER_STEPS: u32 = 1024u;
+
+@compute @workgroup_size(WG)
+fn barrier_chain(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = group_index(wid, nwg);
+    var x = f32(lid);
+    for (var s = 0u; s < BARRIER_STEPS; s++) {
+        wg_max[lid] = x;
+        workgroupBarrier();
+        x = wg_max[(lid + 1u) % WG] * 0.5 + 1.0;
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        dst[g / 4u][g % 4u] = x;
+    }
 }

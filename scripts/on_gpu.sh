@@ -51,7 +51,7 @@ for s in "${steps[@]}"; do
     --radix-groups 32 --radix-groups 2048 \
     --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
-  topk_sweep) step "$s" 60 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
+  topk_sweep) step "$s" 120 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
     --json "$out/$s.json" ;;
   bench_attention) step "$s" 90 $bench --size $size --kernel dense_attention \
     --kernel topk_attention --kernel gather_attention --reps 5 --warmup 1 --json "$out/$s.json" ;;
