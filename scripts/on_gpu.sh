@@ -7,10 +7,11 @@
 #         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
 #
 # Steps (default: all, in this order): bench_topk ab_base torch_peers tests torch_extra
-# topk_sweep bench_attention bench_backward bench_rest. Each writes STEP.log (and our
-# bench's STEP.json, rewritten after every case); a step that would overrun BUDGET seconds is
-# cut to what is left, or skipped. Finally scripts/gpu_report.py turns it all into report.md:
-# our times, GB/s against the measured copy bandwidth, and ratios to PyTorch. $OUT receives
+# topk_sweep bench_attention bench_backward bench_rest; kernel_stats on request. Each writes
+# STEP.log (and our bench's STEP.json, rewritten after every case); a step that would overrun
+# BUDGET seconds is cut to what is left, or skipped. Finally scripts/gpu_report.py turns it
+# all into report.md: our times, GB/s against the measured copy bandwidth, and ratios to
+# PyTorch. $OUT receives
 # report.md and all.tgz (every log and JSON): the device tool brings back 8 files at most.
 set -u
 dest=${OUT:-/tmp/on_gpu}
@@ -65,6 +66,8 @@ for s in "${steps[@]}"; do
       step "$s" 60 .devbin/bench-base --size $size --kernel topk --no-baseline --reps 10 \
         --warmup 3 --json "$out/$s.json"
     else echo "== $s: skipped (no .devbin/bench-base staged)"; fi ;;
+  # The driver's register / workgroup-memory / spill counts per kernel (examples/kernel_stats.rs).
+  kernel_stats) step "$s" 60 .devbin/kernel_stats ;;
   bench_rest) step "$s" 60 $bench --size $size --kernel rng_fill --kernel lev_attention \
     --kernel gumbel_max --kernel lazy_gumbel --reps 5 --warmup 1 --json "$out/$s.json" ;;
   *) echo "unknown step $s" ;;

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 ../shared/device/prepare.sh >/dev/null
-keep="bench test-suite on-device.sh torch_peers.py"
+keep="bench kernel_stats test-suite on-device.sh torch_peers.py"
 for f in .devbin/*; do
   case " $keep " in *" $(basename "$f") "*) ;; *) rm -rf "$f" ;; esac
 done
