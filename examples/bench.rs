@@ -750,6 +750,9 @@ fn lev_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
 /// vec4 copy, one-workgroup-per-row reads shaped like `topk_one_pass` at two prefetch depths
 /// and with vec4 loads, and a chain of barriers in one workgroup and in one per row. What WGSL
 /// reaches on this device at all, as a ceiling for our kernels (n must be a multiple of 2048).
+/// Rounds of the barrier_chain probe (two barriers each), its pipeline constant.
+const BARRIER_STEPS: u32 = 1024;
+
 struct Probe {
     ctx: GpuContext,
     bind_group: wgpu::BindGroup,
@@ -796,9 +799,9 @@ impl Probe {
             ],
         );
         let bytes = (rows * n * 4) as f64;
-        // (entry point, its DEPTH constant, workgroups, bytes moved, label)
+        // (entry point, its pipeline constant, workgroups, bytes moved, label)
         let mut entries: Vec<(&str, wgpu::ComputePipeline, u32, f64, String)> = Vec::new();
-        for (entry, depth, groups, moved, shape) in [
+        for (entry, constant, groups, moved, shape) in [
             (
                 "copy_vec4",
                 None,
@@ -808,41 +811,41 @@ impl Probe {
             ),
             (
                 "read_rows",
-                Some(2.0),
+                Some(("DEPTH", 2.0)),
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, prefetch 2/thread"),
             ),
             (
                 "read_rows",
-                Some(8.0),
+                Some(("DEPTH", 8.0)),
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, prefetch 8/thread"),
             ),
             (
                 "read_rows_vec4",
-                Some(2.0),
+                Some(("DEPTH", 2.0)),
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, vec4 loads, 2/thread"),
             ),
             (
                 "barrier_chain",
-                None,
+                Some(("BARRIER_STEPS", BARRIER_STEPS as f64)),
                 1,
                 0.0,
-                "1 workgroup, 2048 barriers".into(),
+                format!("1 workgroup, {} barriers", 2 * BARRIER_STEPS),
             ),
             (
                 "barrier_chain",
-                None,
+                Some(("BARRIER_STEPS", BARRIER_STEPS as f64)),
                 rows as u32,
                 0.0,
-                format!("{rows} workgroups, 2048 barriers each"),
+                format!("{rows} workgroups, {} barriers each", 2 * BARRIER_STEPS),
             ),
         ] {
-            let constants: Vec<_> = depth.into_iter().map(|d| ("DEPTH", d)).collect();
+            let constants: Vec<_> = constant.into_iter().collect();
             let pipeline = module.pipeline_with_constants(ctx, entry, Some(&pl), &constants)?;
             entries.push((entry, pipeline, groups, moved, shape));
         }
@@ -890,13 +893,13 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         run(20)? / 20.0
     };
     let mut cases = Vec::new();
-    for (i, (_, _, _, moved, shape)) in probe.entries.iter().enumerate() {
-        let note = match (i, probe.entries[i].0) {
+    for (i, (entry, _, _, moved, shape)) in probe.entries.iter().enumerate() {
+        let note = match (i, *entry) {
             (0, _) => format!(
                 "wall clock, 20 in one submit: {wall:.4} ms each ({:.0} GB/s)",
                 moved / wall / 1e6
             ),
-            (_, "barrier_chain") => "per barrier: median / 2048".into(),
+            (_, "barrier_chain") => format!("per barrier: median / {}", 2 * BARRIER_STEPS),
             _ => String::new(),
         };
         let probe = probe.clone();

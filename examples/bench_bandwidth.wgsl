@@ -133,7 +133,8 @@ fn read_rows_vec4(
     finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));
 }
 
-const BARRIER_STEPS: u32 = 1024u;
+// Rounds of barrier_chain (two barriers each): set by the host, which labels the cases with it.
+override BARRIER_STEPS: u32 = 1024u;
 
 @compute @workgroup_size(WG)
 fn barrier_chain(
