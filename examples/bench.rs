@@ -23,7 +23,7 @@ use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
 use knn_attention::reference::topk::topk as topk_cpu;
 use knn_attention::timer::{Clock, time_gpu};
-use knn_attention::{AttentionShape, GpuBuffer, GpuContext, Mask, Result};
+use knn_attention::{AttentionShape, GpuBuffer, GpuContext, Mask, Result, ShaderChecks};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
@@ -67,6 +67,11 @@ struct Args {
     /// run at decode shapes on a GPU, where it is no yardstick anyway).
     #[arg(long)]
     no_baseline: bool,
+    /// Compile the kernels with these of wgpu's shader checks: `all` (the default, as in the
+    /// library), `none`, or a comma-separated list to keep (`ShaderChecks`), to see what each
+    /// costs on this driver.
+    #[arg(long, default_value = "all")]
+    shader_checks: ShaderChecks,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -114,6 +119,8 @@ struct Report {
     driver: String,
     driver_info: String,
     size: String,
+    /// The `--shader-checks` the kernels were compiled with.
+    shader_checks: String,
     date_unix: u64,
     /// What the `pct_of_peak` column is relative to, GB/s.
     peak_gbps: f64,
@@ -960,7 +967,8 @@ fn copy_bandwidth(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> R
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let ctx = GpuContext::new_blocking()?;
+    // SAFETY: measuring what the checks cost is this flag's purpose; `all` changes nothing.
+    let ctx = unsafe { GpuContext::new_blocking()?.with_shader_checks(args.shader_checks) };
     let info = ctx.adapter_info.clone();
     let size = args.size.unwrap_or(if ctx.is_cpu_adapter() {
         Size::Small
@@ -972,6 +980,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
     println!("capabilities: {:?}", ctx.capabilities());
+    println!("shader checks: {}", ctx.shader_checks());
     let peak_gbps = match args.peak_gbps {
         Some(p) => p,
         None => {
@@ -1080,6 +1089,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         driver: info.driver,
         driver_info: info.driver_info,
         size: format!("{size:?}"),
+        shader_checks: ctx.shader_checks().to_string(),
         date_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),

@@ -3,25 +3,38 @@
 //! `VK_KHR_pipeline_executable_properties`, for occupancy questions that timings alone do not
 //! answer (is a kernel latency-bound because few workgroups fit on a core?).
 //!
-//! `cargo run --release --example kernel_stats [NAME_FILTER]`
+//! `cargo run --release --example kernel_stats [NAME_FILTER] [--shader-checks SPEC]`
 //!
 //! Each composed kernel goes through naga to SPIR-V as wgpu's Vulkan backend sends it (one
-//! entry point per module, pipeline constants at their defaults, index bounds clamped, buffer
-//! bounds left to the device's robust buffer access), then into a compute pipeline created
+//! entry point per module, pipeline constants at their defaults, buffer bounds left to the
+//! device's robust buffer access, and the rest of wgpu's checks as `--shader-checks` says:
+//! `all` by default, as the library compiles them; `none` or a list to keep, as
+//! `ShaderChecks` parses it, to see what a check costs in registers and local memory;
+//! workgroup memory zeroed by naga's polyfill, this device not being asked for the native
+//! form), then into a compute pipeline created
 //! with statistics capture on a device of its own. Kernels needing a feature the device lacks
 //! are reported and skipped. Not a library path: a diagnostic for kernel authors.
 
 use std::ffi::CString;
 
 use ash::vk;
+use knn_attention::ShaderChecks;
 use knn_attention::shader::sources::ALL;
 use naga::back::spv;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let filter = std::env::args().nth(1).unwrap_or_default();
-    let gpu = Gpu::new()?;
-    println!("device: {}", gpu.name);
+    let mut filter = String::new();
+    let mut checks = ShaderChecks::ALL;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--shader-checks" => checks = args.next().ok_or("--shader-checks SPEC")?.parse()?,
+            _ => filter = arg,
+        }
+    }
+    let gpu = Gpu::new(checks)?;
+    println!("device: {}; shader checks: {checks}", gpu.name);
     for (name, src) in ALL
         .iter()
         .filter(|(name, _)| name.contains(filter.as_str()))
@@ -44,12 +57,13 @@ struct Gpu {
     device: ash::Device,
     executables: ash::khr::pipeline_executable_properties::Device,
     name: String,
+    checks: ShaderChecks,
 }
 
 impl Gpu {
     /// The first device with the extension (discrete GPUs first), with every feature our
     /// kernels may use that it has.
-    fn new() -> Result<Self, Box<dyn std::error::Error>> {
+    fn new(checks: ShaderChecks) -> Result<Self, Box<dyn std::error::Error>> {
         let entry = unsafe { ash::Entry::load()? };
         let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_2);
         let instance = unsafe {
@@ -121,6 +135,7 @@ impl Gpu {
             device,
             executables,
             name,
+            checks,
         })
     }
 
@@ -139,8 +154,19 @@ impl Gpu {
             &Default::default(),
         )?;
         let mut options = spv::Options::default();
-        options.bounds_check_policies.index = naga::proc::BoundsCheckPolicy::Restrict;
+        options.bounds_check_policies.index = if self.checks.bounds {
+            naga::proc::BoundsCheckPolicy::Restrict
+        } else {
+            naga::proc::BoundsCheckPolicy::Unchecked
+        };
         options.bounds_check_policies.buffer = naga::proc::BoundsCheckPolicy::Unchecked;
+        options.force_loop_bounding = self.checks.loop_bounding;
+        options.emit_int_div_checks = self.checks.integer_division;
+        options.zero_initialize_workgroup_memory = if self.checks.zero_workgroup_memory {
+            spv::ZeroInitializeWorkgroupMemoryMode::Polyfill
+        } else {
+            spv::ZeroInitializeWorkgroupMemoryMode::None
+        };
         let pipeline_options = spv::PipelineOptions {
             shader_stage: naga::ShaderStage::Compute,
             entry_point: entry.to_string(),

@@ -1,7 +1,8 @@
 """Turns one scripts/on_gpu.sh run into markdown: the device, every case our bench timed, our
 kernels against the PyTorch peers measured in the same run (speedup = torch ms / our ms), the
 top-k sweep behind Strategy::Auto, an A/B against another revision's bench where one was
-staged, and the GPU test results.
+staged, the same kernels compiled with fewer of wgpu's shader checks where a step ran them,
+and the GPU test results.
 
 usage: python3 scripts/gpu_report.py DIR > report.md
 DIR holds our bench's *.json reports, torch_peers.py's anchors.jsonl, torch_extra.py's
@@ -46,6 +47,11 @@ def peer(peers, what, **match):
     return None
 
 
+def checks(report):
+    """The shader checks a bench report's kernels were compiled with (older reports: all)."""
+    return report.get("shader_checks", "all")
+
+
 def table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -57,7 +63,11 @@ def main(d):
     # ab_base.json is another revision's bench (scripts/stage_gpu.sh AB_REV): only the A/B
     # table below reads it.
     base = [c for name, r in reports if name == AB_BASE for c in r["results"]]
-    cases = [c for name, r in reports if name != AB_BASE for c in r["results"]]
+    # Runs with fewer shader checks (bench --shader-checks) only feed the checks table below.
+    cases = [c for name, r in reports if name != AB_BASE and checks(r) == "all"
+             for c in r["results"]]
+    fewer = [(checks(r), c) for name, r in reports if name != AB_BASE and checks(r) != "all"
+             for c in r["results"]]
     print("# GPU run\n")
     for name, r in reports[:1]:
         print(f"- adapter: {r['adapter']} ({r['backend']}, {r['device_type']}), "
@@ -157,6 +167,13 @@ def main(d):
     if rows:
         print("## A/B: this build against AB_REV (same run)\n")
         print(table(["kernel", "shape", "AB_REV", "this build", "speedup"], rows))
+
+    rows = [[c["kernel"], c["shape"], ms(ours[key]), kept, ms(c["median_ms"]),
+             f"{ours[key] / c['median_ms']:.2f}×"]
+            for kept, c in fewer if (key := (c["kernel"], c["shape"])) in ours]
+    if rows:
+        print("## Shader checks: wgpu's default against fewer (same run)\n")
+        print(table(["kernel", "shape", "all checks", "checks kept", "median", "speedup"], rows))
 
     log = os.path.join(d, "tests.log")
     if os.path.exists(log):

@@ -7,7 +7,8 @@
 #         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
 #
 # Steps (default: all, in this order): bench_topk ab_base torch_peers tests torch_extra
-# topk_sweep bench_attention bench_backward bench_rest; kernel_stats on request. Each writes
+# topk_sweep bench_attention bench_backward bench_rest; on request kernel_stats and the
+# shader-check A/B (checks_topk, checks_attention, tests_unchecked). Each writes
 # STEP.log (and our bench's STEP.json, rewritten after every case); a step that would overrun
 # BUDGET seconds is cut to what is left, or skipped. Finally scripts/gpu_report.py turns it
 # all into report.md: our times, GB/s against the measured copy bandwidth, and ratios to
@@ -66,8 +67,24 @@ for s in "${steps[@]}"; do
       step "$s" 60 .devbin/bench-base --size $size --kernel topk --no-baseline --reps 10 \
         --warmup 3 --json "$out/$s.json"
     else echo "== $s: skipped (no .devbin/bench-base staged)"; fi ;;
-  # The driver's register / workgroup-memory / spill counts per kernel (examples/kernel_stats.rs).
-  kernel_stats) step "$s" 60 .devbin/kernel_stats ;;
+  # The driver's register / workgroup-memory / spill counts per kernel (examples/kernel_stats.rs),
+  # with wgpu's shader checks as the library compiles them, with none, and with all but one of
+  # the two that can change code generation (loop bounding, index clamps).
+  kernel_stats) for c in all none bounds,integer-division,zero-workgroup-memory \
+      loop-bounding,integer-division,zero-workgroup-memory; do
+      step "$s.$c" 60 .devbin/kernel_stats --shader-checks $c
+    done ;;
+  # The top-k shapes and the attention kernels compiled without wgpu's shader checks,
+  # against bench_topk / bench_attention of the same call (report: "Shader checks").
+  checks_topk) step "$s" 60 $bench --size $size --kernel topk --no-baseline --reps 10 \
+    --warmup 3 --shader-checks none --json "$out/$s.json" ;;
+  checks_attention) step "$s" 90 $bench --size $size --kernel dense_attention \
+    --kernel topk_attention --kernel gather_attention --reps 5 --warmup 1 \
+    --shader-checks none --json "$out/$s.json" ;;
+  # The GPU tests with every shader check off (tests/common: KNN_ATTENTION_SHADER_CHECKS).
+  tests_unchecked) step "$s" 90 env CI=true KNN_ATTENTION_DATA=.devbin/data \
+    KNN_ATTENTION_SHADER_CHECKS=none .devbin/test-suite --test-threads 4 topk:: \
+    topk_attention:: dense_attention:: sparse_attention_backward:: ;;
   bench_rest) step "$s" 60 $bench --size $size --kernel rng_fill --kernel lev_attention \
     --kernel gumbel_max --kernel lazy_gumbel --reps 5 --warmup 1 --json "$out/$s.json" ;;
   *) echo "unknown step $s" ;;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::shader::ShaderChecks;
 
 /// Optional capabilities the context enabled on its device. Kernels choose their tier
 /// (core WebGPU, subgroups, f16) from this at pipeline creation.
@@ -51,6 +52,7 @@ pub struct GpuContext {
     pub adapter_info: wgpu::AdapterInfo,
     caps: Capabilities,
     limits: wgpu::Limits,
+    checks: ShaderChecks,
     lost: Arc<Mutex<Option<String>>>,
     /// Compiled modules, layouts and pipelines, shared by every kernel built on this context
     /// and its clones.
@@ -186,6 +188,7 @@ impl GpuContext {
         GpuContext {
             caps: Capabilities::from_features(device.features()),
             limits: device.limits(),
+            checks: ShaderChecks::ALL,
             device,
             queue,
             adapter_info,
@@ -201,6 +204,36 @@ impl GpuContext {
     /// their number.
     pub fn pipelines_compiled(&self) -> usize {
         self.cache.lock().unwrap().compiled()
+    }
+
+    /// The checks this context's kernels are compiled with ([`ShaderChecks::ALL`] unless
+    /// [`GpuContext::with_shader_checks`] chose others).
+    pub fn shader_checks(&self) -> ShaderChecks {
+        self.checks
+    }
+
+    /// A context on the same device whose kernels are compiled with `checks` instead. It has
+    /// its own module and pipeline cache (the two kinds of kernel never share a pipeline),
+    /// so build its kernels from it; `self` is unchanged.
+    ///
+    /// # Safety
+    ///
+    /// Turning `bounds` or `loop_bounding` off trusts this crate's WGSL to index every
+    /// array in range and to end every loop for every input its host checks accept: that is
+    /// how the kernels are written (indices from buffer contents, such as row lengths and
+    /// key indices, are clamped or skipped in the shader), and the test suite runs with
+    /// every check off on lavapipe (`KNN_ATTENTION_SHADER_CHECKS=none`). A defect there
+    /// would then be undefined behaviour on the GPU (a stray read or write, a hang) instead
+    /// of a clamped access. The caller accepts that risk in exchange for the speed the checks
+    /// cost on its driver. `integer_division` and `zero_workgroup_memory` off cannot cause
+    /// undefined behaviour, only wrong values if a kernel were defective, but go through here
+    /// too so that one call sets them all.
+    pub unsafe fn with_shader_checks(&self, checks: ShaderChecks) -> GpuContext {
+        GpuContext {
+            checks,
+            cache: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// Optional capabilities enabled on the device.

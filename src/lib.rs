@@ -34,6 +34,7 @@ pub mod params {
 pub use buffer::GpuBuffer;
 pub use context::{Capabilities, GpuContext};
 pub use error::{Error, Result};
+pub use shader::ShaderChecks;
 pub use shape::{AttentionShape, Mask};
 
 // Kernels are built once and shared across threads (an inference server's workers, a

@@ -16,6 +16,9 @@ use wgpu::util::DeviceExt;
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 
+mod checks;
+pub use checks::ShaderChecks;
+
 /// Composed WGSL sources, one constant per kernel file, and [`sources::ALL`].
 pub mod sources {
     include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
@@ -177,15 +180,22 @@ impl Module {
             key,
             || {
                 ctx.scoped(|| {
-                    ctx.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(name),
-                            source: wgpu::ShaderSource::Wgsl(source_for(
-                                source,
-                                tier,
-                                ctx.adapter_info.backend,
-                            )),
-                        })
+                    let desc = wgpu::ShaderModuleDescriptor {
+                        label: Some(name),
+                        source: wgpu::ShaderSource::Wgsl(source_for(
+                            source,
+                            tier,
+                            ctx.adapter_info.backend,
+                        )),
+                    };
+                    // SAFETY: a context has fewer checks only through the unsafe
+                    // `GpuContext::with_shader_checks`, whose caller took on its contract.
+                    unsafe {
+                        ctx.device.create_shader_module_trusted(
+                            desc,
+                            ctx.shader_checks().runtime_checks(),
+                        )
+                    }
                 })
                 .map_err(|e| Error::ShaderCompilation {
                     shader: name.into(),
@@ -259,7 +269,7 @@ impl Module {
                     entry_point: Some(entry),
                     compilation_options: wgpu::PipelineCompilationOptions {
                         constants,
-                        ..Default::default()
+                        zero_initialize_workgroup_memory: ctx.shader_checks().zero_workgroup_memory,
                     },
                     cache: None,
                 })

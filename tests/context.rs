@@ -7,7 +7,7 @@ use knn_attention::kernels::rng_fill::{RngFill, RngKey};
 use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::reference::rng_fill::rng_fill_bits;
 use knn_attention::reference::topk::topk as topk_ref;
-use knn_attention::{Error, GpuBuffer, GpuContext};
+use knn_attention::{Error, GpuBuffer, GpuContext, ShaderChecks};
 
 #[test]
 fn buffers_round_trip_any_pod_type_and_length() {
@@ -177,6 +177,75 @@ fn kernels_built_again_reuse_compiled_pipelines() {
         let want = topk_ref(data, cfg, 0, None).unwrap();
         assert_eq!(out.read(&ctx).unwrap(), want, "n = {}", cfg.n);
     }
+}
+
+/// Shader-check specs read back as written, every field by name, and bad names are typed
+/// errors.
+#[test]
+fn shader_checks_parse_and_print() {
+    assert_eq!("all".parse::<ShaderChecks>().unwrap(), ShaderChecks::ALL);
+    assert_eq!("none".parse::<ShaderChecks>().unwrap(), ShaderChecks::NONE);
+    assert_eq!(ShaderChecks::default(), ShaderChecks::ALL);
+    let kept: ShaderChecks = " bounds, zero-workgroup-memory".parse().unwrap();
+    assert_eq!(
+        kept,
+        ShaderChecks {
+            bounds: true,
+            zero_workgroup_memory: true,
+            ..ShaderChecks::NONE
+        }
+    );
+    for name in ShaderChecks::NAMES {
+        let one: ShaderChecks = name.parse().unwrap();
+        assert_eq!(one.to_string(), name);
+        assert_ne!(one, ShaderChecks::NONE, "{name} sets a field");
+    }
+    let all = ShaderChecks::NAMES.join(",");
+    assert_eq!(all.parse::<ShaderChecks>().unwrap(), ShaderChecks::ALL);
+    for c in [ShaderChecks::ALL, ShaderChecks::NONE, kept] {
+        assert_eq!(c.to_string().parse::<ShaderChecks>().unwrap(), c);
+    }
+    for bad in ["", "bound", "bounds,,loop-bounding", "ALL"] {
+        assert!(
+            matches!(bad.parse::<ShaderChecks>(), Err(Error::InvalidShape { .. })),
+            "{bad:?}"
+        );
+    }
+}
+
+/// A context with other shader checks compiles its own pipelines (the two never share one)
+/// and leaves the context it came from as it was; its kernels give the reference's results.
+#[test]
+fn contexts_with_other_shader_checks_compile_their_own_pipelines() {
+    let _shared = gpu_or_skip!();
+    let ctx = GpuContext::new_blocking().unwrap();
+    assert_eq!(ctx.shader_checks(), ShaderChecks::ALL);
+    let cfg = TopkConfig {
+        rows: 3,
+        n: 700,
+        k: 9,
+        strategy: Strategy::OnePass,
+        ..Default::default()
+    };
+    let _checked = Topk::new(&ctx, cfg).unwrap();
+    let compiled = ctx.pipelines_compiled();
+    // SAFETY: the test suite runs every kernel with the checks off (suite.rs).
+    let bare = unsafe { ctx.with_shader_checks(ShaderChecks::NONE) };
+    assert_eq!(bare.shader_checks(), ShaderChecks::NONE);
+    assert_eq!(ctx.shader_checks(), ShaderChecks::ALL);
+    assert_eq!(bare.pipelines_compiled(), 0);
+    let topk = Topk::new(&bare, cfg).unwrap();
+    assert_eq!(bare.pipelines_compiled(), compiled);
+    assert_eq!(
+        ctx.pipelines_compiled(),
+        compiled,
+        "the first cache is untouched"
+    );
+    let data = common::normal_data(cfg.rows * cfg.n, 7);
+    assert_eq!(
+        topk.run(&data, None).unwrap(),
+        topk_ref(&data, &cfg, 0, None).unwrap()
+    );
 }
 
 /// A kernel's bind groups are reused only when everything in them is identical (layout,

@@ -48,3 +48,41 @@ fn every_test_file_is_a_module() {
     }
     assert!(missing.is_empty(), "not in tests/suite.rs: {missing:?}");
 }
+
+/// Every GPU test again, in a child run of this binary whose kernels are compiled with every
+/// one of wgpu's shader checks off (`KNN_ATTENTION_SHADER_CHECKS=none`; see
+/// `GpuContext::with_shader_checks`): it must give the same results, which shows the kernels
+/// depend neither on zeroed workgroup memory nor on clamped indices. Not in the child run (or
+/// when the variable is set already), nor without a GPU.
+#[test]
+fn every_gpu_test_passes_with_shader_checks_off() {
+    const VAR: &str = "KNN_ATTENTION_SHADER_CHECKS";
+    if std::env::var_os(VAR).is_some() || common::gpu().is_none() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        // Shader translation and hostile sizes (typed errors) do not depend on the checks.
+        .args([
+            "--skip",
+            "shaders::",
+            "--skip",
+            "hostile_sizes::",
+            "--skip",
+            "every_",
+        ])
+        .args(["--test-threads", "2"])
+        .env(VAR, "none")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("FAILED") || l.contains("panicked"))
+        .collect();
+    assert!(
+        out.status.success(),
+        "with {VAR}=none: {failed:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("test result: ok"), "{stdout}");
+}

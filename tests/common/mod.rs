@@ -14,10 +14,25 @@ pub fn gpu_required() -> bool {
 
 /// One context per test binary, chosen like wgpu's own tests (`WGPU_BACKEND`,
 /// `WGPU_ADAPTER_NAME`). `None` (with a printed reason) when there is no adapter and no GPU
-/// is required; a panic when one is required.
+/// is required; a panic when one is required. `KNN_ATTENTION_SHADER_CHECKS` (`none`, or the
+/// checks to keep, as `ShaderChecks` parses them) runs every test on kernels compiled with
+/// fewer checks.
 pub fn gpu() -> Option<GpuContext> {
     static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    match CTX.get_or_init(|| GpuContext::new_blocking().map_err(|e| e.to_string())) {
+    let init = || -> Result<GpuContext, String> {
+        let ctx = GpuContext::new_blocking().map_err(|e| e.to_string())?;
+        match std::env::var("KNN_ATTENTION_SHADER_CHECKS") {
+            Err(_) => Ok(ctx),
+            Ok(spec) => {
+                let checks = spec
+                    .parse()
+                    .unwrap_or_else(|e| panic!("KNN_ATTENTION_SHADER_CHECKS: {e}"));
+                // SAFETY: testing the kernels under these checks is the point.
+                Ok(unsafe { ctx.with_shader_checks(checks) })
+            }
+        }
+    };
+    match CTX.get_or_init(init) {
         Ok(ctx) => Some(ctx.clone()),
         Err(e) if gpu_required() => panic!("GPU required (CI or KNN_ATTENTION_REQUIRE_GPU=1): {e}"),
         Err(e) => {
