@@ -373,12 +373,34 @@ impl MemoCall<'_> {
         params: &P,
         resources: &[(u32, wgpu::BindingResource<'_>)],
     ) -> wgpu::BindGroup {
-        let create = || {
+        self.reuse_or(layout, bytemuck::bytes_of(params), resources, || {
             let u = uniform(ctx, params);
             let mut all = vec![(0, u.as_entire_binding())];
             all.extend(resources.iter().cloned());
             bind_group_at(ctx, layout, &all)
-        };
+        })
+    }
+
+    /// A group of `layout` with only `resources`, at 0, 1, ... (no uniform), reused as
+    /// [`MemoCall::group`]'s are.
+    pub fn group_without_uniform(
+        &mut self,
+        ctx: &GpuContext,
+        layout: &wgpu::BindGroupLayout,
+        resources: &[wgpu::BindingResource<'_>],
+    ) -> wgpu::BindGroup {
+        let at: Vec<_> = (0..).zip(resources.iter().cloned()).collect();
+        self.reuse_or(layout, &[], &at, || bind_group_at(ctx, layout, &at))
+    }
+
+    /// The remembered group of this layout, uniform bytes and buffer bindings, or `create`'s.
+    fn reuse_or(
+        &mut self,
+        layout: &wgpu::BindGroupLayout,
+        params: &[u8],
+        resources: &[(u32, wgpu::BindingResource<'_>)],
+        create: impl FnOnce() -> wgpu::BindGroup,
+    ) -> wgpu::BindGroup {
         let buffers = resources
             .iter()
             .map(|(at, r)| match r {
@@ -391,7 +413,7 @@ impl MemoCall<'_> {
         };
         let key = GroupKey {
             layout: layout.clone(),
-            params: bytemuck::bytes_of(params).to_vec(),
+            params: params.to_vec(),
             buffers,
         };
         if let Some((_, group)) = self.now.iter().find(|(k, _)| *k == key) {

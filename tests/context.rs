@@ -312,6 +312,17 @@ fn bind_groups_are_reused_only_when_identical() {
         ab
     );
     drop(call);
+    // Groups without a uniform are keyed by layout and buffers alike.
+    let plain = bind_group_layout(&ctx, "memo-plain", &[BindingKind::Read]);
+    let mut call = memo.call();
+    let pa = call.group_without_uniform(&ctx, &plain, &[a.binding()]);
+    assert_ne!(call.group_without_uniform(&ctx, &plain, &[b.binding()]), pa);
+    drop(call);
+    assert_eq!(
+        memo.call()
+            .group_without_uniform(&ctx, &plain, &[a.binding()]),
+        pa
+    );
     let kept = memo.call().group(&ctx, &layout, &p, &[a.binding()]);
     assert_eq!(memo.call().group(&ctx, &layout, &p, &[a.binding()]), kept);
     memo.forget();

@@ -51,6 +51,26 @@ fn philox_known_answers_gpu() {
     }
 }
 
+/// One kernel filling two buffers with the same key, the second after the first was
+/// submitted: its remembered bind group must not carry the first buffer over, so both hold
+/// the reference's words.
+#[test]
+fn one_kernel_fills_each_buffer_it_is_given() {
+    let ctx = gpu_or_skip!();
+    let fill = RngFill::new(&ctx).unwrap();
+    let outs = [0, 1].map(|_| knn_attention::GpuBuffer::<u32>::zeroed(&ctx, 1000, "out").unwrap());
+    for out in &outs {
+        let mut enc = ctx.encoder("fill");
+        fill.encode(&mut enc, out, KEYS[1], Distribution::Bits)
+            .unwrap();
+        ctx.submit_and_wait(enc).unwrap();
+    }
+    let want = rng_fill_bits(1000, KEYS[1]);
+    for out in &outs {
+        assert_eq!(out.read(&ctx).unwrap(), want);
+    }
+}
+
 /// Lengths that are not multiples of 4 or of the workgroup (1024 outputs), and a counter
 /// that carries from the low into the high word mid-buffer.
 const KEYS: [RngKey; 3] = [

@@ -376,6 +376,84 @@ fn gpu_sampled_estimate_matches_reference() {
     assert_eq!(got, gpu_sampled(&ctx, &c, &samples, l), "not deterministic");
 }
 
+/// One kernel encoding again and again, its bind groups remembered between calls: the same
+/// buffers, other samples and outputs, d_out rewritten in place, and two encodes in one
+/// encoder. Every result is the reference's on what the buffers held.
+#[test]
+fn repeated_encodes_follow_their_buffers() {
+    let ctx = gpu_or_skip!();
+    let shape = AttentionShape {
+        batch: 1,
+        heads_q: 2,
+        heads_kv: 1,
+        n_q: 20,
+        n_kv: 40,
+        head_dim: 8,
+    };
+    let c = sampled_case(shape, 600);
+    let l = 8;
+    let samples = [draw(&ctx, &c, l, 2), draw(&ctx, &c, l, 3)];
+    let want = |s: &[u32], d_out: &[f32]| {
+        let qkv = (&c.q[..], &c.k[..], &c.v[..]);
+        sampled_attention_backward(&shape, c.attn.scale, qkv, (s, l), d_out, &c.out).unwrap()
+    };
+    let b = SparseAttentionBackward::new(&ctx, c.attn, l).unwrap();
+    let up = |x: &[f32]| GpuBuffer::from_slice(&ctx, x, "t").unwrap();
+    let (q, k, v, d, o) = (up(&c.q), up(&c.k), up(&c.v), up(&c.d_out), up(&c.out));
+    let s = samples
+        .each_ref()
+        .map(|x| GpuBuffer::from_slice(&ctx, x, "samples").unwrap());
+    let grads = [0, 1].map(|_| GradOutputs::new(&ctx, &c.attn).unwrap());
+    let inputs = |i: usize| SampledInputs {
+        qkv: Qkv::f32(&q, &k, &v),
+        d_out: &d,
+        out: &o,
+        samples: &s[i],
+    };
+    let other_d = common::normal_data(shape.q_len(), 601);
+    let mut d_host = c.d_out.clone();
+    // (samples, grads, rewrite d_out first): each call changes one thing from the last.
+    let calls = [
+        (0, 0, false),
+        (0, 0, false),
+        (1, 0, false),
+        (1, 1, false),
+        (1, 1, true),
+        (0, 1, false),
+    ];
+    for (step, (i, g, rewrite)) in calls.into_iter().enumerate() {
+        if rewrite {
+            ctx.queue
+                .write_buffer(d.buffer(), 0, bytemuck::cast_slice(&other_d));
+            d_host = other_d.clone();
+        }
+        let mut enc = ctx.encoder("t");
+        b.encode_sampled(&mut enc, inputs(i), &grads[g]).unwrap();
+        ctx.submit_and_wait(enc).unwrap();
+        let got = grads[g].read(&ctx).unwrap();
+        common::assert_grads(
+            &format!("call {step}"),
+            &got,
+            &want(&samples[i], &d_host),
+            1e-4,
+        );
+    }
+    let mut enc = ctx.encoder("t");
+    for (i, g) in grads.iter().enumerate() {
+        b.encode_sampled(&mut enc, inputs(i), g).unwrap();
+    }
+    ctx.submit_and_wait(enc).unwrap();
+    for (i, g) in grads.iter().enumerate() {
+        let got = g.read(&ctx).unwrap();
+        common::assert_grads(
+            &format!("one encoder, samples {i}"),
+            &got,
+            &want(&samples[i], &d_host),
+            1e-4,
+        );
+    }
+}
+
 /// Unbiased: 400 independent L = 4 estimates (disjoint slices of 1600 exact samples per row)
 /// average to the exact gradient within 5 standard errors, element by element.
 #[test]

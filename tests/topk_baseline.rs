@@ -19,6 +19,7 @@ fn equals_the_reference() {
     for (i, s) in scores.iter_mut().enumerate().step_by(37) {
         *s = [f32::NAN, -0.0, 0.0, f32::INFINITY, f32::NEG_INFINITY][i % 5];
     }
+    let other = common::normal_data(rows * n, 4);
     for k in [1, 17, 64, n] {
         let cfg = TopkConfig {
             rows,
@@ -26,11 +27,15 @@ fn equals_the_reference() {
             k,
             ..Default::default()
         };
-        let got = TopkBaseline::new(&ctx, cfg).unwrap().run(&scores).unwrap();
-        let want = topk(&scores, &cfg, 0, None).unwrap();
-        assert_eq!(got.indices, want.indices, "k = {k}");
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&got.values), bits(&want.values), "k = {k}");
+        // One kernel on two inputs: its remembered bind group must follow the new buffer.
+        let kernel = TopkBaseline::new(&ctx, cfg).unwrap();
+        for (i, data) in [&scores, &other].into_iter().enumerate() {
+            let got = kernel.run(data).unwrap();
+            let want = topk(data, &cfg, 0, None).unwrap();
+            assert_eq!(got.indices, want.indices, "k = {k}, input {i}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got.values), bits(&want.values), "k = {k}, input {i}");
+        }
     }
 }
 

@@ -36,14 +36,19 @@ const WG: u32 = wgsl::rng_fill::WG;
 pub struct RngFill {
     ctx: GpuContext,
     pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
 }
 
 impl RngFill {
     /// Compiles the pipeline.
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let module = Module::new(ctx, "rng_fill", shader::sources::RNG_FILL, Tier::Core)?;
+        let pipeline = module.pipeline(ctx, "rng_fill")?;
         Ok(RngFill {
-            pipeline: module.pipeline(ctx, "rng_fill")?,
+            layout: pipeline.get_bind_group_layout(0),
+            pipeline,
+            bind_groups: Default::default(),
             ctx: ctx.clone(),
         })
     }
@@ -77,13 +82,8 @@ impl RngFill {
             distribution: dist as u32,
         };
         let ctx = &self.ctx;
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group(
-                ctx,
-                &self.pipeline,
-                &[uniform.as_entire_binding(), out.binding()],
-            );
+        self.bind_groups.scoped(ctx, |call| {
+            let bg = call.group(ctx, &self.layout, &params, &[out.binding()]);
             let groups = len.div_ceil(4).div_ceil(WG);
             shader::dispatch(ctx, encoder, "rng_fill", &self.pipeline, &[&bg], groups);
         })

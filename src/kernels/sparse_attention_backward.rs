@@ -22,7 +22,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels::topk::{Order, Topk, TopkConfig, TopkInput, TopkOutput};
 use crate::reference::sparse_attention_backward::AttentionGrads;
-use crate::shader::{self, BindingKind, sources};
+use crate::shader::{self, BindingKind, MemoCall, sources};
 
 /// GPU inputs: q, k, v (in the configured storage), the upstream gradient `[rows, d]`, and
 /// the forward's kept keys and probabilities `[rows, slots]`.
@@ -63,6 +63,7 @@ pub struct SparseAttentionBackward {
     /// Group 0 of the keys and d passes (without v), and their group 1 (one f32 buffer).
     keys_layout: wgpu::BindGroupLayout,
     aux_layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     rows_pipeline: wgpu::ComputePipeline,
     keys_pipeline: wgpu::ComputePipeline,
     d_pipeline: wgpu::ComputePipeline,
@@ -135,6 +136,7 @@ impl SparseAttentionBackward {
             rows_layout,
             keys_layout,
             aux_layout,
+            bind_groups: Default::default(),
             slots,
             attn,
             ctx: ctx.clone(),
@@ -165,7 +167,9 @@ impl SparseAttentionBackward {
             kept: &inputs.kept.indices,
             weights: &inputs.kept.probs,
         };
-        self.record(encoder, params, io, grads)
+        self.bind_groups.scoped(&self.ctx, |call| {
+            self.record(call, encoder, params, io, grads)
+        })?
     }
 
     /// The random-walk estimator: the exact backward's formulas with each row's P replaced by
@@ -189,10 +193,16 @@ impl SparseAttentionBackward {
         let mut params = self.attn.params();
         params.slots = self.slots as u32;
         params.sample_weight = 1.0 / self.slots as f32;
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
+        let io = Io {
+            qkv: inputs.qkv,
+            d_out: inputs.d_out,
+            kept: inputs.samples,
+            weights: &self.d_rows,
+        };
+        self.bind_groups.scoped(ctx, |call| {
             let bg = self.keys_group(
-                &uniform,
+                call,
+                &params,
                 [
                     inputs.qkv.q.binding(),
                     inputs.d_out.binding(),
@@ -203,8 +213,7 @@ impl SparseAttentionBackward {
                     self.slot_keys.binding(),
                 ],
             );
-            let aux =
-                shader::bind_group_with_layout(ctx, &self.aux_layout, &[inputs.out.binding()]);
+            let aux = call.group_without_uniform(ctx, &self.aux_layout, &[inputs.out.binding()]);
             let groups = s.rows().div_ceil(256) as u32;
             shader::dispatch(
                 ctx,
@@ -214,91 +223,82 @@ impl SparseAttentionBackward {
                 &[&bg, &aux],
                 groups,
             );
-        })?;
-        let io = Io {
-            qkv: inputs.qkv,
-            d_out: inputs.d_out,
-            kept: inputs.samples,
-            weights: &self.d_rows,
-        };
-        self.record(encoder, params, io, grads)
+            self.record(call, encoder, params, io, grads)
+        })?
     }
 
     /// Group 0 of the keys and d passes: bindings 1 and 3..=8 in order.
     fn keys_group(
         &self,
-        uniform: &wgpu::Buffer,
+        call: &mut MemoCall<'_>,
+        params: &crate::params::AttentionParams,
         res: [wgpu::BindingResource<'_>; 7],
     ) -> wgpu::BindGroup {
-        let mut all = vec![(0, uniform.as_entire_binding())];
-        all.extend([1, 3, 4, 5, 6, 7, 8].into_iter().zip(res));
-        shader::bind_group_at(&self.ctx, &self.keys_layout, &all)
+        let at: Vec<_> = [1, 3, 4, 5, 6, 7, 8].into_iter().zip(res).collect();
+        call.group_at(&self.ctx, &self.keys_layout, params, &at)
     }
 
+    /// The rows pass, the sort of its entries by key, then the keys pass, with the groups of
+    /// one memo call (`call`), so that a repeated encode creates none.
     fn record(
         &self,
+        call: &mut MemoCall<'_>,
         encoder: &mut wgpu::CommandEncoder,
         params: crate::params::AttentionParams,
         io: Io<'_>,
         grads: &GradOutputs,
     ) -> Result<()> {
         let (ctx, s) = (&self.ctx, &self.attn.shape);
-        let uniform = shader::uniform(ctx, &params);
-        ctx.scoped(|| {
-            let bg = shader::bind_group_with_layout(
-                ctx,
-                &self.rows_layout,
-                &[
-                    uniform.as_entire_binding(),
-                    io.qkv.k.binding(),
-                    io.qkv.v.binding(),
-                    io.d_out.binding(),
-                    io.kept.binding(),
-                    io.weights.binding(),
-                    grads.dq.binding(),
-                    self.ds.binding(),
-                    self.slot_keys.binding(),
-                ],
-            );
-            shader::dispatch(
-                ctx,
-                encoder,
-                "sparse_backward_rows",
-                &self.rows_pipeline,
-                &[&bg],
-                s.rows() as u32,
-            );
-        })?;
+        let bg = call.group(
+            ctx,
+            &self.rows_layout,
+            &params,
+            &[
+                io.qkv.k.binding(),
+                io.qkv.v.binding(),
+                io.d_out.binding(),
+                io.kept.binding(),
+                io.weights.binding(),
+                grads.dq.binding(),
+                self.ds.binding(),
+                self.slot_keys.binding(),
+            ],
+        );
+        shader::dispatch(
+            ctx,
+            encoder,
+            "sparse_backward_rows",
+            &self.rows_pipeline,
+            &[&bg],
+            s.rows() as u32,
+        );
         self.sort
             .encode(encoder, TopkInput::new(&self.slot_keys), &self.sorted)?;
-        ctx.scoped(|| {
-            let bg = self.keys_group(
-                &uniform,
-                [
-                    io.qkv.q.binding(),
-                    io.d_out.binding(),
-                    self.sorted.indices.binding(),
-                    io.weights.binding(),
-                    grads.dk.binding(),
-                    self.ds.binding(),
-                    grads.dv.binding(),
-                ],
-            );
-            let aux = shader::bind_group_with_layout(
-                ctx,
-                &self.aux_layout,
-                &[self.sorted.values.binding()],
-            );
-            let keys = s.batch * s.heads_kv * s.n_kv;
-            shader::dispatch(
-                ctx,
-                encoder,
-                "sparse_backward_keys",
-                &self.keys_pipeline,
-                &[&bg, &aux],
-                keys as u32,
-            );
-        })
+        let bg = self.keys_group(
+            call,
+            &params,
+            [
+                io.qkv.q.binding(),
+                io.d_out.binding(),
+                self.sorted.indices.binding(),
+                io.weights.binding(),
+                grads.dk.binding(),
+                self.ds.binding(),
+                grads.dv.binding(),
+            ],
+        );
+        let aux =
+            call.group_without_uniform(ctx, &self.aux_layout, &[self.sorted.values.binding()]);
+        let keys = s.batch * s.heads_kv * s.n_kv;
+        shader::dispatch(
+            ctx,
+            encoder,
+            "sparse_backward_keys",
+            &self.keys_pipeline,
+            &[&bg, &aux],
+            keys as u32,
+        );
+        Ok(())
     }
 
     /// Uploads everything (q, k, v in the configured storage), runs, reads the gradients back.

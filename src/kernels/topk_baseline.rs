@@ -16,6 +16,7 @@ pub struct TopkBaseline {
     ctx: GpuContext,
     cfg: TopkConfig,
     layout: wgpu::BindGroupLayout,
+    bind_groups: shader::BindGroupMemo,
     pipeline: wgpu::ComputePipeline,
     keys: GpuBuffer<u32>,
     /// `[rows, k]` outputs of the last call.
@@ -47,6 +48,7 @@ impl TopkBaseline {
             indices: GpuBuffer::zeroed(ctx, len, "topk_baseline.indices")?,
             values: GpuBuffer::zeroed(ctx, len, "topk_baseline.values")?,
             layout,
+            bind_groups: Default::default(),
             cfg,
             ctx: ctx.clone(),
         })
@@ -66,13 +68,12 @@ impl TopkBaseline {
             k: cfg.k as u32,
             ..Default::default()
         };
-        ctx.scoped(|| {
-            let uniform = shader::uniform(ctx, &params);
-            let bg = shader::bind_group_with_layout(
+        self.bind_groups.scoped(ctx, |call| {
+            let bg = call.group(
                 ctx,
                 &self.layout,
+                &params,
                 &[
-                    uniform.as_entire_binding(),
                     scores.binding(),
                     self.keys.binding(),
                     self.indices.binding(),
