@@ -74,10 +74,11 @@ for s in "${steps[@]}"; do
       loop-bounding,integer-division,zero-workgroup-memory; do
       step "$s.$c" 60 .devbin/kernel_stats --shader-checks $c
     done ;;
-  # The top-k shapes and the attention kernels compiled without wgpu's shader checks,
-  # against bench_topk / bench_attention of the same call (report: "Shader checks").
-  checks_topk) step "$s" 60 $bench --size $size --kernel topk --no-baseline --reps 10 \
-    --warmup 3 --shader-checks none --json "$out/$s.json" ;;
+  # The top-k shapes (and the bandwidth probes: the barrier chain's loop) and the
+  # attention kernels compiled without wgpu's shader checks, against bench_topk /
+  # bench_attention of the same call (report: "Shader checks").
+  checks_topk) step "$s" 60 $bench --size $size --kernel topk --kernel bandwidth --no-baseline \
+    --reps 10 --warmup 3 --shader-checks none --json "$out/$s.json" ;;
   checks_attention) step "$s" 90 $bench --size $size --kernel dense_attention \
     --kernel topk_attention --kernel gather_attention --reps 5 --warmup 1 \
     --shader-checks none --json "$out/$s.json" ;;
