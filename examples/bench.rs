@@ -63,6 +63,11 @@ struct Args {
     /// (`TopkConfig::radix_groups`; repeatable), to tune the default on a new device.
     #[arg(long)]
     radix_groups: Vec<usize>,
+    /// topk: also time the radix path with this many threads in its bitonic sort's workgroup
+    /// (`TopkConfig::sort_workgroup`: 256, 512 or 1024; repeatable), sorted and at the
+    /// default chunking.
+    #[arg(long)]
+    sort_workgroup: Vec<u32>,
     /// topk: leave out topk_baseline (one workgroup per row, a whole-row sort: seconds per
     /// run at decode shapes on a GPU, where it is no yardstick anyway).
     #[arg(long)]
@@ -162,6 +167,7 @@ fn topk_cases(
     size: Size,
     with_cpu: bool,
     radix_groups: &[usize],
+    sort_workgroups: &[u32],
     with_baseline: bool,
 ) -> Result<Vec<Case>> {
     let shapes: &[(usize, usize, usize)] = match size {
@@ -199,18 +205,23 @@ fn topk_cases(
         // subgroup tier where the adapter has subgroups ("subgroups"): the two tiers' cost.
         let subgroups = ctx.capabilities().subgroups;
         let variants = [
-            (Strategy::Radix, None, true, false),
-            (Strategy::Radix, None, false, false),
-            (Strategy::OnePass, None, true, false),
-            (Strategy::OnePass, None, true, true),
+            (Strategy::Radix, None, true, false, None),
+            (Strategy::Radix, None, false, false, None),
+            (Strategy::OnePass, None, true, false, None),
+            (Strategy::OnePass, None, true, true, None),
         ]
         .into_iter()
         .chain(
             radix_groups
                 .iter()
-                .map(|&g| (Strategy::Radix, Some(g), true, false)),
+                .map(|&g| (Strategy::Radix, Some(g), true, false, None)),
+        )
+        .chain(
+            sort_workgroups
+                .iter()
+                .map(|&t| (Strategy::Radix, None, true, false, Some(t))),
         );
-        for (strategy, groups, sorted, subgroup_tier) in variants {
+        for (strategy, groups, sorted, subgroup_tier, sort_wg) in variants {
             if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K || subgroup_tier && !subgroups {
                 continue;
             }
@@ -219,6 +230,7 @@ fn topk_cases(
                 radix_groups: groups,
                 sorted,
                 subgroups: subgroup_tier,
+                sort_workgroup: sort_wg,
                 ..cfg
             };
             let mut case = topk_case(ctx, "topk", scfg, scores.clone())?;
@@ -304,12 +316,17 @@ fn topk_case(
         ..cfg
     };
     let auto = cfg.radix_groups.is_none()
+        && cfg.sort_workgroup.is_none()
         && cfg.sorted
         && !cfg.subgroups
         && auto_cfg.one_pass() == cfg.one_pass();
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
+    let groups = match cfg.sort_workgroup {
+        Some(t) => format!("{groups} t={t}"),
+        None => groups,
+    };
     let tier = if cfg.subgroups { " subgroups" } else { "" };
     let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {
@@ -1012,7 +1029,14 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         add(
             &mut cases,
             "topk",
-            topk_cases(&ctx, size, args.cpu, &args.radix_groups, !args.no_baseline),
+            topk_cases(
+                &ctx,
+                size,
+                args.cpu,
+                &args.radix_groups,
+                &args.sort_workgroup,
+                !args.no_baseline,
+            ),
         );
     }
     if named("topk_sweep") {

@@ -50,7 +50,7 @@ for s in "${steps[@]}"; do
   bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --kernel bandwidth \
     --no-baseline --reps 10 --warmup 3 \
-    --radix-groups 32 --radix-groups 2048 \
+    --radix-groups 32 --radix-groups 2048 --sort-workgroup 512 --sort-workgroup 1024 \
     --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
   topk_sweep) step "$s" 120 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
@@ -78,7 +78,7 @@ for s in "${steps[@]}"; do
   # attention kernels compiled without wgpu's shader checks, against bench_topk /
   # bench_attention of the same call (report: "Shader checks").
   checks_topk) step "$s" 60 $bench --size $size --kernel topk --kernel bandwidth --no-baseline \
-    --reps 10 --warmup 3 --shader-checks none --json "$out/$s.json" ;;
+    --sort-workgroup 1024 --reps 10 --warmup 3 --shader-checks none --json "$out/$s.json" ;;
   checks_attention) step "$s" 90 $bench --size $size --kernel dense_attention \
     --kernel topk_attention --kernel gather_attention --reps 5 --warmup 1 \
     --shader-checks none --json "$out/$s.json" ;;

@@ -21,19 +21,34 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
 /// that they agree bit for bit, unsorted order included.
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
     // Radix with this adapter's chunking and with a GPU's (2048 workgroups per pass: short
-    // chunks), one pass with the core append, one pass with the subgroup append (where the
-    // adapter has subgroups; otherwise the same core kernel again).
+    // chunks) and the largest sort workgroup the device allows, one pass with the core
+    // append, one pass with the subgroup append (where the adapter has subgroups; otherwise
+    // the same core kernel again).
     let variants = [
-        (Strategy::Radix, false, None),
-        (Strategy::Radix, false, Some(2048)),
-        (Strategy::OnePass, false, None),
-        (Strategy::OnePass, true, None),
+        (Strategy::Radix, false, None, None),
+        (
+            Strategy::Radix,
+            false,
+            Some(2048),
+            Some(largest_sort_workgroup(ctx)),
+        ),
+        (Strategy::OnePass, false, None, None),
+        (Strategy::OnePass, true, None, None),
     ];
     check_variants(ctx, cfg, scores, lengths, what, &variants);
 }
 
-/// (strategy, subgroups, radix_groups) of a `check` variant.
-type Variant = (Strategy, bool, Option<usize>);
+/// The largest `TopkConfig::sort_workgroup` this device can run.
+fn largest_sort_workgroup(ctx: &GpuContext) -> u32 {
+    let l = ctx.limits();
+    let max = l
+        .max_compute_invocations_per_workgroup
+        .min(l.max_compute_workgroup_size_x);
+    [1024, 512, 256].into_iter().find(|&t| t <= max).unwrap()
+}
+
+/// (strategy, subgroups, radix_groups, sort_workgroup) of a `check` variant.
+type Variant = (Strategy, bool, Option<usize>, Option<u32>);
 
 /// Each variant of `cfg` (one pass only where k allows) matches the reference, and all agree.
 fn check_variants(
@@ -45,7 +60,7 @@ fn check_variants(
     variants: &[Variant],
 ) {
     let mut results = Vec::new();
-    for &(strategy, subgroups, radix_groups) in variants {
+    for &(strategy, subgroups, radix_groups, sort_workgroup) in variants {
         if strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K {
             continue;
         }
@@ -53,9 +68,13 @@ fn check_variants(
             strategy,
             subgroups,
             radix_groups,
+            sort_workgroup,
             ..cfg
         };
-        let what = format!("{what} {strategy:?} subgroups={subgroups} groups={radix_groups:?}");
+        let what = format!(
+            "{what} {strategy:?} subgroups={subgroups} groups={radix_groups:?} \
+             sort_workgroup={sort_workgroup:?}"
+        );
         results.push(check_one(ctx, c, scores, lengths, &what));
     }
     for r in &results[1..] {
@@ -288,9 +307,9 @@ fn more_than_65535_rows_fold_the_grid() {
     // Not every variant of `check`: the GPU-chunking radix plans these rows exactly like the
     // default (one 256-entry chunk each), and lavapipe takes half a minute per radix run here.
     let variants = [
-        (Strategy::Radix, false, None),
-        (Strategy::OnePass, false, None),
-        (Strategy::OnePass, true, None),
+        (Strategy::Radix, false, None, None),
+        (Strategy::OnePass, false, None, None),
+        (Strategy::OnePass, true, None, None),
     ];
     check_variants(&ctx, cfg(rows, n, 3), &data, None, "70000 rows", &variants);
 }
@@ -349,19 +368,25 @@ fn radix_scratch_is_left_clean_for_the_next_run() {
     let ctx = gpu_or_skip!();
     let batched = one_mib_bindings();
     for (ctx, rows) in [(&ctx, 3), (&batched, 300)] {
-        for (sorted, radix_groups) in [
-            (true, None),
-            (false, None),
-            (true, Some(2048)),
-            (false, Some(2048)),
+        // The sort clears the row histogram when sorted: also with the largest workgroup.
+        let largest = Some(largest_sort_workgroup(ctx));
+        for (sorted, radix_groups, sort_workgroup) in [
+            (true, None, None),
+            (false, None, None),
+            (true, Some(2048), None),
+            (true, Some(2048), largest),
+            (false, Some(2048), None),
         ] {
             let c = TopkConfig {
                 sorted,
                 strategy: Strategy::Radix,
                 radix_groups,
+                sort_workgroup,
                 ..cfg(rows, 5000, 64)
             };
-            let what = format!("rows={rows} sorted={sorted} groups={radix_groups:?}");
+            let what = format!(
+                "rows={rows} sorted={sorted} groups={radix_groups:?} sort={sort_workgroup:?}"
+            );
             let topk = Topk::new(ctx, c).unwrap();
             let data: Vec<Vec<f32>> = (0..3)
                 .map(|seed| common::normal_data(rows * c.n, 100 + seed))
@@ -531,6 +556,18 @@ fn bad_input_is_a_typed_error() {
         ),
         "radix_groups",
     );
+    let sort_threads = |t| TopkConfig {
+        sort_workgroup: Some(t),
+        strategy: Strategy::Radix,
+        ..cfg(2, 10, 1)
+    };
+    for t in [0, 100, 257, 2048] {
+        shape_err(Topk::new(&ctx, sort_threads(t)), "sort_workgroup");
+    }
+    // Within the set, but over a device's limit (WebGPU's default: 256 invocations).
+    let small = common::borrowed_context(wgpu::Limits::default());
+    shape_err(Topk::new(&small, sort_threads(512)), "sort_workgroup");
+    assert!(Topk::new(&small, sort_threads(256)).is_ok());
     let topk = Topk::new(&ctx, cfg(4, 10, 2)).unwrap();
     assert!(matches!(
         topk.run(&[0.0; 39], None),

@@ -423,9 +423,14 @@ fn kept(row: u32) -> u32 {
     return work[st + 2u] + work[st + 1u];
 }
 
+// Threads of a topk_sort_local workgroup (the host's `TopkConfig::sort_workgroup`: 256, 512
+// or 1024, within the device's limits). A block's 66 steps (BLOCK = 2048) are one workgroup's
+// barrier-separated rounds of BLOCK / 2 compare-exchanges: more threads, fewer rounds each.
+override SORT_WG: u32 = WG;
+
 // Bitonic steps with stride < BLOCK inside one workgroup. `full`: all sizes 2..block from
 // scratch (padding the row with sentinels past its kept count); else the tail of size `size`.
-@compute @workgroup_size(WG)
+@compute @workgroup_size(SORT_WG)
 fn topk_sort_local(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -441,12 +446,12 @@ fn topk_sort_local(
     let first = (g % blocks) * block;
     let base = row * p.sort_size;
     let count = kept(row);
-    if (sp.full != 0u && first == 0u && p.chunks > 1u) {
+    if (sp.full != 0u && first == 0u && p.chunks > 1u && lid < 256u) {
         // topk_compact was the last reader of the row histogram's slot 0: clear it for the
         // next run's pass 0.
         atomicStore(&row_hist[row_hist_at(row, 0u) + lid], 0u);
     }
-    for (var t = lid; t < block; t += WG) {
+    for (var t = lid; t < block; t += SORT_WG) {
         var v = pairs[base + first + t];
         if (sp.full != 0u && first + t >= count) {
             v = vec2<u32>(0u, SENTINEL_IDX);
@@ -459,7 +464,7 @@ fn topk_sort_local(
         var j = min(size, block) / 2u;
         loop {
             workgroupBarrier();
-            for (var t = lid; t < block / 2u; t += WG) {
+            for (var t = lid; t < block / 2u; t += SORT_WG) {
                 let i = bitonic_lower(t, j);
                 let a = wg_pairs[i];
                 let b = wg_pairs[i + j];
@@ -482,7 +487,7 @@ fn topk_sort_local(
     workgroupBarrier();
     if (sp.last != 0u) {
         // The block is final: write its output slots (what topk_finalize does otherwise).
-        for (var t = lid; t < block && first + t < p.k; t += WG) {
+        for (var t = lid; t < block && first + t < p.k; t += SORT_WG) {
             let slot = first + t;
             write_slot(row, slot, select(SENTINEL_IDX, wg_pairs[t].y, slot < count));
         }
@@ -491,7 +496,7 @@ fn topk_sort_local(
         }
         return;
     }
-    for (var t = lid; t < block; t += WG) {
+    for (var t = lid; t < block; t += SORT_WG) {
         pairs[base + first + t] = wg_pairs[t];
     }
 }

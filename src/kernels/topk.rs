@@ -107,6 +107,12 @@ pub struct TopkConfig {
     /// workgroup) the longest chunks, 16384 entries. A tuning knob: results are identical for
     /// any value.
     pub radix_groups: Option<usize>,
+    /// Threads per workgroup of the radix path's in-workgroup bitonic sort (256, 512 or 1024,
+    /// within the device's `max_compute_invocations_per_workgroup`; `None`: 256). A row's 2048
+    /// survivors take 66 barrier-separated steps in one workgroup (about 32 µs of the decode
+    /// row's 98 on an H200): more threads, fewer compare-exchanges each per step. A tuning
+    /// knob, unmeasured on a GPU yet: results are identical for any value.
+    pub sort_workgroup: Option<u32>,
 }
 
 impl Default for TopkConfig {
@@ -122,6 +128,7 @@ impl Default for TopkConfig {
             strategy: Strategy::Auto,
             subgroups: false,
             radix_groups: None,
+            sort_workgroup: None,
         }
     }
 }
@@ -151,6 +158,11 @@ impl TopkConfig {
         if self.radix_groups == Some(0) {
             return Err(Error::shape("radix_groups", "≥ 1", 0));
         }
+        if let Some(t) = self.sort_workgroup
+            && !matches!(t, 256 | 512 | 1024)
+        {
+            return Err(Error::shape("sort_workgroup", "256, 512 or 1024", t));
+        }
         if self.stride() < self.n {
             return Err(Error::shape(
                 "row_stride",
@@ -159,6 +171,23 @@ impl TopkConfig {
             ));
         }
         Ok(())
+    }
+
+    /// [`TopkConfig::sort_workgroup`] or its default, if `ctx`'s device can run it.
+    fn sort_threads(&self, ctx: &GpuContext) -> Result<u32> {
+        let t = self.sort_workgroup.unwrap_or(WG as u32);
+        let l = ctx.limits();
+        let max = l
+            .max_compute_invocations_per_workgroup
+            .min(l.max_compute_workgroup_size_x);
+        if t > max {
+            return Err(Error::shape(
+                "sort_workgroup",
+                format!("≤ {max}, this device's largest workgroup"),
+                t,
+            ));
+        }
+        Ok(t)
     }
 
     /// Whether [`Topk`] takes the one-pass path for this config.
@@ -549,7 +578,12 @@ impl Topk {
                     .collect(),
                 output: if cfg.sorted {
                     RadixOutput::Sorted {
-                        local: build("topk_sort_local", &with_step)?,
+                        local: module.pipeline_with_constants(
+                            ctx,
+                            "topk_sort_local",
+                            Some(&with_step),
+                            &[("SORT_WG", cfg.sort_threads(ctx)? as f64)],
+                        )?,
                         global: build("topk_sort_global", &with_step)?,
                         steps: sort_steps(ctx, &step_layout, plan.sort_size),
                     }
