@@ -10,8 +10,9 @@
 //! device's robust buffer access, and the rest of wgpu's checks as `--shader-checks` says:
 //! `all` by default, as the library compiles them; `none` or a list to keep, as
 //! `ShaderChecks` parses it, to see what a check costs in registers and local memory;
-//! workgroup memory zeroed by naga's polyfill, this device not being asked for the native
-//! form), then into a compute pipeline created
+//! workgroup memory zeroed natively where the device has Vulkan 1.3's
+//! `shaderZeroInitializeWorkgroupMemory`, as wgpu does, else by naga's polyfill), then into
+//! a compute pipeline created
 //! with statistics capture on a device of its own. Kernels needing a feature the device lacks
 //! are reported and skipped. Not a library path: a diagnostic for kernel authors.
 
@@ -34,7 +35,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let gpu = Gpu::new(checks)?;
-    println!("device: {}; shader checks: {checks}", gpu.name);
+    println!(
+        "device: {}; shader checks: {checks}; workgroup zeroing: {}",
+        gpu.name,
+        if gpu.native_zeroing {
+            "native"
+        } else {
+            "naga's polyfill"
+        }
+    );
     for (name, src) in ALL
         .iter()
         .filter(|(name, _)| name.contains(filter.as_str()))
@@ -58,6 +67,8 @@ struct Gpu {
     executables: ash::khr::pipeline_executable_properties::Device,
     name: String,
     checks: ShaderChecks,
+    /// The device zeroes workgroup memory itself (wgpu then asks naga for `Native`).
+    native_zeroing: bool,
 }
 
 impl Gpu {
@@ -65,7 +76,7 @@ impl Gpu {
     /// kernels may use that it has.
     fn new(checks: ShaderChecks) -> Result<Self, Box<dyn std::error::Error>> {
         let entry = unsafe { ash::Entry::load()? };
-        let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_2);
+        let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_3);
         let instance = unsafe {
             entry.create_instance(
                 &vk::InstanceCreateInfo::default().application_info(&app),
@@ -96,9 +107,15 @@ impl Gpu {
         // Everything the device has of what naga's SPIR-V may ask for.
         let mut v11 = vk::PhysicalDeviceVulkan11Features::default();
         let mut v12 = vk::PhysicalDeviceVulkan12Features::default();
+        let mut v13 = vk::PhysicalDeviceVulkan13Features::default();
         let mut features = vk::PhysicalDeviceFeatures2::default()
             .push_next(&mut v11)
             .push_next(&mut v12);
+        let api = unsafe { instance.get_physical_device_properties(physical) }.api_version;
+        let has_v13 = api >= vk::API_VERSION_1_3;
+        if has_v13 {
+            features = features.push_next(&mut v13);
+        }
         unsafe { instance.get_physical_device_features2(physical, &mut features) };
         let core = features.features;
         let mut v11 = vk::PhysicalDeviceVulkan11Features::default()
@@ -109,6 +126,9 @@ impl Gpu {
         let mut v12 = vk::PhysicalDeviceVulkan12Features::default()
             .shader_float16(v12.shader_float16 != 0)
             .vulkan_memory_model(v12.vulkan_memory_model != 0);
+        let native_zeroing = v13.shader_zero_initialize_workgroup_memory != 0;
+        let mut v13 = vk::PhysicalDeviceVulkan13Features::default()
+            .shader_zero_initialize_workgroup_memory(native_zeroing);
         let mut capture = vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default()
             .pipeline_executable_info(true);
         let priorities = [1.0];
@@ -120,13 +140,16 @@ impl Gpu {
             .robust_buffer_access(core.robust_buffer_access != 0)
             .shader_int64(core.shader_int64 != 0)
             .shader_int16(core.shader_int16 != 0);
-        let info = vk::DeviceCreateInfo::default()
+        let mut info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queues)
             .enabled_extension_names(&extensions)
             .enabled_features(&enabled)
             .push_next(&mut v11)
             .push_next(&mut v12)
             .push_next(&mut capture);
+        if has_v13 {
+            info = info.push_next(&mut v13);
+        }
         let device = unsafe { instance.create_device(physical, &info, None)? };
         let executables = ash::khr::pipeline_executable_properties::Device::new(&instance, &device);
         Ok(Gpu {
@@ -136,6 +159,7 @@ impl Gpu {
             executables,
             name,
             checks,
+            native_zeroing,
         })
     }
 
@@ -162,10 +186,10 @@ impl Gpu {
         options.bounds_check_policies.buffer = naga::proc::BoundsCheckPolicy::Unchecked;
         options.force_loop_bounding = self.checks.loop_bounding;
         options.emit_int_div_checks = self.checks.integer_division;
-        options.zero_initialize_workgroup_memory = if self.checks.zero_workgroup_memory {
-            spv::ZeroInitializeWorkgroupMemoryMode::Polyfill
-        } else {
-            spv::ZeroInitializeWorkgroupMemoryMode::None
+        options.zero_initialize_workgroup_memory = match self.checks.zero_workgroup_memory {
+            false => spv::ZeroInitializeWorkgroupMemoryMode::None,
+            true if self.native_zeroing => spv::ZeroInitializeWorkgroupMemoryMode::Native,
+            true => spv::ZeroInitializeWorkgroupMemoryMode::Polyfill,
         };
         let pipeline_options = spv::PipelineOptions {
             shader_stage: naga::ShaderStage::Compute,
