@@ -47,6 +47,31 @@ def peer(peers, what, **match):
     return None
 
 
+CHECK_NAMES = ["bounds", "loop-bounding", "integer-division", "zero-workgroup-memory"]
+
+
+def kernel_stats(d):
+    """{setting label: {kernel::entry: {statistic: value}}} from on_gpu.sh's
+    kernel_stats.SETTING.log files (examples/kernel_stats.rs: "name::entry Stat=v, ...")."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(d, "kernel_stats.*.log"))):
+        setting = os.path.basename(path)[len("kernel_stats."):-len(".log")]
+        if setting in ("all", "none"):
+            label = setting
+        else:
+            kept = setting.split(",")
+            label = "all but " + ", ".join(c for c in CHECK_NAMES if c not in kept)
+        per = {}
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"(\S+::\S+) (.*=.*)$", line.strip())
+                if m:
+                    per[m[1]] = dict(kv.split("=", 1) for kv in m[2].split(", ") if "=" in kv)
+        if per:
+            out[label] = per
+    return out
+
+
 def checks(report):
     """The shader checks a bench report's kernels were compiled with (older reports: all)."""
     return report.get("shader_checks", "all")
@@ -174,6 +199,22 @@ def main(d):
     if rows:
         print("## Shader checks: wgpu's default against fewer (same run)\n")
         print(table(["kernel", "shape", "all checks", "checks kept", "median", "speedup"], rows))
+
+    stats = kernel_stats(d)
+    if len(stats) > 1:
+        labels = list(stats)
+        rows = []
+        for kernel in sorted(set().union(*(stats[l].keys() for l in labels))):
+            names = sorted(set().union(*(stats[l].get(kernel, {}).keys() for l in labels)))
+            for name in names:
+                values = [stats[l].get(kernel, {}).get(name, "—") for l in labels]
+                if len(set(v for v in values if v != "—")) > 1:
+                    rows.append([kernel, name] + values)
+        print("## Driver statistics that change with the shader checks (kernel_stats)\n")
+        if rows:
+            print(table(["kernel", "statistic"] + labels, rows))
+        else:
+            print(f"None: every statistic of every kernel is the same under {', '.join(labels)}.\n")
 
     log = os.path.join(d, "tests.log")
     if os.path.exists(log):
