@@ -2,13 +2,13 @@
 # One device call that measures everything the open issues ask a GPU for, most wanted first,
 # within a time budget, so a short device lease is spent on measuring, not on typing.
 #
-# Here:   ../shared/device/prepare.sh          (stages .gl/ and .devbin/)
+# Here:   scripts/stage_gpu.sh                 (stages .gl/ and .devbin/; AB_REV=<rev> adds a base)
 # Device: run tool, carry [".gl", ".devbin"], timeout_s ≈ BUDGET + 60, command
 #         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
 #
-# Steps (default: all, in this order): bench_topk ab_base torch_peers tests torch_extra
-# topk_sweep bench_attention bench_backward bench_rest; on request kernel_stats and the
-# shader-check A/B (checks_topk, checks_attention, tests_unchecked). Each writes
+# Steps (default: all, in this order): bench_topk checks_topk kernel_stats ab_base torch_peers
+# tests tests_unchecked bench_attention checks_attention torch_extra topk_sweep bench_backward
+# bench_rest (checks_*, tests_unchecked and kernel_stats: the shader-check A/B). Each writes
 # STEP.log (and our bench's STEP.json, rewritten after every case); a step that would overrun
 # BUDGET seconds is cut to what is left, or skipped. Finally scripts/gpu_report.py turns it
 # all into report.md: our times, GB/s against the measured copy bandwidth, and ratios to
@@ -22,8 +22,9 @@ budget=${BUDGET:-300}
 size=${SIZE:-full} # SIZE=small: a dry run on lavapipe
 bench=.devbin/bench
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(bench_topk ab_base torch_peers tests torch_extra topk_sweep
-  bench_attention bench_backward bench_rest)
+[ ${#steps[@]} -eq 0 ] && steps=(bench_topk checks_topk kernel_stats ab_base torch_peers tests
+  tests_unchecked bench_attention checks_attention torch_extra topk_sweep bench_backward
+  bench_rest)
 
 # step NAME SECONDS CMD...: runs CMD with a timeout inside the budget, logging to $out/NAME.log.
 step() {
@@ -47,7 +48,7 @@ for s in "${steps[@]}"; do
   # --radix-groups around the default (512 workgroups, chunks ≥ 1024): the decode row
   # (1×131072) gets chunks of 4096 / 512 (default 1024), 64×131072 gets 16384 / 4096
   # (default 16384; 4096 was the default before the H200 run of 2026-11-27).
-  bench_topk) step "$s" 60 $bench --size $size --kernel topk --kernel dispatch_overhead \
+  bench_topk) step "$s" 90 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --kernel bandwidth \
     --no-baseline --reps 10 --warmup 3 \
     --radix-groups 32 --radix-groups 2048 --sort-workgroup 512 --sort-workgroup 1024 \
