@@ -17,7 +17,7 @@ use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
-use knn_attention::kernels::topk::{ONE_PASS_MAX_K, Strategy, Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -204,35 +204,43 @@ fn topk_cases(
         // sorted is the bitonic sort's share (less `topk_finalize`). One pass also with the
         // subgroup tier where the adapter has subgroups ("subgroups"): the two tiers' cost.
         let subgroups = ctx.capabilities().subgroups;
+        let radix = TopkConfig {
+            strategy: Strategy::Radix,
+            ..cfg
+        };
+        let one_pass = TopkConfig {
+            strategy: Strategy::OnePass,
+            ..cfg
+        };
         let variants = [
-            (Strategy::Radix, None, true, false, None),
-            (Strategy::Radix, None, false, false, None),
-            (Strategy::OnePass, None, true, false, None),
-            (Strategy::OnePass, None, true, true, None),
+            radix,
+            TopkConfig {
+                sorted: false,
+                ..radix
+            },
+            one_pass,
+            TopkConfig {
+                subgroups: true,
+                ..one_pass
+            },
+            TopkConfig {
+                quad_loads: true,
+                ..one_pass
+            },
         ]
         .into_iter()
-        .chain(
-            radix_groups
-                .iter()
-                .map(|&g| (Strategy::Radix, Some(g), true, false, None)),
-        )
-        .chain(
-            sort_workgroups
-                .iter()
-                .map(|&t| (Strategy::Radix, None, true, false, Some(t))),
-        );
-        for (strategy, groups, sorted, subgroup_tier, sort_wg) in variants {
-            if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K || subgroup_tier && !subgroups {
+        .chain(radix_groups.iter().map(|&g| TopkConfig {
+            radix_groups: Some(g),
+            ..radix
+        }))
+        .chain(sort_workgroups.iter().map(|&t| TopkConfig {
+            sort_workgroup: Some(t),
+            ..radix
+        }));
+        for scfg in variants {
+            if scfg.validate().is_err() || scfg.subgroups && !subgroups {
                 continue;
             }
-            let scfg = TopkConfig {
-                strategy,
-                radix_groups: groups,
-                sorted,
-                subgroups: subgroup_tier,
-                sort_workgroup: sort_wg,
-                ..cfg
-            };
             let mut case = topk_case(ctx, "topk", scfg, scores.clone())?;
             case.cpu = host.clone().map(|host| -> Box<dyn Fn()> {
                 Box::new(move || {
@@ -317,6 +325,7 @@ fn topk_case(
     };
     let auto = cfg.radix_groups.is_none()
         && cfg.sort_workgroup.is_none()
+        && !cfg.quad_loads
         && cfg.sorted
         && !cfg.subgroups
         && auto_cfg.one_pass() == cfg.one_pass();
@@ -327,7 +336,11 @@ fn topk_case(
         Some(t) => format!("{groups} t={t}"),
         None => groups,
     };
-    let tier = if cfg.subgroups { " subgroups" } else { "" };
+    let tier = match (cfg.subgroups, cfg.quad_loads) {
+        (true, _) => " subgroups",
+        (false, true) => " quads",
+        (false, false) => "",
+    };
     let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {
         rows,

@@ -21,4 +21,5 @@ fn load_score(i: u32) -> f32 {
 }
 
 //! include shared/topk_append.wgsl
+//! include shared/topk_tile.wgsl
 //! include shared/topk_body.wgsl

@@ -4,4 +4,5 @@
 
 //! include shared/topk_scores_f16.wgsl
 //! include shared/topk_append_subgroup.wgsl
+//! include shared/topk_tile.wgsl
 //! include shared/topk_body.wgsl

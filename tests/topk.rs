@@ -20,20 +20,34 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
 /// Runs `cfg` with each strategy (and tier) that supports it against the reference, and checks
 /// that they agree bit for bit, unsorted order included.
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
-    // Radix with this adapter's chunking and with a GPU's (2048 workgroups per pass: short
-    // chunks) and the largest sort workgroup the device allows, one pass with the core
-    // append, one pass with the subgroup append (where the adapter has subgroups; otherwise
-    // the same core kernel again).
+    // Radix with this adapter's chunking, and with a GPU's (2048 workgroups per pass: short
+    // chunks) and the largest sort workgroup the device allows; one pass with the core
+    // append, with the subgroup append (where the adapter has subgroups; otherwise the same
+    // core kernel again), and reading quads (where the rows allow).
+    let radix = Variant {
+        strategy: Strategy::Radix,
+        ..Default::default()
+    };
+    let one_pass = Variant {
+        strategy: Strategy::OnePass,
+        ..Default::default()
+    };
     let variants = [
-        (Strategy::Radix, false, None, None),
-        (
-            Strategy::Radix,
-            false,
-            Some(2048),
-            Some(largest_sort_workgroup(ctx)),
-        ),
-        (Strategy::OnePass, false, None, None),
-        (Strategy::OnePass, true, None, None),
+        radix,
+        Variant {
+            radix_groups: Some(2048),
+            sort_workgroup: Some(largest_sort_workgroup(ctx)),
+            ..radix
+        },
+        one_pass,
+        Variant {
+            subgroups: true,
+            ..one_pass
+        },
+        Variant {
+            quad_loads: true,
+            ..one_pass
+        },
     ];
     check_variants(ctx, cfg, scores, lengths, what, &variants);
 }
@@ -47,10 +61,18 @@ fn largest_sort_workgroup(ctx: &GpuContext) -> u32 {
     [1024, 512, 256].into_iter().find(|&t| t <= max).unwrap()
 }
 
-/// (strategy, subgroups, radix_groups, sort_workgroup) of a `check` variant.
-type Variant = (Strategy, bool, Option<usize>, Option<u32>);
+/// The settings a `check` variant changes in a config.
+#[derive(Clone, Copy, Debug, Default)]
+struct Variant {
+    strategy: Strategy,
+    subgroups: bool,
+    radix_groups: Option<usize>,
+    sort_workgroup: Option<u32>,
+    quad_loads: bool,
+}
 
-/// Each variant of `cfg` (one pass only where k allows) matches the reference, and all agree.
+/// Each variant of `cfg` (one pass only where k allows, quads only where the rows allow)
+/// matches the reference, and all agree.
 fn check_variants(
     ctx: &GpuContext,
     cfg: TopkConfig,
@@ -60,22 +82,21 @@ fn check_variants(
     variants: &[Variant],
 ) {
     let mut results = Vec::new();
-    for &(strategy, subgroups, radix_groups, sort_workgroup) in variants {
-        if strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K {
+    for &v in variants {
+        if v.strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K
+            || v.quad_loads && (!cfg.n.is_multiple_of(4) || !cfg.stride().is_multiple_of(4))
+        {
             continue;
         }
         let c = TopkConfig {
-            strategy,
-            subgroups,
-            radix_groups,
-            sort_workgroup,
+            strategy: v.strategy,
+            subgroups: v.subgroups,
+            radix_groups: v.radix_groups,
+            sort_workgroup: v.sort_workgroup,
+            quad_loads: v.quad_loads,
             ..cfg
         };
-        let what = format!(
-            "{what} {strategy:?} subgroups={subgroups} groups={radix_groups:?} \
-             sort_workgroup={sort_workgroup:?}"
-        );
-        results.push(check_one(ctx, c, scores, lengths, &what));
+        results.push(check_one(ctx, c, scores, lengths, &format!("{what} {v:?}")));
     }
     for r in &results[1..] {
         assert_same(r, &results[0], &format!("{what}: variants agree"));
@@ -306,10 +327,24 @@ fn more_than_65535_rows_fold_the_grid() {
     let data = common::normal_data(rows * n, 6);
     // Not every variant of `check`: the GPU-chunking radix plans these rows exactly like the
     // default (one 256-entry chunk each), and lavapipe takes half a minute per radix run here.
+    let one_pass = Variant {
+        strategy: Strategy::OnePass,
+        ..Default::default()
+    };
     let variants = [
-        (Strategy::Radix, false, None, None),
-        (Strategy::OnePass, false, None, None),
-        (Strategy::OnePass, true, None, None),
+        Variant {
+            strategy: Strategy::Radix,
+            ..one_pass
+        },
+        one_pass,
+        Variant {
+            subgroups: true,
+            ..one_pass
+        },
+        Variant {
+            quad_loads: true,
+            ..one_pass
+        },
     ];
     check_variants(&ctx, cfg(rows, n, 3), &data, None, "70000 rows", &variants);
 }
@@ -340,10 +375,18 @@ fn check_strided(
 ) {
     let data = common::normal_data(offset + rows * stride, (n + stride) as u64);
     let s = GpuBuffer::from_slice(ctx, &data, "s").unwrap();
-    for strategy in [Strategy::Radix, Strategy::OnePass] {
+    // One pass in quads too where rows start on quads.
+    let quads = [n, stride, offset].iter().all(|x| x.is_multiple_of(4));
+    let variants = [
+        (Strategy::Radix, false),
+        (Strategy::OnePass, false),
+        (Strategy::OnePass, true),
+    ];
+    for (strategy, quad_loads) in variants.into_iter().filter(|v| quads || !v.1) {
         let c = TopkConfig {
             row_stride: Some(stride),
             strategy,
+            quad_loads,
             ..cfg(rows, n, k)
         };
         let topk = Topk::new(ctx, c).unwrap();
@@ -354,7 +397,11 @@ fn check_strided(
         ctx.submit_and_wait(enc).unwrap();
         let gpu = out.read(ctx).unwrap();
         let want = topk_ref(&data, &c, offset, None).unwrap();
-        assert_same(&gpu, &want, &format!("strided {strategy:?}"));
+        assert_same(
+            &gpu,
+            &want,
+            &format!("strided {strategy:?} quads={quad_loads}"),
+        );
     }
 }
 
@@ -523,6 +570,7 @@ fn one_kernel_shared_by_threads() {
 fn strided_slice_of_a_wider_buffer() {
     let ctx = gpu_or_skip!();
     check_strided(&ctx, (9, 300, 517, 33), 20);
+    check_strided(&ctx, (9, 300, 516, 32), 20);
 }
 
 #[test]
@@ -564,6 +612,39 @@ fn bad_input_is_a_typed_error() {
     for t in [0, 100, 257, 2048] {
         shape_err(Topk::new(&ctx, sort_threads(t)), "sort_workgroup");
     }
+    let quads = |c: TopkConfig| TopkConfig {
+        quad_loads: true,
+        strategy: Strategy::OnePass,
+        ..c
+    };
+    shape_err(Topk::new(&ctx, quads(cfg(2, 10, 1))), "quad_loads");
+    for bad in [
+        TopkConfig {
+            row_stride: Some(14),
+            ..cfg(2, 12, 1)
+        },
+        TopkConfig {
+            scores: ScoreType::F16,
+            ..cfg(2, 12, 1)
+        },
+        TopkConfig {
+            subgroups: true,
+            ..cfg(2, 12, 1)
+        },
+    ] {
+        shape_err(Topk::new(&ctx, quads(bad)), "quad_loads");
+    }
+    let quad = Topk::new(&ctx, quads(cfg(2, 12, 1))).unwrap();
+    let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 30], "s").unwrap();
+    let mut enc = ctx.encoder("t");
+    assert!(matches!(
+        quad.encode(
+            &mut enc,
+            TopkInput::new(&s).with_offset(2),
+            &quad.outputs().unwrap()
+        ),
+        Err(Error::InvalidShape { arg: "offset", .. })
+    ));
     // Within the set, but over a device's limit (WebGPU's default: 256 invocations).
     let small = common::borrowed_context(wgpu::Limits::default());
     shape_err(Topk::new(&small, sort_threads(512)), "sort_workgroup");
@@ -630,6 +711,7 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
     }
     let ctx = one_mib_bindings();
     check_strided(&ctx, (300, 5000, 5003, 7), 50);
+    check_strided(&ctx, (300, 5000, 5004, 8), 50);
     assert!(matches!(
         Topk::new(&ctx, cfg(1, 300_000, 4)),
         Err(Error::BufferTooLarge {

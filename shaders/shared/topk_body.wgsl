@@ -1,6 +1,7 @@
 // Body of the topk kernels; the including file defines `alias Score` (the element type of the
 // `scores` binding), `load_score` (entry i of the binding's elements, as f32) and includes one
-// `append_candidate` (shared/topk_append{,_subgroup}.wgsl).
+// `append_candidate` (shared/topk_append{,_subgroup}.wgsl) and the one pass's reading order,
+// `tile_span`, `tile_col`, `load_tile` and `admits` (shared/topk_tile{,_quad}.wgsl).
 
 //! include shared/common.wgsl
 //! include shared/order_key.wgsl
@@ -596,7 +597,7 @@ const DENSE_APPENDS: u32 = 64u;
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
 var<workgroup> cand_count: atomic<u32>;
-var<workgroup> cand_tau: u32;
+var<workgroup> cand_tau: vec2<u32>;             // the k-th best (key, index) once full
 var<workgroup> cand_sorted: u32;              // cand[0, cand_sorted) is sorted best-first
 
 // Sorts cand[first, first + count) best-first (`before`). `by_class`: instead order by
@@ -688,7 +689,7 @@ fn shrink_candidates(lid: u32, count: u32) {
         atomicStore(&cand_count, kept);
         cand_sorted = kept;
         if (kept == p.k) {
-            cand_tau = cand[p.k - 1u].x;
+            cand_tau = cand[p.k - 1u];
         }
     }
     workgroupBarrier();
@@ -699,22 +700,6 @@ fn shrink_candidates(lid: u32, count: u32) {
 // atomic into a plain variable first took three barriers per tile).
 fn candidates_now() -> u32 {
     return workgroupUniformLoad(&cand_count);
-}
-
-// This thread's entries of the tile at `base` (0 past the row). The loop loads the next
-// tile before filtering the current one, so the loads are in flight across the filter and
-// its barriers instead of starting after them. Loading four tiles ahead (8 loads in flight)
-// was slower on an H200 (4096×65536, k = 32: 3.18 -> 4.03 ms), as was a plain row read at
-// that depth (bench `--kernel bandwidth`): latency is not what bounds this loop.
-fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
-    var v: array<f32, ONE_PASS_PER_THREAD>;
-    for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-        let col = base + e * WG + lid;
-        if (col < len) {
-            v[e] = score(row, col);
-        }
-    }
-    return v;
 }
 
 @compute @workgroup_size(WG)
@@ -729,7 +714,7 @@ fn topk_one_pass(
     }
     if (lid == 0u) {
         atomicStore(&cand_count, 0u);
-        cand_tau = 0u;
+        cand_tau = vec2<u32>(0u);
         cand_sorted = 0u;
     }
     workgroupBarrier();
@@ -742,32 +727,35 @@ fn topk_one_pass(
     // Uniform too: the last tile admitted at least DENSE_APPENDS entries, so this one likely
     // does as well (sorted ascending rows, the first tiles of large k).
     var dense = false;
-    for (var base = 0u; base < len; base += ONE_PASS_TILE) {
+    for (var base = 0u; tile_span(base).x < len; base += ONE_PASS_TILE) {
         let tile = ahead;
         ahead = load_tile(row, base + ONE_PASS_TILE, len, lid);
         if (full) {
             let tau = cand_tau;
             for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-                let col = base + e * WG + lid;
+                let col = tile_col(base, e, lid);
                 var key = 0u;
                 var admit = false;
                 if (col < len) {
                     key = order_key(tile[e]);
-                    admit = key > tau;
+                    admit = admits(key, col, tau);
                 }
                 append_candidate(admit, key, col, dense);
             }
-        } else {
-            // Every entry is admitted (the whole first tile of a row), so each takes the slot
-            // of its column: no atomics, where the appends would all hit one counter.
+        } else if (tile_span(base).y <= len) {
+            // Every entry is admitted (the whole first tile of a row), so each takes a slot of
+            // its own: no atomics, where the appends would all hit one counter.
             for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-                let col = base + e * WG + lid;
-                if (col < len) {
-                    cand[count + col - base] = vec2<u32>(order_key(tile[e]), col);
-                }
+                cand[count + e * WG + lid] = vec2<u32>(order_key(tile[e]), tile_col(base, e, lid));
             }
             if (lid == 0u) {
-                atomicStore(&cand_count, count + min(len - base, ONE_PASS_TILE));
+                atomicStore(&cand_count, count + ONE_PASS_TILE);
+            }
+        } else {
+            // A row's last, partial tile, still admitting everything.
+            for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
+                let col = tile_col(base, e, lid);
+                append_candidate(col < len, order_key(tile[e]), col, dense);
             }
         }
         // Shrink when the next tile might not fit, and as soon as k candidates exist, so that
@@ -776,7 +764,8 @@ fn topk_one_pass(
         count = candidates_now();
         dense = count - before >= DENSE_APPENDS;
         let first_full = !full && count >= p.k;
-        if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && base + ONE_PASS_TILE < len)) {
+        let more = tile_span(base + ONE_PASS_TILE).x < len;
+        if (count > ONE_PASS_CAP - ONE_PASS_TILE || (first_full && more)) {
             shrink_candidates(lid, count);
             count = min(count, p.k);
             full = count == p.k;

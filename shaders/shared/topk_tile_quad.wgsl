@@ -1,0 +1,43 @@
+// The one pass's reading order in quads (topk_quad: `Score` is vec4<f32>, rows start on a
+// quad and n is a multiple of 4, as `TopkConfig::quad_loads` requires). Two tiles are one
+// double tile of 2·ONE_PASS_TILE entries, one quad per thread: thread lid reads entries
+// 4·lid .. 4·lid + 3 of it in one 16-byte load, and takes two of them in each tile (the
+// first tile components 0 and 1, the second 2 and 3; ONE_PASS_PER_THREAD is 2). A tile is
+// then no longer a range of indices, so a key equal to tau may come from a smaller index:
+// `admits` compares (key, index) pairs, and the result stays exactly the reference's.
+
+fn double_tile(base: u32) -> u32 {
+    return base & ~(2u * ONE_PASS_TILE - 1u);
+}
+
+// Which half of its quad tile `base` takes: component 0 or 2.
+fn quad_half(base: u32) -> u32 {
+    return select(0u, 2u, base != double_tile(base));
+}
+
+// The columns the tile at `base` may hold: its whole double tile.
+fn tile_span(base: u32) -> vec2<u32> {
+    return vec2<u32>(double_tile(base), double_tile(base) + 2u * ONE_PASS_TILE);
+}
+
+fn tile_col(base: u32, e: u32, lid: u32) -> u32 {
+    return double_tile(base) + 4u * lid + quad_half(base) + e;
+}
+
+fn admits(key: u32, col: u32, tau: vec2<u32>) -> bool {
+    return key > tau.x || (key == tau.x && col < tau.y);
+}
+
+// This thread's entries of the tile at `base` (0 past the row): one quad load, which the
+// second tile of a double tile makes again (a cache hit) rather than keep it across the loop.
+fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
+    var v: array<f32, ONE_PASS_PER_THREAD>;
+    let first = tile_col(base, 0u, lid);
+    if (first < len) {
+        let q = scores[(p.in_shift + row * p.stride + first - quad_half(base)) / 4u];
+        let h = quad_half(base);
+        v[0] = q[h];
+        v[1] = q[h + 1u]; // past a ragged row's length: read, never used
+    }
+    return v;
+}
