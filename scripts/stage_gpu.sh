@@ -25,4 +25,4 @@ for b in .devbin/bench* .devbin/test-*; do strip "$b"; done
 mkdir -p .devbin/data
 cp ../shared/data/gpl3-layer{0,3,5}.safetensors .devbin/data/
 du -sh .gl .devbin
-echo 'device run: carry [".gl", ".devbin"], command: BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh'
+echo 'device run: carry [".gl", ".devbin"], timeout_s 480, command: BUDGET=420 bash .devbin/on-device.sh bash scripts/on_gpu.sh'
