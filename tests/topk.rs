@@ -21,24 +21,31 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
 /// that they agree bit for bit, unsorted order included.
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
     // Radix with this adapter's chunking, and with a GPU's (2048 workgroups per pass: short
-    // chunks) and the largest sort workgroup the device allows; one pass with the core
-    // append, with the subgroup append (where the adapter has subgroups; otherwise the same
-    // core kernel again), and reading quads (where the rows allow).
+    // chunks) and the largest sort workgroup the device allows; every one-pass variant.
     let radix = Variant {
         strategy: Strategy::Radix,
         ..Default::default()
     };
+    let gpu_radix = Variant {
+        radix_groups: Some(2048),
+        sort_workgroup: Some(largest_sort_workgroup(ctx)),
+        ..radix
+    };
+    let variants: Vec<_> = [radix, gpu_radix]
+        .into_iter()
+        .chain(one_pass_variants())
+        .collect();
+    check_variants(ctx, cfg, scores, lengths, what, &variants);
+}
+
+/// The one pass with the core append, with the subgroup append (where the adapter has
+/// subgroups; otherwise the same core kernel again), and reading quads.
+fn one_pass_variants() -> [Variant; 3] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
         ..Default::default()
     };
-    let variants = [
-        radix,
-        Variant {
-            radix_groups: Some(2048),
-            sort_workgroup: Some(largest_sort_workgroup(ctx)),
-            ..radix
-        },
+    [
         one_pass,
         Variant {
             subgroups: true,
@@ -48,8 +55,7 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
             quad_loads: true,
             ..one_pass
         },
-    ];
-    check_variants(ctx, cfg, scores, lengths, what, &variants);
+    ]
 }
 
 /// The largest `TopkConfig::sort_workgroup` this device can run.
@@ -327,25 +333,11 @@ fn more_than_65535_rows_fold_the_grid() {
     let data = common::normal_data(rows * n, 6);
     // Not every variant of `check`: the GPU-chunking radix plans these rows exactly like the
     // default (one 256-entry chunk each), and lavapipe takes half a minute per radix run here.
-    let one_pass = Variant {
-        strategy: Strategy::OnePass,
+    let radix = Variant {
+        strategy: Strategy::Radix,
         ..Default::default()
     };
-    let variants = [
-        Variant {
-            strategy: Strategy::Radix,
-            ..one_pass
-        },
-        one_pass,
-        Variant {
-            subgroups: true,
-            ..one_pass
-        },
-        Variant {
-            quad_loads: true,
-            ..one_pass
-        },
-    ];
+    let variants: Vec<_> = std::iter::once(radix).chain(one_pass_variants()).collect();
     check_variants(&ctx, cfg(rows, n, 3), &data, None, "70000 rows", &variants);
 }
 
