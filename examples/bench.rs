@@ -218,6 +218,10 @@ fn topk_cases(
                 sorted: false,
                 ..radix
             },
+            TopkConfig {
+                rank_sort: true,
+                ..radix
+            },
             one_pass,
             TopkConfig {
                 subgroups: true,
@@ -326,6 +330,7 @@ fn topk_case(
     let auto = cfg.radix_groups.is_none()
         && cfg.sort_workgroup.is_none()
         && !cfg.quad_loads
+        && !cfg.rank_sort
         && cfg.sorted
         && !cfg.subgroups
         && auto_cfg.one_pass() == cfg.one_pass();
@@ -336,10 +341,15 @@ fn topk_case(
         Some(t) => format!("{groups} t={t}"),
         None => groups,
     };
-    let tier = match (cfg.subgroups, cfg.quad_loads) {
-        (true, _) => " subgroups",
-        (false, true) => " quads",
-        (false, false) => "",
+    let tier = match (
+        cfg.subgroups,
+        cfg.quad_loads,
+        cfg.rank_sort && !cfg.one_pass(),
+    ) {
+        (true, _, _) => " subgroups",
+        (_, true, _) => " quads",
+        (_, _, true) => " rank",
+        _ => "",
     };
     let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {

@@ -6,7 +6,8 @@
 //       pass's digit from the atomic row histogram, so no per-row dispatch sits between passes)
 //   topk_compact (rows × chunks)     -> settles the last digit: threshold key T; writes keys > T,
 //                                       then the first keys == T by index, into `pairs`
-//   topk_sort_local / topk_sort_global (bitonic; the last local step writes the outputs)
+//   topk_sort_local / topk_sort_global (bitonic; the last local step writes the outputs),
+//       or topk_rank_sort (TopkConfig::rank_sort: each survivor writes its slot by rank)
 //   or, unsorted, topk_finalize (rows × k) -> values (read back from the input), indices, counts
 // No pass waits on another workgroup: every cross-workgroup step is a separate dispatch.
 //

@@ -20,8 +20,9 @@ fn assert_same(gpu: &TopkResult, cpu: &TopkResult, what: &str) {
 /// Runs `cfg` with each strategy (and tier) that supports it against the reference, and checks
 /// that they agree bit for bit, unsorted order included.
 fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u32]>, what: &str) {
-    // Radix with this adapter's chunking, and with a GPU's (2048 workgroups per pass: short
-    // chunks) and the largest sort workgroup the device allows; every one-pass variant.
+    // Radix with this adapter's chunking, with a GPU's (2048 workgroups per pass: short
+    // chunks) and the largest sort workgroup the device allows, and sorting by rank; every
+    // one-pass variant.
     let radix = Variant {
         strategy: Strategy::Radix,
         ..Default::default()
@@ -31,7 +32,11 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
         sort_workgroup: Some(largest_sort_workgroup(ctx)),
         ..radix
     };
-    let variants: Vec<_> = [radix, gpu_radix]
+    let ranked = Variant {
+        rank_sort: true,
+        ..radix
+    };
+    let variants: Vec<_> = [radix, gpu_radix, ranked]
         .into_iter()
         .chain(one_pass_variants())
         .collect();
@@ -75,6 +80,7 @@ struct Variant {
     radix_groups: Option<usize>,
     sort_workgroup: Option<u32>,
     quad_loads: bool,
+    rank_sort: bool,
 }
 
 /// Each variant of `cfg` (one pass only where k allows, quads only where the rows allow)
@@ -100,6 +106,7 @@ fn check_variants(
             radix_groups: v.radix_groups,
             sort_workgroup: v.sort_workgroup,
             quad_loads: v.quad_loads,
+            rank_sort: v.rank_sort,
             ..cfg
         };
         results.push(check_one(ctx, c, scores, lengths, &format!("{what} {v:?}")));
@@ -409,22 +416,25 @@ fn radix_scratch_is_left_clean_for_the_next_run() {
     for (ctx, rows) in [(&ctx, 3), (&batched, 300)] {
         // The sort clears the row histogram when sorted: also with the largest workgroup.
         let largest = Some(largest_sort_workgroup(ctx));
-        for (sorted, radix_groups, sort_workgroup) in [
-            (true, None, None),
-            (false, None, None),
-            (true, Some(2048), None),
-            (true, Some(2048), largest),
-            (false, Some(2048), None),
+        for (sorted, radix_groups, sort_workgroup, rank_sort) in [
+            (true, None, None, false),
+            (false, None, None, false),
+            (true, Some(2048), None, false),
+            (true, Some(2048), largest, false),
+            (true, Some(2048), None, true),
+            (false, Some(2048), None, false),
         ] {
             let c = TopkConfig {
                 sorted,
                 strategy: Strategy::Radix,
                 radix_groups,
                 sort_workgroup,
+                rank_sort,
                 ..cfg(rows, 5000, 64)
             };
             let what = format!(
-                "rows={rows} sorted={sorted} groups={radix_groups:?} sort={sort_workgroup:?}"
+                "rows={rows} sorted={sorted} groups={radix_groups:?} sort={sort_workgroup:?} \
+                 rank={rank_sort}"
             );
             let topk = Topk::new(ctx, c).unwrap();
             let data: Vec<Vec<f32>> = (0..3)

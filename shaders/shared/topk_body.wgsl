@@ -502,6 +502,66 @@ fn topk_sort_local(
     }
 }
 
+// The sorted output by rank instead of the bitonic network (`TopkConfig::rank_sort`): each
+// survivor counts the survivors that come before it (`before` is a strict total order, so the
+// counts are a permutation of 0..kept) and writes output slot `rank` itself. One dispatch of
+// rows × ⌈k / WG⌉ workgroups, one survivor per thread, the row's survivors streamed through
+// workgroup memory RANK_CHUNK at a time: no barrier per step, and a decode row spreads over
+// k / WG workgroups instead of one. kept² comparisons per row, so it suits few rows.
+const RANK_CHUNK: u32 = 1024u;   // 8 KiB: more workgroups per core than the sort's 16 KiB
+var<workgroup> wg_rank: array<vec2<u32>, RANK_CHUNK>;
+var<workgroup> wg_kept: u32;
+
+@compute @workgroup_size(WG)
+fn topk_rank_sort(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let tiles = (p.k + WG - 1u) / WG;
+    let g = linear_workgroup(wid, nwg);
+    if (g >= p.rows * tiles) {
+        return;
+    }
+    let row = g / tiles;
+    let tile = g % tiles;
+    let base = row * p.sort_size;
+    if (tile == 0u && p.chunks > 1u) {
+        // As the first bitonic step does: topk_compact was the last reader of the row
+        // histogram's slot 0; clear it for the next run's pass 0.
+        atomicStore(&row_hist[row_hist_at(row, 0u) + lid], 0u);
+    }
+    if (lid == 0u) {
+        wg_kept = kept(row);
+    }
+    let count = workgroupUniformLoad(&wg_kept);
+    let i = tile * WG + lid;
+    var mine = vec2<u32>(0u, SENTINEL_IDX);
+    if (i < count) {
+        mine = pairs[base + i];
+    }
+    var rank = 0u;
+    for (var first = 0u; first < count; first += RANK_CHUNK) {
+        let n = min(RANK_CHUNK, count - first);
+        workgroupBarrier();
+        for (var t = lid; t < n; t += WG) {
+            wg_rank[t] = pairs[base + first + t];
+        }
+        workgroupBarrier();
+        for (var j = 0u; j < n; j++) {
+            rank += select(0u, 1u, before(wg_rank[j], mine));
+        }
+    }
+    if (i < count) {
+        write_slot(row, rank, mine.y);
+    } else if (i < p.k) {
+        write_slot(row, i, SENTINEL_IDX);
+    }
+    if (i == 0u) {
+        out_counts[p.row0 + row] = count;
+    }
+}
+
 // One bitonic step with stride ≥ BLOCK, on global memory.
 @compute @workgroup_size(WG)
 fn topk_sort_global(

@@ -119,6 +119,13 @@ pub struct TopkConfig {
     /// (a plain row read on an H200: 0.57 ms in vec4 loads, 1.0 ms in scalar ones): results
     /// are identical either way.
     pub quad_loads: bool,
+    /// The radix path sorts its survivors by rank (`topk_rank_sort`: each counts those that
+    /// come before it and writes its own slot; one dispatch of ⌈k / 256⌉ workgroups per row)
+    /// instead of by the bitonic network (one workgroup per row up to k = 2048, 66 barrier
+    /// steps at 2048). kept² comparisons per row, so meant for few rows of large k (decode).
+    /// Sorted output only; the one pass ignores it. An experiment, unmeasured on a GPU yet:
+    /// results are identical either way.
+    pub rank_sort: bool,
 }
 
 impl Default for TopkConfig {
@@ -136,6 +143,7 @@ impl Default for TopkConfig {
             radix_groups: None,
             sort_workgroup: None,
             quad_loads: false,
+            rank_sort: false,
         }
     }
 }
@@ -441,14 +449,15 @@ enum Pipelines {
     },
 }
 
-/// How the radix path writes its outputs: sorted, the last bitonic step does; unsorted,
-/// `topk_finalize` does.
+/// How the radix path writes its outputs: sorted, the last bitonic step does, or
+/// `topk_rank_sort` (`TopkConfig::rank_sort`); unsorted, `topk_finalize` does.
 enum RadixOutput {
     Sorted {
         local: wgpu::ComputePipeline,
         global: wgpu::ComputePipeline,
         steps: Vec<SortStep>,
     },
+    Ranked(wgpu::ComputePipeline),
     Unsorted(wgpu::ComputePipeline),
 }
 
@@ -604,7 +613,9 @@ impl Topk {
                         step_bind_group(ctx, &step_layout, &p)
                     })
                     .collect(),
-                output: if cfg.sorted {
+                output: if cfg.sorted && cfg.rank_sort {
+                    RadixOutput::Ranked(build("topk_rank_sort", &main)?)
+                } else if cfg.sorted {
                     RadixOutput::Sorted {
                         local: module.pipeline_with_constants(
                             ctx,
@@ -803,6 +814,10 @@ impl Topk {
                     };
                     shader::dispatch_in(ctx, &mut cpass, pipeline, &[bg, &step.bind_group], groups);
                 }
+            }
+            RadixOutput::Ranked(rank) => {
+                let groups = (rows * cfg.k.div_ceil(WG)) as u32;
+                shader::dispatch_in(ctx, &mut cpass, rank, &[bg], groups);
             }
             RadixOutput::Unsorted(finalize) => {
                 let slots = (rows * cfg.k).div_ceil(WG) as u32;
