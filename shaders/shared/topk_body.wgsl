@@ -632,11 +632,11 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 // ---- One-pass top-k for small k (topk_one_pass) ----
 //
 // One workgroup per row reads the row once, in tiles of ONE_PASS_TILE entries. An entry joins
-// a candidate buffer in workgroup memory when the row's current top-k is not full yet or its
-// key beats the current k-th key `tau` (strictly: an equal key arrives later, so it loses the
-// tie). When the buffer could overflow on the next tile, it shrinks to its best k and tau
-// rises. Entries rejected against tau are beaten by k entries of smaller index, so the result
-// is exactly the radix path's, order and all. Random rows produce about k·(1 + ln(n/k))
+// a candidate buffer in workgroup memory when the row's current top-k is not full yet or it
+// beats the current k-th entry `tau` (`admits`; in row order an equal key arrives later, so it
+// loses the tie). When the buffer could overflow on the next tile, it shrinks to its best k
+// and tau rises. Entries rejected against tau come after k others in the (key, index) order,
+// so the result is exactly the radix path's, order and all. Random rows produce about k·(1 + ln(n/k))
 // candidates in all, so a row costs one read plus a few small sorts; sorted ascending rows
 // are the worst case (a shrink per tile), still exact.
 //
