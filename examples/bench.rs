@@ -793,13 +793,13 @@ fn lev_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     }])
 }
 
+/// Rounds of the barrier_chain probe (two barriers each), its pipeline constant.
+const BARRIER_STEPS: u32 = 1024;
+
 /// The bandwidth probes of examples/bench_bandwidth.wgsl on a `rows × n` f32 input: a WGSL
 /// vec4 copy, one-workgroup-per-row reads shaped like `topk_one_pass` at two prefetch depths
 /// and with vec4 loads, and a chain of barriers in one workgroup and in one per row. What WGSL
 /// reaches on this device at all, as a ceiling for our kernels (n must be a multiple of 2048).
-/// Rounds of the barrier_chain probe (two barriers each), its pipeline constant.
-const BARRIER_STEPS: u32 = 1024;
-
 struct Probe {
     ctx: GpuContext,
     bind_group: wgpu::BindGroup,

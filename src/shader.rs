@@ -521,15 +521,6 @@ pub fn pipeline_layout(
     )
 }
 
-/// Bind group 0 of `pipeline` with `resources` at bindings 0, 1, 2, ...
-pub fn bind_group(
-    ctx: &GpuContext,
-    pipeline: &wgpu::ComputePipeline,
-    resources: &[wgpu::BindingResource<'_>],
-) -> wgpu::BindGroup {
-    bind_group_with_layout(ctx, &pipeline.get_bind_group_layout(0), resources)
-}
-
 /// A bind group of `layout` with `resources` at bindings 0, 1, 2, ...
 pub fn bind_group_with_layout(
     ctx: &GpuContext,

@@ -32,10 +32,10 @@ fn admits(key: u32, col: u32, tau: vec2<u32>) -> bool {
 // second tile of a double tile makes again (a cache hit) rather than keep it across the loop.
 fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
     var v: array<f32, ONE_PASS_PER_THREAD>;
-    let first = tile_col(base, 0u, lid);
-    if (first < len) {
-        let q = scores[(p.in_shift + row * p.stride + first - quad_half(base)) / 4u];
-        let h = quad_half(base);
+    let quad = double_tile(base) + 4u * lid; // this thread's quad, in columns
+    let h = quad_half(base);
+    if (quad + h < len) {
+        let q = scores[(p.in_shift + row * p.stride + quad) / 4u];
         v[0] = q[h];
         v[1] = q[h + 1u]; // past a ragged row's length: read, never used
     }
