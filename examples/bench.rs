@@ -231,6 +231,10 @@ fn topk_cases(
                 quad_loads: true,
                 ..one_pass
             },
+            TopkConfig {
+                wide_tiles: true,
+                ..one_pass
+            },
         ]
         .into_iter()
         .chain(radix_groups.iter().map(|&g| TopkConfig {
@@ -331,6 +335,7 @@ fn topk_case(
         && cfg.sort_workgroup.is_none()
         && !cfg.quad_loads
         && !cfg.rank_sort
+        && !cfg.wide_tiles
         && cfg.sorted
         && !cfg.subgroups
         && auto_cfg.one_pass() == cfg.one_pass();
@@ -341,15 +346,16 @@ fn topk_case(
         Some(t) => format!("{groups} t={t}"),
         None => groups,
     };
-    let tier = match (
-        cfg.subgroups,
-        cfg.quad_loads,
-        cfg.rank_sort && !cfg.one_pass(),
-    ) {
-        (true, _, _) => " subgroups",
-        (_, true, _) => " quads",
-        (_, _, true) => " rank",
-        _ => "",
+    let tier = if cfg.subgroups {
+        " subgroups"
+    } else if cfg.quad_loads {
+        " quads"
+    } else if cfg.wide_tiles {
+        " wide"
+    } else if cfg.rank_sort && !cfg.one_pass() {
+        " rank"
+    } else {
+        ""
     };
     let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {

@@ -197,3 +197,101 @@ fn tint_accepts_every_kernel_as_a_browser_gets_it() {
         ),
     }
 }
+
+/// Arrays in a function's own memory (`var` arrays, or array values) that `f` indexes with a
+/// non-constant index, named by the function that does it.
+fn dynamic_private_arrays(
+    m: &naga::Module,
+    f: &naga::Function,
+    info: &naga::valid::FunctionInfo,
+    fname: &str,
+) -> Vec<String> {
+    use naga::{AddressSpace, Expression, TypeInner};
+    let mut found = Vec::new();
+    for (_, e) in f.expressions.iter() {
+        let Expression::Access { base, .. } = *e else {
+            continue;
+        };
+        let private = match info[base].ty.inner_with(&m.types) {
+            TypeInner::Array { .. } => true,
+            TypeInner::Pointer { base, space } => {
+                matches!(m.types[*base].inner, TypeInner::Array { .. })
+                    && matches!(space, AddressSpace::Function | AddressSpace::Private)
+            }
+            _ => false,
+        };
+        if private {
+            found.push(fname.to_string());
+        }
+    }
+    found
+}
+
+/// The functions `block` calls, recursively through nested blocks.
+fn callees(block: &naga::Block, out: &mut Vec<naga::Handle<naga::Function>>) {
+    use naga::Statement as S;
+    for st in block.iter() {
+        match st {
+            S::Call { function, .. } => out.push(*function),
+            S::Block(b) => callees(b, out),
+            S::If { accept, reject, .. } => {
+                callees(accept, out);
+                callees(reject, out);
+            }
+            S::Loop {
+                body, continuing, ..
+            } => {
+                callees(body, out);
+                callees(continuing, out);
+            }
+            S::Switch { cases, .. } => cases.iter().for_each(|c| callees(&c.body, out)),
+            _ => {}
+        }
+    }
+}
+
+/// Entry points that keep their per-thread data in registers by construction: no private
+/// array indexed at run time, in them or anything they call. A driver that does not unroll
+/// the loop over such an array keeps it in local memory (NVIDIA reported 64 bytes of it per
+/// thread for `topk_one_pass`), where a load stored into it waits for its data at once.
+const REGISTER_ONLY: &[(&str, &str)] = &[
+    ("topk", "topk_one_pass_wide"),
+    ("topk_f16", "topk_one_pass_wide"),
+];
+
+#[test]
+fn register_only_kernels_index_no_private_array() {
+    for &(kernel, entry) in REGISTER_ONLY {
+        let src = ALL.iter().find(|(n, _)| *n == kernel).unwrap().1;
+        let (m, info) = validate(kernel, &module(kernel, src), spv::supported_capabilities());
+        let (i, ep) = m
+            .entry_points
+            .iter()
+            .enumerate()
+            .find(|(_, ep)| ep.name == entry)
+            .unwrap_or_else(|| panic!("{kernel}: no entry point {entry}"));
+        let mut found = dynamic_private_arrays(&m, &ep.function, info.get_entry_point(i), entry);
+        let mut todo = Vec::new();
+        callees(&ep.function.body, &mut todo);
+        let mut seen = Vec::new();
+        while let Some(h) = todo.pop() {
+            if seen.contains(&h) {
+                continue;
+            }
+            seen.push(h);
+            let f = &m.functions[h];
+            found.extend(dynamic_private_arrays(
+                &m,
+                f,
+                &info[h],
+                f.name.as_deref().unwrap_or("?"),
+            ));
+            callees(&f.body, &mut todo);
+        }
+        assert!(!seen.is_empty(), "{kernel}::{entry}: no callees found");
+        assert!(
+            found.is_empty(),
+            "{kernel}::{entry}: private arrays indexed at run time in {found:?}"
+        );
+    }
+}

@@ -44,8 +44,8 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 }
 
 /// The one pass with the core append, with the subgroup append (where the adapter has
-/// subgroups; otherwise the same core kernel again), and reading quads.
-fn one_pass_variants() -> [Variant; 3] {
+/// subgroups; otherwise the same core kernel again), reading quads, and in wide tiles.
+fn one_pass_variants() -> [Variant; 4] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
         ..Default::default()
@@ -58,6 +58,10 @@ fn one_pass_variants() -> [Variant; 3] {
         },
         Variant {
             quad_loads: true,
+            ..one_pass
+        },
+        Variant {
+            wide_tiles: true,
             ..one_pass
         },
     ]
@@ -81,6 +85,7 @@ struct Variant {
     sort_workgroup: Option<u32>,
     quad_loads: bool,
     rank_sort: bool,
+    wide_tiles: bool,
 }
 
 /// Each variant of `cfg` (one pass only where k allows, quads only where the rows allow)
@@ -107,6 +112,7 @@ fn check_variants(
             sort_workgroup: v.sort_workgroup,
             quad_loads: v.quad_loads,
             rank_sort: v.rank_sort,
+            wide_tiles: v.wide_tiles,
             ..cfg
         };
         results.push(check_one(ctx, c, scores, lengths, &format!("{what} {v:?}")));
@@ -219,6 +225,19 @@ fn adversarial_distributions() {
                     2 => f32::NEG_INFINITY,
                     3 => -f32::NAN,
                     _ => x,
+                })
+                .collect(),
+        ),
+        // Every 256th entry, thread 0's in any row-order tile, beats the rest (largest), and
+        // so does thread 1's (smallest): whole groups of one thread's entries come before the
+        // k-th of the per-thread bests.
+        (
+            "one thread holds the best",
+            (0..n)
+                .map(|i| match i % 256 {
+                    0 => 1e6 + i as f32,
+                    1 => -1e6 - i as f32,
+                    _ => normal[i],
                 })
                 .collect(),
         ),
@@ -374,18 +393,20 @@ fn check_strided(
 ) {
     let data = common::normal_data(offset + rows * stride, (n + stride) as u64);
     let s = GpuBuffer::from_slice(ctx, &data, "s").unwrap();
-    // One pass in quads too where rows start on quads.
+    // Every one-pass variant, in quads only where rows start on quads.
     let quads = [n, stride, offset].iter().all(|x| x.is_multiple_of(4));
-    let variants = [
-        (Strategy::Radix, false),
-        (Strategy::OnePass, false),
-        (Strategy::OnePass, true),
-    ];
-    for (strategy, quad_loads) in variants.into_iter().filter(|v| quads || !v.1) {
+    let radix = Variant {
+        strategy: Strategy::Radix,
+        ..Default::default()
+    };
+    let variants = std::iter::once(radix).chain(one_pass_variants());
+    for v in variants.filter(|v| quads || !v.quad_loads) {
         let c = TopkConfig {
             row_stride: Some(stride),
-            strategy,
-            quad_loads,
+            strategy: v.strategy,
+            subgroups: v.subgroups,
+            quad_loads: v.quad_loads,
+            wide_tiles: v.wide_tiles,
             ..cfg(rows, n, k)
         };
         let topk = Topk::new(ctx, c).unwrap();
@@ -396,11 +417,7 @@ fn check_strided(
         ctx.submit_and_wait(enc).unwrap();
         let gpu = out.read(ctx).unwrap();
         let want = topk_ref(&data, &c, offset, None).unwrap();
-        assert_same(
-            &gpu,
-            &want,
-            &format!("strided {strategy:?} quads={quad_loads}"),
-        );
+        assert_same(&gpu, &want, &format!("strided {v:?}"));
     }
 }
 
@@ -636,6 +653,11 @@ fn bad_input_is_a_typed_error() {
     ] {
         shape_err(Topk::new(&ctx, quads(bad)), "quad_loads");
     }
+    let wide_quads = TopkConfig {
+        wide_tiles: true,
+        ..quads(cfg(2, 12, 1))
+    };
+    shape_err(Topk::new(&ctx, wide_quads), "wide_tiles");
     let quad = Topk::new(&ctx, quads(cfg(2, 12, 1))).unwrap();
     let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 30], "s").unwrap();
     let mut enc = ctx.encoder("t");

@@ -648,7 +648,7 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;
 const ONE_PASS_TILE: u32 = WG * ONE_PASS_PER_THREAD; // k ≤ CAP - TILE (ONE_PASS_MAX_K)
-const CAP_PER_THREAD: u32 = ONE_PASS_CAP / WG;
+const_assert ONE_PASS_CAP == 4u * WG; // shrink_candidates' merge holds 4 entries per thread
 // Appends in the last tile from which the subgroup tier takes its next tile's appends with
 // subgroup operations (one atomic per subgroup) instead of one atomic each: those operations
 // cost every entry, admitted or not. H200: always using them made a random 4096×65536 k=32
@@ -713,6 +713,24 @@ fn count_before(v: vec2<u32>, lo: u32, hi: u32) -> u32 {
     return l - lo;
 }
 
+// The merged place of candidate `v` at `slot`, of the sorted cand[0, front) and the sorted
+// cand[front, count); ONE_PASS_CAP (never placed) past `count`.
+fn merge_rank(v: vec2<u32>, slot: u32, front: u32, count: u32) -> u32 {
+    if (slot >= count) {
+        return ONE_PASS_CAP;
+    }
+    if (slot < front) {
+        return slot + count_before(v, front, count);
+    }
+    return slot - front + count_before(v, 0u, front);
+}
+
+fn place_candidate(v: vec2<u32>, rank: u32) {
+    if (rank < p.k) {
+        cand[rank] = v;
+    }
+}
+
 // Keeps the best k of the `count` candidates, sorted, and sets tau. Uniform call.
 fn shrink_candidates(lid: u32, count: u32) {
     let front = workgroupUniformLoad(&cand_sorted);
@@ -721,26 +739,24 @@ fn shrink_candidates(lid: u32, count: u32) {
         if (front > 0u) {
             // Merge by rank: an entry's place is its index in its own list plus the number of
             // the other list's entries that come before it. Read all, then write the first k.
-            var mine: array<vec2<u32>, CAP_PER_THREAD>;
-            var rank: array<u32, CAP_PER_THREAD>;
-            for (var e = 0u; e < CAP_PER_THREAD; e++) {
-                let slot = e * WG + lid;
-                rank[e] = ONE_PASS_CAP;
-                if (slot < count) {
-                    mine[e] = cand[slot];
-                    if (slot < front) {
-                        rank[e] = slot + count_before(mine[e], front, count);
-                    } else {
-                        rank[e] = slot - front + count_before(mine[e], 0u, front);
-                    }
-                }
-            }
+            // Four entries per thread (ONE_PASS_CAP = 4·WG), in named registers: a private
+            // array indexed in a loop may live in local memory.
+            let slots = vec4<u32>(0u, WG, 2u * WG, 3u * WG) + lid;
+            let a = cand[slots.x];
+            let b = cand[slots.y];
+            let c = cand[slots.z];
+            let d = cand[slots.w];
+            let ranks = vec4<u32>(
+                merge_rank(a, slots.x, front, count),
+                merge_rank(b, slots.y, front, count),
+                merge_rank(c, slots.z, front, count),
+                merge_rank(d, slots.w, front, count),
+            );
             workgroupBarrier();
-            for (var e = 0u; e < CAP_PER_THREAD; e++) {
-                if (rank[e] < p.k) {
-                    cand[rank[e]] = mine[e];
-                }
-            }
+            place_candidate(a, ranks.x);
+            place_candidate(b, ranks.y);
+            place_candidate(c, ranks.z);
+            place_candidate(d, ranks.w);
             workgroupBarrier();
         }
     }
@@ -831,7 +847,13 @@ fn topk_one_pass(
             full = count == p.k;
         }
     }
-    count = candidates_now();
+    finish_one_pass(lid, row);
+}
+
+// The end of a row in either one pass: the last shrink, the unsorted order if asked for,
+// then the outputs. Uniform call.
+fn finish_one_pass(lid: u32, row: u32) {
+    let count = candidates_now();
     shrink_candidates(lid, count);
     let kept = min(count, p.k);
     if (p.sorted == 0u && kept > 0u) {
@@ -843,4 +865,235 @@ fn topk_one_pass(
     if (lid == 0u) {
         out_counts[p.row0 + row] = kept;
     }
+}
+
+// ---- The wide one pass (topk_one_pass_wide, `TopkConfig::wide_tiles`) ----
+//
+// The one pass's algorithm over tiles of WIDE_TILE entries, 16 per thread, kept in registers:
+// four vec4s and a bit mask, never an array (a private array that the driver does not
+// unroll lives in local memory, and a load stored there waits for its data at once, so the
+// next tile's loads would not overlap this one's work). Per tile:
+// - While the running top-k is not full, each thread first offers its own best entry, at
+//   slot count + lid with no atomics. The k-th best of those WG maxima is at most the tile's
+//   k-th best (k ≤ WG), so the shrink that follows sets a tau that already filters the rest
+//   of the tile: a random row's first tile admits about k entries instead of all of it.
+// - The rest is offered against tau in (key, index) order (an entry beside a seed may have
+//   a smaller index than tau's). A whole vec4 provably below tau as floats skips its keys.
+// - Appends take slots by atomics with no headroom kept: an entry whose slot falls past
+//   the buffer stays pending in its thread's mask, and after a shrink the tile's pending
+//   entries are offered again (against the new tau). One barrier per tile when nothing
+//   overflows, where the 512-entry tiles take eight.
+// Every entry is either kept, or dropped because k entries of the row come before it, so
+// the result is the other paths' exactly.
+
+const WIDE_PER_THREAD: u32 = 16u;
+const WIDE_TILE: u32 = WG * WIDE_PER_THREAD;
+
+// This thread's entries of a wide tile: entry e = 4·g + c (component c of `g<g>`) is column
+// base + e·WG + lid, so entry order is index order.
+struct WideTile {
+    g0: vec4<f32>,
+    g1: vec4<f32>,
+    g2: vec4<f32>,
+    g3: vec4<f32>,
+}
+
+fn wide_score(row: u32, col: u32, len: u32) -> f32 {
+    if (col < len) {
+        return score(row, col);
+    }
+    return 0.0;
+}
+
+// Entries 4g .. 4g + 3 of this thread's part of the tile at `base` (0 past the row).
+fn wide_group(row: u32, col: u32, len: u32) -> vec4<f32> {
+    return vec4<f32>(
+        wide_score(row, col, len),
+        wide_score(row, col + WG, len),
+        wide_score(row, col + 2u * WG, len),
+        wide_score(row, col + 3u * WG, len),
+    );
+}
+
+// All loads issued before any value is used.
+fn load_wide(row: u32, base: u32, len: u32, lid: u32) -> WideTile {
+    let col = base + lid;
+    return WideTile(
+        wide_group(row, col, len),
+        wide_group(row, col + 4u * WG, len),
+        wide_group(row, col + 8u * WG, len),
+        wide_group(row, col + 12u * WG, len),
+    );
+}
+
+// Bit e set for each entry e of this thread inside the row.
+fn wide_valid(base: u32, len: u32, lid: u32) -> u32 {
+    var mask = 0u;
+    for (var e = 0u; e < WIDE_PER_THREAD; e++) {
+        if (base + e * WG + lid < len) {
+            mask |= 1u << e;
+        }
+    }
+    return mask;
+}
+
+fn order_keys(v: vec4<f32>) -> vec4<u32> {
+    return vec4<u32>(order_key(v.x), order_key(v.y), order_key(v.z), order_key(v.w));
+}
+
+// A number whose order key is `key` (either zero for the zeros' key; NaN for key 0): tau as a
+// float, for the whole-vec4 test.
+fn key_value(key: u32) -> f32 {
+    let largest = select(key, ~key, p.smallest != 0u && key != 0u);
+    if (largest == 0u) {
+        return quiet_nan();
+    }
+    let bits = select(~largest, largest & 0x7FFFFFFFu, (largest & 0x80000000u) != 0u);
+    return bitcast<f32>(bits);
+}
+
+// No entry of `v` can be admitted against tau, whose value is `t`: each is a number beyond it
+// on the wrong side. NaN compares false either way, so a NaN entry or a NaN tau (key 0)
+// always goes to the exact test, as do entries equal to t (either zero included).
+fn wide_group_below(v: vec4<f32>, t: f32) -> bool {
+    if (p.smallest != 0u) {
+        return all(v > vec4<f32>(t));
+    }
+    return all(v < vec4<f32>(t));
+}
+
+// The better of `best` and entry (key, col) if `ok`.
+fn wide_better(best: vec2<u32>, key: u32, col: u32, ok: bool) -> vec2<u32> {
+    let v = vec2<u32>(key, col);
+    return select(best, v, ok && before(v, best));
+}
+
+// This thread's best entry among those in `valid` (best.y = SENTINEL_IDX if none).
+fn wide_best(tile: WideTile, base: u32, valid: u32, lid: u32) -> vec2<u32> {
+    var best = vec2<u32>(0u, SENTINEL_IDX);
+    best = wide_best_group(best, order_keys(tile.g0), base + lid, valid);
+    best = wide_best_group(best, order_keys(tile.g1), base + 4u * WG + lid, valid >> 4u);
+    best = wide_best_group(best, order_keys(tile.g2), base + 8u * WG + lid, valid >> 8u);
+    return wide_best_group(best, order_keys(tile.g3), base + 12u * WG + lid, valid >> 12u);
+}
+
+fn wide_best_group(best: vec2<u32>, keys: vec4<u32>, col: u32, valid: u32) -> vec2<u32> {
+    var b = wide_better(best, keys.x, col, (valid & 1u) != 0u);
+    b = wide_better(b, keys.y, col + WG, (valid & 2u) != 0u);
+    b = wide_better(b, keys.z, col + 2u * WG, (valid & 4u) != 0u);
+    return wide_better(b, keys.w, col + 3u * WG, (valid & 8u) != 0u);
+}
+
+// Offers entry (key, col), bit `bit` of `pending`: returns `pending` without the bit if the
+// entry took a slot or can never be admitted (tau only rises), with it if the buffer was full.
+fn wide_offer(pending: u32, bit: u32, key: u32, col: u32, tau: vec2<u32>, full: bool) -> u32 {
+    if ((pending & bit) == 0u) {
+        return pending;
+    }
+    let v = vec2<u32>(key, col);
+    if (full && !before(v, tau)) {
+        return pending & ~bit;
+    }
+    let slot = atomicAdd(&cand_count, 1u);
+    if (slot < ONE_PASS_CAP) {
+        cand[slot] = v;
+        return pending & ~bit;
+    }
+    return pending;
+}
+
+// Offers the pending entries of group `g` (values `v`, first column `col`).
+fn wide_offer_group(
+    pending: u32,
+    g: u32,
+    v: vec4<f32>,
+    col: u32,
+    tau: vec2<u32>,
+    t: f32,
+    full: bool,
+) -> u32 {
+    let bits = 15u << (4u * g);
+    if ((pending & bits) == 0u) {
+        return pending;
+    }
+    if (full && wide_group_below(v, t)) {
+        return pending & ~bits;
+    }
+    let keys = order_keys(v);
+    let b = 1u << (4u * g);
+    var left = wide_offer(pending, b, keys.x, col, tau, full);
+    left = wide_offer(left, b << 1u, keys.y, col + WG, tau, full);
+    left = wide_offer(left, b << 2u, keys.z, col + 2u * WG, tau, full);
+    return wide_offer(left, b << 3u, keys.w, col + 3u * WG, tau, full);
+}
+
+@compute @workgroup_size(WG)
+fn topk_one_pass_wide(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_workgroup(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    if (lid == 0u) {
+        atomicStore(&cand_count, 0u);
+        cand_tau = vec2<u32>(0u);
+        cand_sorted = 0u;
+    }
+    workgroupBarrier();
+    let len = row_len(row);
+    var ahead = load_wide(row, 0u, len, lid);
+    // Uniform: the candidate count, and whether the running top-k holds k entries.
+    var count = 0u;
+    var full = false;
+    for (var base = 0u; base < len; base += WIDE_TILE) {
+        let tile = ahead;
+        ahead = load_wide(row, base + WIDE_TILE, len, lid);
+        var pending = wide_valid(base, len, lid);
+        if (!full) {
+            // Seeds: each thread's best entry, one per thread with any entry in the row. They
+            // fit: not full means count < k ≤ ONE_PASS_MAX_K = ONE_PASS_CAP - 2·WG.
+            let best = wide_best(tile, base, pending, lid);
+            if (best.y != SENTINEL_IDX) {
+                cand[count + lid] = best;
+                pending &= ~(1u << ((best.y - base - lid) / WG));
+            }
+            count += min(WG, len - base);
+            if (lid == 0u) {
+                atomicStore(&cand_count, count);
+            }
+            workgroupBarrier();
+            if (count >= p.k) {
+                shrink_candidates(lid, count);
+                count = p.k;
+                full = true;
+            }
+        }
+        loop {
+            let tau = cand_tau;
+            let t = key_value(tau.x);
+            var left = wide_offer_group(pending, 0u, tile.g0, base + lid, tau, t, full);
+            left = wide_offer_group(left, 1u, tile.g1, base + 4u * WG + lid, tau, t, full);
+            left = wide_offer_group(left, 2u, tile.g2, base + 8u * WG + lid, tau, t, full);
+            pending = wide_offer_group(left, 3u, tile.g3, base + 12u * WG + lid, tau, t, full);
+            count = candidates_now();
+            if (count <= ONE_PASS_CAP) {
+                break;
+            }
+            // Overflow: keep the best k of the full buffer, then offer what is left again.
+            shrink_candidates(lid, ONE_PASS_CAP);
+            count = p.k;
+            full = true;
+        }
+        // As the 512-entry pass does: shrink as soon as k candidates exist, so that tau
+        // filters the next tile.
+        if (!full && count >= p.k && base + WIDE_TILE < len) {
+            shrink_candidates(lid, count);
+            count = p.k;
+            full = true;
+        }
+    }
+    finish_one_pass(lid, row);
 }

@@ -126,6 +126,13 @@ pub struct TopkConfig {
     /// Sorted output only; the one pass ignores it. An experiment, unmeasured on a GPU yet:
     /// results are identical either way.
     pub rank_sort: bool,
+    /// The one pass reads tiles of 4096 entries, 16 per thread held in registers, instead of
+    /// 512 (`topk_one_pass_wide`): each thread's best entry seeds the running top-k, so a
+    /// tile's first shrink already sets a tight tau; appends overflow into a retry instead of
+    /// keeping a tile's worth of headroom, so a tile costs one barrier instead of eight; a
+    /// vec4 below tau skips its key conversions. Not with `quad_loads`; the radix path ignores
+    /// it. An experiment, unmeasured on a GPU yet: results are identical either way.
+    pub wide_tiles: bool,
 }
 
 impl Default for TopkConfig {
@@ -144,6 +151,7 @@ impl Default for TopkConfig {
             sort_workgroup: None,
             quad_loads: false,
             rank_sort: false,
+            wide_tiles: false,
         }
     }
 }
@@ -194,6 +202,13 @@ impl TopkConfig {
                     self.scores,
                     self.subgroups
                 ),
+            ));
+        }
+        if self.quad_loads && self.wide_tiles {
+            return Err(Error::shape(
+                "wide_tiles",
+                "not with quad_loads",
+                "quad_loads = true",
             ));
         }
         if self.stride() < self.n {
@@ -594,7 +609,12 @@ impl Topk {
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
         let pipelines = if plan.one_pass {
-            Pipelines::OnePass(build("topk_one_pass", &main)?)
+            let entry = if cfg.wide_tiles {
+                "topk_one_pass_wide"
+            } else {
+                "topk_one_pass"
+            };
+            Pipelines::OnePass(build(entry, &main)?)
         } else {
             Pipelines::Radix {
                 histogram: build("topk_histogram", &with_step)?,
