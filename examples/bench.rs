@@ -235,6 +235,11 @@ fn topk_cases(
                 wide_tiles: true,
                 ..one_pass
             },
+            TopkConfig {
+                wide_tiles: true,
+                quad_loads: true,
+                ..one_pass
+            },
         ]
         .into_iter()
         .chain(radix_groups.iter().map(|&g| TopkConfig {
@@ -346,17 +351,16 @@ fn topk_case(
         Some(t) => format!("{groups} t={t}"),
         None => groups,
     };
-    let tier = if cfg.subgroups {
-        " subgroups"
-    } else if cfg.quad_loads {
-        " quads"
-    } else if cfg.wide_tiles {
-        " wide"
-    } else if cfg.rank_sort && !cfg.one_pass() {
-        " rank"
-    } else {
-        ""
-    };
+    let one_pass = cfg.one_pass();
+    let tier: String = [
+        (cfg.subgroups, " subgroups"),
+        (cfg.wide_tiles && one_pass, " wide"),
+        (cfg.quad_loads && one_pass, " quads"),
+        (cfg.rank_sort && !one_pass, " rank"),
+    ]
+    .into_iter()
+    .filter_map(|(on, label)| on.then_some(label))
+    .collect();
     let order = if cfg.sorted { "" } else { " unsorted" };
     let TopkConfig {
         rows,
@@ -804,8 +808,9 @@ const BARRIER_STEPS: u32 = 1024;
 
 /// The bandwidth probes of examples/bench_bandwidth.wgsl on a `rows × n` f32 input: a WGSL
 /// vec4 copy, one-workgroup-per-row reads shaped like `topk_one_pass` at two prefetch depths
-/// and with vec4 loads, and a chain of barriers in one workgroup and in one per row. What WGSL
-/// reaches on this device at all, as a ceiling for our kernels (n must be a multiple of 2048).
+/// and with vec4 loads, and like `topk_one_pass_wide` (registers, scalar and vec4 loads), and a
+/// chain of barriers in one workgroup and in one per row. What WGSL reaches on this device at
+/// all, as a ceiling for our kernels (n must be a multiple of 4096).
 struct Probe {
     ctx: GpuContext,
     bind_group: wgpu::BindGroup,
@@ -882,6 +887,20 @@ impl Probe {
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, vec4 loads, 2/thread"),
+            ),
+            (
+                "read_rows_regs",
+                Some(("QUADS", 0.0)),
+                rows as u32,
+                bytes,
+                format!("{rows}x{n} rows, 16/thread in registers"),
+            ),
+            (
+                "read_rows_regs",
+                Some(("QUADS", 1.0)),
+                rows as u32,
+                bytes,
+                format!("{rows}x{n} rows, 4 vec4/thread in registers"),
             ),
             (
                 "barrier_chain",

@@ -6,6 +6,7 @@
 //   entries, the next tile's loads issued before the current one is used, a barrier per
 //   tile; writes the row's max. DEPTH 2 is topk_one_pass's tile, 8 a deeper prefetch.
 //   n must be a multiple of 256·DEPTH.
+// read_rows_regs: as topk_one_pass_wide reads (see there).
 // barrier_chain: BARRIER_STEPS rounds of a workgroup-memory exchange between two barriers, per
 //   workgroup: what a barrier-bound loop (the one pass's rounds, a bitonic step) pays per
 //   barrier, alone (one workgroup) and with the GPU full (one per row).
@@ -128,6 +129,56 @@ fn read_rows_vec4(
         for (var e = 0u; e < DEPTH; e++) {
             m = max(m, tile[e]);
         }
+        workgroupBarrier();
+    }
+    finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));
+}
+
+// read_rows as `topk_one_pass_wide` reads: tiles of 4096 entries, 16 per thread in four vec4
+// registers (no array, so no local memory whatever the driver unrolls), the next tile's loads
+// issued before the current one is used, a barrier per tile. `quads`: the same tile in four
+// 16-byte loads per thread instead of sixteen 4-byte ones. n must be a multiple of 4096.
+struct Regs {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    c: vec4<f32>,
+    d: vec4<f32>,
+}
+
+fn load4(row: u32, col: u32) -> vec4<f32> {
+    return vec4<f32>(load(row, col), load(row, col + WG), load(row, col + 2u * WG), load(row, col + 3u * WG));
+}
+
+fn load_regs(row: u32, base: u32, lid: u32) -> Regs {
+    if (base >= p.n) {
+        return Regs(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>());
+    }
+    if (QUADS) {
+        let w = (row * p.n + base) / 4u + lid;
+        return Regs(src[w], src[w + WG], src[w + 2u * WG], src[w + 3u * WG]);
+    }
+    let col = base + lid;
+    return Regs(load4(row, col), load4(row, col + 4u * WG), load4(row, col + 8u * WG), load4(row, col + 12u * WG));
+}
+
+override QUADS: bool = false;
+
+@compute @workgroup_size(WG)
+fn read_rows_regs(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    var m = vec4<f32>(-3.0e38);
+    var ahead = load_regs(row, 0u, lid);
+    for (var base = 0u; base < p.n; base += 16u * WG) {
+        let tile = ahead;
+        ahead = load_regs(row, base + 16u * WG, lid);
+        m = max(max(m, tile.a), max(tile.b, max(tile.c, tile.d)));
         workgroupBarrier();
     }
     finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));

@@ -257,6 +257,9 @@ fn callees(block: &naga::Block, out: &mut Vec<naga::Handle<naga::Function>>) {
 const REGISTER_ONLY: &[(&str, &str)] = &[
     ("topk", "topk_one_pass_wide"),
     ("topk_f16", "topk_one_pass_wide"),
+    ("topk_quad", "topk_one_pass_wide"),
+    ("topk_subgroup", "topk_one_pass_wide"),
+    ("topk_f16_subgroup", "topk_one_pass_wide"),
 ];
 
 #[test]

@@ -44,8 +44,9 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 }
 
 /// The one pass with the core append, with the subgroup append (where the adapter has
-/// subgroups; otherwise the same core kernel again), reading quads, and in wide tiles.
-fn one_pass_variants() -> [Variant; 4] {
+/// subgroups; otherwise the same core kernel again), reading quads, and in wide tiles of
+/// scalars and of quads.
+fn one_pass_variants() -> [Variant; 5] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
         ..Default::default()
@@ -62,6 +63,11 @@ fn one_pass_variants() -> [Variant; 4] {
         },
         Variant {
             wide_tiles: true,
+            ..one_pass
+        },
+        Variant {
+            wide_tiles: true,
+            quad_loads: true,
             ..one_pass
         },
     ]
@@ -653,11 +659,6 @@ fn bad_input_is_a_typed_error() {
     ] {
         shape_err(Topk::new(&ctx, quads(bad)), "quad_loads");
     }
-    let wide_quads = TopkConfig {
-        wide_tiles: true,
-        ..quads(cfg(2, 12, 1))
-    };
-    shape_err(Topk::new(&ctx, wide_quads), "wide_tiles");
     let quad = Topk::new(&ctx, quads(cfg(2, 12, 1))).unwrap();
     let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 30], "s").unwrap();
     let mut enc = ctx.encoder("t");

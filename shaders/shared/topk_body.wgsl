@@ -872,7 +872,8 @@ fn finish_one_pass(lid: u32, row: u32) {
 // The one pass's algorithm over tiles of WIDE_TILE entries, 16 per thread, kept in registers:
 // four vec4s and a bit mask, never an array (a private array that the driver does not
 // unroll lives in local memory, and a load stored there waits for its data at once, so the
-// next tile's loads would not overlap this one's work). Per tile:
+// next tile's loads would not overlap this one's work). In topk_quad those are four 16-byte
+// loads per thread (shared/topk_tile_quad.wgsl), otherwise sixteen 4-byte ones. Per tile:
 // - While the running top-k is not full, each thread first offers its own best entry, at
 //   slot count + lid with no atomics. The k-th best of those WG maxima is at most the tile's
 //   k-th best (k ≤ WG), so the shrink that follows sets a tau that already filters the rest
@@ -889,8 +890,8 @@ fn finish_one_pass(lid: u32, row: u32) {
 const WIDE_PER_THREAD: u32 = 16u;
 const WIDE_TILE: u32 = WG * WIDE_PER_THREAD;
 
-// This thread's entries of a wide tile: entry e = 4·g + c (component c of `g<g>`) is column
-// base + e·WG + lid, so entry order is index order.
+// This thread's entries of a wide tile: entry e = 4·g + c is component c of `g<g>`, column
+// wide_col(base, g, c, lid) (the reading order, shared/topk_tile{,_quad}.wgsl).
 struct WideTile {
     g0: vec4<f32>,
     g1: vec4<f32>,
@@ -898,31 +899,13 @@ struct WideTile {
     g3: vec4<f32>,
 }
 
-fn wide_score(row: u32, col: u32, len: u32) -> f32 {
-    if (col < len) {
-        return score(row, col);
-    }
-    return 0.0;
-}
-
-// Entries 4g .. 4g + 3 of this thread's part of the tile at `base` (0 past the row).
-fn wide_group(row: u32, col: u32, len: u32) -> vec4<f32> {
-    return vec4<f32>(
-        wide_score(row, col, len),
-        wide_score(row, col + WG, len),
-        wide_score(row, col + 2u * WG, len),
-        wide_score(row, col + 3u * WG, len),
-    );
-}
-
 // All loads issued before any value is used.
 fn load_wide(row: u32, base: u32, len: u32, lid: u32) -> WideTile {
-    let col = base + lid;
     return WideTile(
-        wide_group(row, col, len),
-        wide_group(row, col + 4u * WG, len),
-        wide_group(row, col + 8u * WG, len),
-        wide_group(row, col + 12u * WG, len),
+        wide_group(row, base, 0u, len, lid),
+        wide_group(row, base, 1u, len, lid),
+        wide_group(row, base, 2u, len, lid),
+        wide_group(row, base, 3u, len, lid),
     );
 }
 
@@ -930,7 +913,7 @@ fn load_wide(row: u32, base: u32, len: u32, lid: u32) -> WideTile {
 fn wide_valid(base: u32, len: u32, lid: u32) -> u32 {
     var mask = 0u;
     for (var e = 0u; e < WIDE_PER_THREAD; e++) {
-        if (base + e * WG + lid < len) {
+        if (wide_col(base, e / 4u, e % 4u, lid) < len) {
             mask |= 1u << e;
         }
     }
@@ -971,17 +954,26 @@ fn wide_better(best: vec2<u32>, key: u32, col: u32, ok: bool) -> vec2<u32> {
 // This thread's best entry among those in `valid` (best.y = SENTINEL_IDX if none).
 fn wide_best(tile: WideTile, base: u32, valid: u32, lid: u32) -> vec2<u32> {
     var best = vec2<u32>(0u, SENTINEL_IDX);
-    best = wide_best_group(best, order_keys(tile.g0), base + lid, valid);
-    best = wide_best_group(best, order_keys(tile.g1), base + 4u * WG + lid, valid >> 4u);
-    best = wide_best_group(best, order_keys(tile.g2), base + 8u * WG + lid, valid >> 8u);
-    return wide_best_group(best, order_keys(tile.g3), base + 12u * WG + lid, valid >> 12u);
+    best = wide_best_group(best, tile.g0, base, 0u, valid, lid);
+    best = wide_best_group(best, tile.g1, base, 1u, valid, lid);
+    best = wide_best_group(best, tile.g2, base, 2u, valid, lid);
+    return wide_best_group(best, tile.g3, base, 3u, valid, lid);
 }
 
-fn wide_best_group(best: vec2<u32>, keys: vec4<u32>, col: u32, valid: u32) -> vec2<u32> {
-    var b = wide_better(best, keys.x, col, (valid & 1u) != 0u);
-    b = wide_better(b, keys.y, col + WG, (valid & 2u) != 0u);
-    b = wide_better(b, keys.z, col + 2u * WG, (valid & 4u) != 0u);
-    return wide_better(b, keys.w, col + 3u * WG, (valid & 8u) != 0u);
+fn wide_best_group(
+    best: vec2<u32>,
+    v: vec4<f32>,
+    base: u32,
+    g: u32,
+    valid: u32,
+    lid: u32,
+) -> vec2<u32> {
+    let keys = order_keys(v);
+    let ok = (valid >> (4u * g)) & 15u;
+    var b = wide_better(best, keys.x, wide_col(base, g, 0u, lid), (ok & 1u) != 0u);
+    b = wide_better(b, keys.y, wide_col(base, g, 1u, lid), (ok & 2u) != 0u);
+    b = wide_better(b, keys.z, wide_col(base, g, 2u, lid), (ok & 4u) != 0u);
+    return wide_better(b, keys.w, wide_col(base, g, 3u, lid), (ok & 8u) != 0u);
 }
 
 // Offers entry (key, col), bit `bit` of `pending`: returns `pending` without the bit if the
@@ -1002,12 +994,13 @@ fn wide_offer(pending: u32, bit: u32, key: u32, col: u32, tau: vec2<u32>, full: 
     return pending;
 }
 
-// Offers the pending entries of group `g` (values `v`, first column `col`).
+// Offers the pending entries of group `g` (values `v`) of the tile at `base`.
 fn wide_offer_group(
     pending: u32,
-    g: u32,
     v: vec4<f32>,
-    col: u32,
+    base: u32,
+    g: u32,
+    lid: u32,
     tau: vec2<u32>,
     t: f32,
     full: bool,
@@ -1021,10 +1014,10 @@ fn wide_offer_group(
     }
     let keys = order_keys(v);
     let b = 1u << (4u * g);
-    var left = wide_offer(pending, b, keys.x, col, tau, full);
-    left = wide_offer(left, b << 1u, keys.y, col + WG, tau, full);
-    left = wide_offer(left, b << 2u, keys.z, col + 2u * WG, tau, full);
-    return wide_offer(left, b << 3u, keys.w, col + 3u * WG, tau, full);
+    var left = wide_offer(pending, b, keys.x, wide_col(base, g, 0u, lid), tau, full);
+    left = wide_offer(left, b << 1u, keys.y, wide_col(base, g, 1u, lid), tau, full);
+    left = wide_offer(left, b << 2u, keys.z, wide_col(base, g, 2u, lid), tau, full);
+    return wide_offer(left, b << 3u, keys.w, wide_col(base, g, 3u, lid), tau, full);
 }
 
 @compute @workgroup_size(WG)
@@ -1058,9 +1051,9 @@ fn topk_one_pass_wide(
             let best = wide_best(tile, base, pending, lid);
             if (best.y != SENTINEL_IDX) {
                 cand[count + lid] = best;
-                pending &= ~(1u << ((best.y - base - lid) / WG));
+                pending &= ~(1u << wide_entry(best.y, base, lid));
             }
-            count += min(WG, len - base);
+            count += wide_seeds(base, len);
             if (lid == 0u) {
                 atomicStore(&cand_count, count);
             }
@@ -1074,10 +1067,10 @@ fn topk_one_pass_wide(
         loop {
             let tau = cand_tau;
             let t = key_value(tau.x);
-            var left = wide_offer_group(pending, 0u, tile.g0, base + lid, tau, t, full);
-            left = wide_offer_group(left, 1u, tile.g1, base + 4u * WG + lid, tau, t, full);
-            left = wide_offer_group(left, 2u, tile.g2, base + 8u * WG + lid, tau, t, full);
-            pending = wide_offer_group(left, 3u, tile.g3, base + 12u * WG + lid, tau, t, full);
+            var left = wide_offer_group(pending, tile.g0, base, 0u, lid, tau, t, full);
+            left = wide_offer_group(left, tile.g1, base, 1u, lid, tau, t, full);
+            left = wide_offer_group(left, tile.g2, base, 2u, lid, tau, t, full);
+            pending = wide_offer_group(left, tile.g3, base, 3u, lid, tau, t, full);
             count = candidates_now();
             if (count <= ONE_PASS_CAP) {
                 break;

@@ -30,3 +30,36 @@ fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER
     }
     return v;
 }
+
+// The wide pass's reading order: entry e = 4·g + c of thread lid in the tile at `base` is
+// column base + e·WG + lid, so a thread's entries are in index order.
+fn wide_col(base: u32, g: u32, c: u32, lid: u32) -> u32 {
+    return base + (4u * g + c) * WG + lid;
+}
+
+// Which entry of thread lid column `col` is.
+fn wide_entry(col: u32, base: u32, lid: u32) -> u32 {
+    return (col - base - lid) / WG;
+}
+
+// How many threads hold an entry of the tile at `base` (< len): threads 0 .. that - 1.
+fn wide_seeds(base: u32, len: u32) -> u32 {
+    return min(WG, len - base);
+}
+
+fn wide_score(row: u32, col: u32, len: u32) -> f32 {
+    if (col < len) {
+        return score(row, col);
+    }
+    return 0.0;
+}
+
+// Entries 4g .. 4g + 3 of this thread's part of the tile at `base` (0 past the row).
+fn wide_group(row: u32, base: u32, g: u32, len: u32, lid: u32) -> vec4<f32> {
+    return vec4<f32>(
+        wide_score(row, wide_col(base, g, 0u, lid), len),
+        wide_score(row, wide_col(base, g, 1u, lid), len),
+        wide_score(row, wide_col(base, g, 2u, lid), len),
+        wide_score(row, wide_col(base, g, 3u, lid), len),
+    );
+}

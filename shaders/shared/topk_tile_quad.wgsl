@@ -41,3 +41,28 @@ fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER
     }
     return v;
 }
+
+// The wide pass's reading order in quads: group g of thread lid in the tile at `base` is the
+// quad at column base + 4·(g·WG + lid), read in one 16-byte load.
+fn wide_col(base: u32, g: u32, c: u32, lid: u32) -> u32 {
+    return base + 4u * (g * WG + lid) + c;
+}
+
+fn wide_entry(col: u32, base: u32, lid: u32) -> u32 {
+    let q = col - base;
+    return 4u * ((q / 4u - lid) / WG) + q % 4u;
+}
+
+// How many threads hold an entry of the tile at `base` (< len): threads 0 .. that - 1.
+fn wide_seeds(base: u32, len: u32) -> u32 {
+    return min(WG, (len - base + 3u) / 4u);
+}
+
+// Past a ragged row's length: read (the quad lies within n), never used.
+fn wide_group(row: u32, base: u32, g: u32, len: u32, lid: u32) -> vec4<f32> {
+    let col = wide_col(base, g, 0u, lid);
+    if (col < len) {
+        return scores[(p.in_shift + row * p.stride + col) / 4u];
+    }
+    return vec4<f32>(0.0);
+}

@@ -130,8 +130,9 @@ pub struct TopkConfig {
     /// 512 (`topk_one_pass_wide`): each thread's best entry seeds the running top-k, so a
     /// tile's first shrink already sets a tight tau; appends overflow into a retry instead of
     /// keeping a tile's worth of headroom, so a tile costs one barrier instead of eight; a
-    /// vec4 below tau skips its key conversions. Not with `quad_loads`; the radix path ignores
-    /// it. An experiment, unmeasured on a GPU yet: results are identical either way.
+    /// vec4 below tau skips its key conversions. With `quad_loads`, each thread's 16 entries
+    /// are four 16-byte loads. The radix path ignores it. An experiment, unmeasured on a GPU
+    /// yet: results are identical either way.
     pub wide_tiles: bool,
 }
 
@@ -202,13 +203,6 @@ impl TopkConfig {
                     self.scores,
                     self.subgroups
                 ),
-            ));
-        }
-        if self.quad_loads && self.wide_tiles {
-            return Err(Error::shape(
-                "wide_tiles",
-                "not with quad_loads",
-                "quad_loads = true",
             ));
         }
         if self.stride() < self.n {
