@@ -778,6 +778,16 @@ fn candidates_now() -> u32 {
     return workgroupUniformLoad(&cand_count);
 }
 
+// A row's start in either one pass: no candidates, no tau. Uniform call.
+fn empty_candidates(lid: u32) {
+    if (lid == 0u) {
+        atomicStore(&cand_count, 0u);
+        cand_tau = vec2<u32>(0u);
+        cand_sorted = 0u;
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(WG)
 fn topk_one_pass(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -788,12 +798,7 @@ fn topk_one_pass(
     if (row >= p.rows) {
         return;
     }
-    if (lid == 0u) {
-        atomicStore(&cand_count, 0u);
-        cand_tau = vec2<u32>(0u);
-        cand_sorted = 0u;
-    }
-    workgroupBarrier();
+    empty_candidates(lid);
     let len = row_len(row);
     var ahead = load_tile(row, 0u, len, lid);
     // Uniform loop state: the candidate count, and whether the running top-k holds k entries
@@ -1030,12 +1035,7 @@ fn topk_one_pass_wide(
     if (row >= p.rows) {
         return;
     }
-    if (lid == 0u) {
-        atomicStore(&cand_count, 0u);
-        cand_tau = vec2<u32>(0u);
-        cand_sorted = 0u;
-    }
-    workgroupBarrier();
+    empty_candidates(lid);
     let len = row_len(row);
     var ahead = load_wide(row, 0u, len, lid);
     // Uniform: the candidate count, and whether the running top-k holds k entries.
