@@ -38,10 +38,11 @@ enum Size {
 
 #[derive(Parser)]
 struct Args {
-    /// Kernels to run (default: all but topk_sweep and bandwidth). Known: bandwidth (WGSL
-    /// copy and row-read probes, examples/bench_bandwidth.wgsl), dispatch_overhead, rng_fill, topk
-    /// (with topk_baseline), topk_sweep (radix vs one pass over rows × n × k, for
-    /// `Strategy::Auto`), dense_attention, topk_attention, gather_attention, gumbel_max,
+    /// Kernels to run (default: all but topk_sweep, topk_stages and bandwidth). Known:
+    /// bandwidth (WGSL copy and row-read probes, examples/bench_bandwidth.wgsl),
+    /// dispatch_overhead, rng_fill, topk (with topk_baseline), topk_sweep (radix vs one pass
+    /// over rows × n × k, for `Strategy::Auto`), topk_stages (each dispatch of a top-k call
+    /// timed on its own), dense_attention, topk_attention, gather_attention, gumbel_max,
     /// lazy_gumbel, lev_attention, dense_attention_backward, sparse_attention_backward.
     #[arg(long)]
     kernel: Vec<String>,
@@ -160,17 +161,9 @@ fn rng_fill_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
-/// `with_cpu`: also keep a host copy of the scores to time the CPU reference on (a full-size
-/// readback is 1 GiB, so it is only made when asked for).
-fn topk_cases(
-    ctx: &GpuContext,
-    size: Size,
-    with_cpu: bool,
-    radix_groups: &[usize],
-    sort_workgroups: &[u32],
-    with_baseline: bool,
-) -> Result<Vec<Case>> {
-    let shapes: &[(usize, usize, usize)] = match size {
+/// The top-k shapes (rows, n, k): at full size the five.
+fn topk_shapes(size: Size) -> &'static [(usize, usize, usize)] {
+    match size {
         Size::Small => &[
             (64, 4096, 32),
             (16, 65536, 256),
@@ -184,9 +177,114 @@ fn topk_cases(
             (64, 131072, 2048),
             (65536, 4096, 64),
         ],
-    };
+    }
+}
+
+/// Where a top-k call's time goes (`--kernel topk_stages`): each dispatch in a compute pass
+/// of its own between timestamps ([`Topk::encode_stages`]), for the top-k shapes on the path
+/// `Strategy::Auto` takes and on radix: the histogram passes, the compaction, each sort step.
+/// Rows are "shape strategy: i kernel"; the extra pass boundaries may add a little time.
+fn topk_stage_rows(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> Result<Vec<Row>> {
+    if !ctx.capabilities().timestamps {
+        println!("topk_stages: this adapter has no timestamp queries");
+        return Ok(Vec::new());
+    }
+    const MARKS: u32 = 256;
+    let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("topk_stages"),
+        ty: wgpu::QueryType::Timestamp,
+        count: MARKS,
+    });
+    let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("topk_stages.resolve"),
+        size: u64::from(MARKS) * 8,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let stamps = GpuBuffer::<u64>::zeroed(ctx, MARKS as usize, "topk_stages.stamps")?;
+    let period_ns = f64::from(ctx.queue.get_timestamp_period());
+    let mut rows_out = Vec::new();
+    for &(rows, n, k) in topk_shapes(size) {
+        let scores = random_scores(ctx, rows, n)?;
+        let auto = TopkConfig {
+            rows,
+            n,
+            k,
+            ..Default::default()
+        };
+        let radix = TopkConfig {
+            strategy: Strategy::Radix,
+            ..auto
+        };
+        let configs = if auto.one_pass() {
+            vec![auto, radix]
+        } else {
+            vec![radix]
+        };
+        for cfg in configs {
+            let topk = Topk::new(ctx, cfg)?;
+            let out = topk.outputs()?;
+            let mut names = Vec::new();
+            let mut samples: Vec<Vec<f64>> = Vec::new();
+            for run in 0..warmup + reps.max(1) {
+                let mut enc = ctx.encoder("topk_stages");
+                names.clear();
+                topk.encode_stages(&mut enc, TopkInput::new(&scores), &out, &mut |e, name| {
+                    if (names.len() as u32) < MARKS {
+                        e.write_timestamp(&queries, names.len() as u32);
+                    }
+                    names.push(name);
+                })?;
+                let marks = (names.len() as u32).min(MARKS);
+                enc.resolve_query_set(&queries, 0..marks, &resolved, 0);
+                enc.copy_buffer_to_buffer(&resolved, 0, stamps.buffer(), 0, u64::from(marks) * 8);
+                ctx.submit_and_wait(enc)?;
+                let t = stamps.read(ctx)?;
+                if run < warmup {
+                    continue;
+                }
+                samples.resize(marks as usize - 1, Vec::new());
+                for (i, s) in samples.iter_mut().enumerate() {
+                    s.push(t[i + 1].wrapping_sub(t[i]) as f64 * period_ns / 1e6);
+                }
+            }
+            let path = if cfg.one_pass() { "OnePass" } else { "Radix" };
+            for (i, s) in samples.into_iter().enumerate() {
+                let t = knn_attention::timer::Timing {
+                    clock: Clock::GpuTimestamps,
+                    samples_ms: s,
+                };
+                rows_out.push(Row {
+                    kernel: "topk_stages",
+                    shape: format!("{rows}x{n} k={k} {path}: {i} {}", names[i]),
+                    clock: "gpu",
+                    median_ms: t.median_ms(),
+                    min_ms: t.min_ms(),
+                    max_ms: t.max_ms(),
+                    gbps: 0.0,
+                    tflops: 0.0,
+                    pct_of_peak: None,
+                    cpu_reference_ms: None,
+                    note: String::new(),
+                });
+            }
+        }
+    }
+    Ok(rows_out)
+}
+
+/// `with_cpu`: also keep a host copy of the scores to time the CPU reference on (a full-size
+/// readback is 1 GiB, so it is only made when asked for).
+fn topk_cases(
+    ctx: &GpuContext,
+    size: Size,
+    with_cpu: bool,
+    radix_groups: &[usize],
+    sort_workgroups: &[u32],
+    with_baseline: bool,
+) -> Result<Vec<Case>> {
     let mut cases = Vec::new();
-    for &(rows, n, k) in shapes {
+    for &(rows, n, k) in topk_shapes(size) {
         let scores = std::rc::Rc::new(random_scores(ctx, rows, n)?);
         let cfg = TopkConfig {
             rows,
@@ -1220,6 +1318,23 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         });
         if let Some(path) = &args.json {
             std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+    }
+    if named("topk_stages") {
+        match topk_stage_rows(&ctx, size, args.warmup, args.reps) {
+            Ok(rows) => {
+                for r in rows {
+                    println!(
+                        "{:<25} {:<50} {:>10.4} {:>10.4} {:>10.4}",
+                        r.kernel, r.shape, r.median_ms, r.min_ms, r.max_ms
+                    );
+                    report.results.push(r);
+                }
+                if let Some(path) = &args.json {
+                    std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+                }
+            }
+            Err(e) => println!("topk_stages: {e}"),
         }
     }
     if let Some(path) = &args.json {

@@ -591,6 +591,88 @@ fn one_kernel_shared_by_threads() {
     });
 }
 
+/// `encode_stages` records the same work as `encode`, one mark before each dispatch (named
+/// by its kernel) and one after: radix's four histogram passes, compaction and sort (or rank
+/// sort, or finalize), and the one pass's single dispatch, over every row batch.
+#[test]
+fn encode_stages_marks_every_dispatch() {
+    let ctx = gpu_or_skip!();
+    let small = one_mib_bindings();
+    let (rows, n, k) = (300, 3000, 40);
+    let data = common::normal_data(rows * n, 11);
+    let radix = TopkConfig {
+        strategy: Strategy::Radix,
+        ..cfg(rows, n, k)
+    };
+    let one_pass = TopkConfig {
+        strategy: Strategy::OnePass,
+        ..radix
+    };
+    let histograms = ["topk_histogram"; 4];
+    let cases = [
+        (
+            &ctx,
+            radix,
+            [&histograms[..], &["topk_compact", "topk_sort_local"]].concat(),
+        ),
+        (
+            &ctx,
+            TopkConfig {
+                rank_sort: true,
+                ..radix
+            },
+            [&histograms[..], &["topk_compact", "topk_rank_sort"]].concat(),
+        ),
+        (
+            &ctx,
+            TopkConfig {
+                sorted: false,
+                ..radix
+            },
+            [&histograms[..], &["topk_compact", "topk_finalize"]].concat(),
+        ),
+        (&ctx, one_pass, vec!["topk_one_pass"]),
+        (
+            &ctx,
+            TopkConfig {
+                wide_tiles: true,
+                ..one_pass
+            },
+            vec!["topk_one_pass_wide"],
+        ),
+        // 300 rows of 3000 scores (3.6 MB) in 1 MiB bindings: several row batches.
+        (&small, one_pass, vec!["topk_one_pass"]),
+    ];
+    for (ctx, c, per_batch) in cases {
+        let topk = Topk::new(ctx, c).unwrap();
+        let scores = GpuBuffer::from_slice(ctx, &data, "s").unwrap();
+        let (plain, staged) = (topk.outputs().unwrap(), topk.outputs().unwrap());
+        let mut enc = ctx.encoder("t");
+        topk.encode(&mut enc, TopkInput::new(&scores), &plain)
+            .unwrap();
+        let mut marks = Vec::new();
+        topk.encode_stages(
+            &mut enc,
+            TopkInput::new(&scores),
+            &staged,
+            &mut |_, name| marks.push(name),
+        )
+        .unwrap();
+        ctx.submit_and_wait(enc).unwrap();
+        let (plain, staged) = (plain.read(ctx).unwrap(), staged.read(ctx).unwrap());
+        assert_same(&staged, &plain, &format!("{c:?}: staged"));
+        assert_matches_reference(&staged, &c, &data, None, &format!("{c:?}"));
+        assert_eq!(marks.pop(), Some("end"), "{c:?}");
+        assert!(!marks.is_empty() && marks.len().is_multiple_of(per_batch.len()));
+        let batches = marks.len() / per_batch.len();
+        assert!(
+            batches > 1 || !std::ptr::eq(ctx, &small),
+            "{c:?}: one batch"
+        );
+        assert_eq!(marks, per_batch.repeat(batches), "{c:?}");
+    }
+}
+
 #[test]
 fn strided_slice_of_a_wider_buffer() {
     let ctx = gpu_or_skip!();

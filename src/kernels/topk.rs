@@ -475,6 +475,18 @@ struct SortStep {
     bind_group: wgpu::BindGroup,
 }
 
+/// What [`Topk::encode_stages`] records before each dispatch: given the encoder and the
+/// dispatch's kernel name.
+pub type StageMark<'a> = dyn FnMut(&mut wgpu::CommandEncoder, &'static str) + 'a;
+
+/// One dispatch of a top-k call: its kernel's name, pipeline, bind groups and workgroups.
+struct Stage<'a> {
+    name: &'static str,
+    pipeline: &'a wgpu::ComputePipeline,
+    groups: Vec<&'a wgpu::BindGroup>,
+    size: u32,
+}
+
 /// Group 1 of a radix step: one uniform `TopkStepParams` (which pass, or which sort step).
 fn step_bind_group(
     ctx: &GpuContext,
@@ -685,6 +697,70 @@ impl Topk {
         input: TopkInput<'_>,
         out: &TopkOutput,
     ) -> Result<()> {
+        self.check_call(input, out)?;
+        self.record(encoder, input, out, None)
+    }
+
+    /// [`Topk::encode`] with each dispatch in a compute pass of its own, and `mark(encoder,
+    /// stage)` recorded before each (`stage` names its kernel) and once more after the last
+    /// (`"end"`): a per-stage profile, e.g. with `write_timestamp` (the bench's
+    /// `--kernel topk_stages`). Same results; the extra passes may cost a little time.
+    pub fn encode_stages(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: TopkInput<'_>,
+        out: &TopkOutput,
+        mark: &mut StageMark<'_>,
+    ) -> Result<()> {
+        self.check_call(input, out)?;
+        self.record(encoder, input, out, Some(mark))?;
+        mark(encoder, "end");
+        Ok(())
+    }
+
+    /// Every row batch's stages: in one compute pass per batch, or, given `mark`, each in
+    /// its own pass after a mark.
+    fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: TopkInput<'_>,
+        out: &TopkOutput,
+        mut mark: Option<&mut StageMark<'_>>,
+    ) -> Result<()> {
+        let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
+        self.bind_groups.scoped(ctx, |groups| {
+            for row0 in (0..cfg.rows).step_by(plan.batch_rows) {
+                let rows = plan.batch_rows.min(cfg.rows - row0);
+                let bg = self.bind_group(groups, input, out, row0, rows);
+                let stages = self.stages(&bg, rows);
+                match mark.as_mut() {
+                    None => {
+                        // One compute pass for the whole chain (wgpu orders the dispatches).
+                        let mut cpass = shader::compute_pass(encoder, "topk");
+                        for st in &stages {
+                            shader::dispatch_in(ctx, &mut cpass, st.pipeline, &st.groups, st.size);
+                        }
+                    }
+                    Some(mark) => {
+                        for st in &stages {
+                            mark(encoder, st.name);
+                            shader::dispatch(
+                                ctx,
+                                encoder,
+                                st.name,
+                                st.pipeline,
+                                &st.groups,
+                                st.size,
+                            );
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Every size and type `encode` checks before it records anything.
+    fn check_call(&self, input: TopkInput<'_>, out: &TopkOutput) -> Result<()> {
         let cfg = &self.cfg;
         if input.scores.ty() != cfg.scores {
             return Err(Error::shape(
@@ -710,24 +786,7 @@ impl Topk {
             ("out.indices", out.indices.len(), cfg.rows * cfg.k),
             ("out.counts", out.counts.len(), cfg.rows),
         ])?;
-        let plan = &self.plan;
-        self.bind_groups.scoped(&self.ctx, |groups| {
-            for row0 in (0..cfg.rows).step_by(plan.batch_rows) {
-                let rows = plan.batch_rows.min(cfg.rows - row0);
-                let bg = self.bind_group(groups, input, out, row0, rows);
-                match &self.pipelines {
-                    Pipelines::OnePass(pipeline) => shader::dispatch(
-                        &self.ctx,
-                        encoder,
-                        "topk_one_pass",
-                        pipeline,
-                        &[&bg],
-                        rows as u32,
-                    ),
-                    Pipelines::Radix { .. } => self.record_radix(encoder, &bg, rows),
-                }
-            }
-        })
+        Ok(())
     }
 
     /// The bind group of the row batch at `row0`: its parameters, the slice of the scores it
@@ -792,52 +851,73 @@ impl Topk {
         )
     }
 
-    /// The radix path for one row batch: 4 histogram passes, compact, then the sort (whose
-    /// last step writes the outputs) or, unsorted, finalize.
-    fn record_radix(&self, encoder: &mut wgpu::CommandEncoder, bg: &wgpu::BindGroup, rows: usize) {
-        let Pipelines::Radix {
-            histogram,
-            compact,
-            passes,
-            output,
-        } = &self.pipelines
-        else {
-            return;
+    /// The dispatches of one row batch. One pass: one. Radix: 4 histogram passes, compact,
+    /// then the sort (whose last step writes the outputs), the rank sort, or, unsorted,
+    /// finalize.
+    fn stages<'s>(&'s self, bg: &'s wgpu::BindGroup, rows: usize) -> Vec<Stage<'s>> {
+        let (cfg, plan) = (&self.cfg, &self.plan);
+        let stage = |name, pipeline, step: Option<&'s wgpu::BindGroup>, size: usize| Stage {
+            name,
+            pipeline,
+            groups: match step {
+                Some(step) => vec![bg, step],
+                None => vec![bg],
+            },
+            size: size as u32,
         };
-        let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
-        let tiles = (rows * plan.chunks) as u32;
-        // One compute pass for the whole chain (wgpu orders the dispatches).
-        let mut cpass = shader::compute_pass(encoder, "topk");
-        for pass in passes {
-            shader::dispatch_in(ctx, &mut cpass, histogram, &[bg, pass], tiles);
-        }
-        shader::dispatch_in(ctx, &mut cpass, compact, &[bg], tiles);
+        let (histogram, compact, passes, output) = match &self.pipelines {
+            Pipelines::OnePass(pipeline) => {
+                let name = if cfg.wide_tiles {
+                    "topk_one_pass_wide"
+                } else {
+                    "topk_one_pass"
+                };
+                return vec![stage(name, pipeline, None, rows)];
+            }
+            Pipelines::Radix {
+                histogram,
+                compact,
+                passes,
+                output,
+            } => (histogram, compact, passes, output),
+        };
+        let tiles = rows * plan.chunks;
+        let mut stages: Vec<_> = passes
+            .iter()
+            .map(|pass| stage("topk_histogram", histogram, Some(pass), tiles))
+            .collect();
+        stages.push(stage("topk_compact", compact, None, tiles));
         match output {
             RadixOutput::Sorted {
                 local,
                 global,
                 steps,
             } => {
-                let blocks = (plan.sort_size / SORT_BLOCK.min(plan.sort_size)) as u32;
-                let halves = (rows * plan.sort_size / 2).div_ceil(WG) as u32;
-                for step in steps {
-                    let (pipeline, groups) = if step.global {
-                        (global, halves)
+                let blocks = plan.sort_size / SORT_BLOCK.min(plan.sort_size);
+                let halves = (rows * plan.sort_size / 2).div_ceil(WG);
+                stages.extend(steps.iter().map(|step| {
+                    if step.global {
+                        stage("topk_sort_global", global, Some(&step.bind_group), halves)
                     } else {
-                        (local, rows as u32 * blocks)
-                    };
-                    shader::dispatch_in(ctx, &mut cpass, pipeline, &[bg, &step.bind_group], groups);
-                }
+                        let size = rows * blocks;
+                        stage("topk_sort_local", local, Some(&step.bind_group), size)
+                    }
+                }));
             }
             RadixOutput::Ranked(rank) => {
-                let groups = (rows * cfg.k.div_ceil(WG)) as u32;
-                shader::dispatch_in(ctx, &mut cpass, rank, &[bg], groups);
+                stages.push(stage(
+                    "topk_rank_sort",
+                    rank,
+                    None,
+                    rows * cfg.k.div_ceil(WG),
+                ));
             }
             RadixOutput::Unsorted(finalize) => {
-                let slots = (rows * cfg.k).div_ceil(WG) as u32;
-                shader::dispatch_in(ctx, &mut cpass, finalize, &[bg], slots);
+                let slots = (rows * cfg.k).div_ceil(WG);
+                stages.push(stage("topk_finalize", finalize, None, slots));
             }
         }
+        stages
     }
 
     /// Uploads f32 `scores` (and `lengths`), runs, and reads the result back.
