@@ -250,51 +250,69 @@ fn callees(block: &naga::Block, out: &mut Vec<naga::Handle<naga::Function>>) {
     }
 }
 
-/// Entry points that keep their per-thread data in registers by construction: no private
-/// array indexed at run time, in them or anything they call. A driver that does not unroll
-/// the loop over such an array keeps it in local memory (NVIDIA reported 64 bytes of it per
-/// thread for `topk_one_pass`), where a load stored into it waits for its data at once.
-const REGISTER_ONLY: &[(&str, &str)] = &[
-    ("topk", "topk_one_pass_wide"),
-    ("topk_f16", "topk_one_pass_wide"),
-    ("topk_quad", "topk_one_pass_wide"),
-    ("topk_subgroup", "topk_one_pass_wide"),
-    ("topk_f16_subgroup", "topk_one_pass_wide"),
+/// Entry points allowed a private array indexed at run time (in them or anything they
+/// call), each with its reason. A driver that does not unroll the loop over such an array
+/// keeps it in local memory (NVIDIA reported 64 to 256 bytes per thread for several of
+/// these), where a load stored into it waits for its data at once. Every other entry point
+/// keeps its per-thread data in registers by construction, as `topk_one_pass_wide` does.
+const PRIVATE_ARRAYS: &[(&str, &str)] = &[
+    // One accumulator per 16-wide slice of the head dimension (an override).
+    (
+        "dense_attention",
+        "per-thread output accumulators over head-dim chunks",
+    ),
+    (
+        "dense_backward_dq",
+        "per-thread dq accumulators over head-dim chunks",
+    ),
+    (
+        "dense_backward_dkv",
+        "per-thread dk, dv accumulators over head-dim chunks",
+    ),
+    (
+        "sampling_attention",
+        "per-thread sample and accumulator lists",
+    ),
+    ("leverage_gram", "per-thread Gram row"),
+    // Loads held across a pipeline-constant loop; NVIDIA unrolls these (no local memory
+    // for the radix passes), not the one pass (64 bytes).
+    ("topk_one_pass", "the prefetched tile"),
+    ("topk_histogram", "KEY_LOADS keys in flight"),
+    ("topk_compact", "COMPACT_RUN keys per thread"),
 ];
 
 #[test]
-fn register_only_kernels_index_no_private_array() {
-    for &(kernel, entry) in REGISTER_ONLY {
-        let src = ALL.iter().find(|(n, _)| *n == kernel).unwrap().1;
-        let (m, info) = validate(kernel, &module(kernel, src), spv::supported_capabilities());
-        let (i, ep) = m
-            .entry_points
-            .iter()
-            .enumerate()
-            .find(|(_, ep)| ep.name == entry)
-            .unwrap_or_else(|| panic!("{kernel}: no entry point {entry}"));
-        let mut found = dynamic_private_arrays(&m, &ep.function, info.get_entry_point(i), entry);
-        let mut todo = Vec::new();
-        callees(&ep.function.body, &mut todo);
-        let mut seen = Vec::new();
-        while let Some(h) = todo.pop() {
-            if seen.contains(&h) {
-                continue;
+fn private_arrays_only_where_allowed() {
+    for (name, src) in ALL {
+        let (m, info) = validate(name, &module(name, src), spv::supported_capabilities());
+        for (i, ep) in m.entry_points.iter().enumerate() {
+            let entry = ep.name.as_str();
+            let mut found =
+                dynamic_private_arrays(&m, &ep.function, info.get_entry_point(i), entry);
+            let mut todo = Vec::new();
+            callees(&ep.function.body, &mut todo);
+            let mut seen = Vec::new();
+            while let Some(h) = todo.pop() {
+                if seen.contains(&h) {
+                    continue;
+                }
+                seen.push(h);
+                let f = &m.functions[h];
+                found.extend(dynamic_private_arrays(
+                    &m,
+                    f,
+                    &info[h],
+                    f.name.as_deref().unwrap_or("?"),
+                ));
+                callees(&f.body, &mut todo);
             }
-            seen.push(h);
-            let f = &m.functions[h];
-            found.extend(dynamic_private_arrays(
-                &m,
-                f,
-                &info[h],
-                f.name.as_deref().unwrap_or("?"),
-            ));
-            callees(&f.body, &mut todo);
+            let allowed = PRIVATE_ARRAYS.iter().any(|&(e, _)| e == entry);
+            // An allowance that is no longer needed goes, so the list stays true.
+            assert_eq!(
+                !found.is_empty(),
+                allowed,
+                "{name}::{entry}: private arrays indexed at run time in {found:?}"
+            );
         }
-        assert!(!seen.is_empty(), "{kernel}::{entry}: no callees found");
-        assert!(
-            found.is_empty(),
-            "{kernel}::{entry}: private arrays indexed at run time in {found:?}"
-        );
     }
 }
