@@ -787,6 +787,16 @@ fn bad_input_is_a_typed_error() {
             ..
         })
     ));
+    // encode_stages checks as encode does, and marks nothing on error.
+    let mut marks = 0;
+    assert!(matches!(
+        topk.encode_stages(&mut enc, TopkInput::new(&s), &small, &mut |_, _| marks += 1),
+        Err(Error::InvalidShape {
+            arg: "out.values",
+            ..
+        })
+    ));
+    assert_eq!(marks, 0);
 }
 
 proptest! {
