@@ -274,9 +274,7 @@ const PRIVATE_ARRAYS: &[(&str, &str)] = &[
         "per-thread sample and accumulator lists",
     ),
     ("leverage_gram", "per-thread Gram row"),
-    // Loads held across a pipeline-constant loop; NVIDIA unrolls these (no local memory
-    // for the radix passes), not the one pass (64 bytes).
-    ("topk_one_pass", "the prefetched tile"),
+    // Loads held across a pipeline-constant loop; NVIDIA unrolls these (no local memory).
     ("topk_histogram", "KEY_LOADS keys in flight"),
     ("topk_compact", "COMPACT_RUN keys per thread"),
 ];

@@ -646,7 +646,7 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 // a handful of barrier steps instead of a full sort of the buffer.
 
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
-const ONE_PASS_PER_THREAD: u32 = 2u;
+const ONE_PASS_PER_THREAD: u32 = 2u;         // load_tile's vec2
 const ONE_PASS_TILE: u32 = WG * ONE_PASS_PER_THREAD; // k ≤ CAP - TILE (ONE_PASS_MAX_K)
 const_assert ONE_PASS_CAP == 4u * WG; // shrink_candidates' merge holds 4 entries per thread
 // Appends in the last tile from which the subgroup tier takes its next tile's appends with

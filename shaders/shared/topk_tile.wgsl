@@ -19,14 +19,17 @@ fn admits(key: u32, col: u32, tau: vec2<u32>) -> bool {
 // tile before filtering the current one, so the loads are in flight across the filter and
 // its barriers instead of starting after them. Loading four tiles ahead (8 loads in flight)
 // was slower on an H200 (4096×65536, k = 32: 3.18 -> 4.03 ms), as was a plain row read at
-// that depth (bench `--kernel bandwidth`): latency is not what bounds this loop.
-fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
-    var v: array<f32, ONE_PASS_PER_THREAD>;
-    for (var e = 0u; e < ONE_PASS_PER_THREAD; e++) {
-        let col = tile_col(base, e, lid);
-        if (col < len) {
-            v[e] = score(row, col);
-        }
+// that depth (bench `--kernel bandwidth`): latency is not what bounds this loop. A vec2, not
+// an array: a private array the driver does not unroll lives in local memory.
+fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> vec2<f32> {
+    var v = vec2<f32>(0.0);
+    let first = tile_col(base, 0u, lid);
+    let second = tile_col(base, 1u, lid);
+    if (first < len) {
+        v.x = score(row, first);
+    }
+    if (second < len) {
+        v.y = score(row, second);
     }
     return v;
 }

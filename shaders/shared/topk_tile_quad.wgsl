@@ -30,16 +30,14 @@ fn admits(key: u32, col: u32, tau: vec2<u32>) -> bool {
 
 // This thread's entries of the tile at `base` (0 past the row): one quad load, which the
 // second tile of a double tile makes again (a cache hit) rather than keep it across the loop.
-fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> array<f32, ONE_PASS_PER_THREAD> {
-    var v: array<f32, ONE_PASS_PER_THREAD>;
+fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> vec2<f32> {
     let quad = double_tile(base) + 4u * lid; // this thread's quad, in columns
-    let h = quad_half(base);
-    if (quad + h < len) {
+    if (quad + quad_half(base) < len) {
         let q = scores[(p.in_shift + row * p.stride + quad) / 4u];
-        v[0] = q[h];
-        v[1] = q[h + 1u]; // past a ragged row's length: read, never used
+        // The second entry past a ragged row's length: read, never used.
+        return select(q.xy, q.zw, quad_half(base) != 0u);
     }
-    return v;
+    return vec2<f32>(0.0);
 }
 
 // The wide pass's reading order in quads: group g of thread lid in the tile at `base` is the
