@@ -483,8 +483,8 @@ fn topk_case(
     })
 }
 
-/// Radix vs one pass over a grid of rows × n × k (random normal scores): the data behind
-/// `Strategy::Auto`'s crossover. Opt-in (`--kernel topk_sweep`).
+/// Radix vs one pass (512-entry and wide tiles) over a grid of rows × n × k (random normal
+/// scores): the data behind `Strategy::Auto`'s crossover. Opt-in (`--kernel topk_sweep`).
 fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     let (rows_set, n_set): (&[usize], &[usize]) = match size {
         Size::Small => (&[1, 16, 256], &[4096, 32768]),
@@ -502,14 +502,22 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         let scores = std::rc::Rc::new(random_scores(ctx, max_rows, n)?);
         for &rows in rows_set.iter().filter(|&&r| r <= max_rows) {
             for k in [8, 32, 128, 256, 512] {
-                for strategy in [Strategy::Radix, Strategy::OnePass] {
-                    let cfg = TopkConfig {
-                        rows,
-                        n,
-                        k,
-                        strategy,
-                        ..Default::default()
-                    };
+                let radix = TopkConfig {
+                    rows,
+                    n,
+                    k,
+                    strategy: Strategy::Radix,
+                    ..Default::default()
+                };
+                let one_pass = TopkConfig {
+                    strategy: Strategy::OnePass,
+                    ..radix
+                };
+                let wide = TopkConfig {
+                    wide_tiles: true,
+                    ..one_pass
+                };
+                for cfg in [radix, one_pass, wide] {
                     cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
                 }
             }

@@ -165,25 +165,33 @@ def main(d):
     sweep = defaultdict(dict)
     for c in cases:
         if c["kernel"] == "topk_sweep":
-            m = re.match(r"(\d+)x(\d+) k=(\d+) (\w+)", c["shape"])
+            m = re.match(r"(\d+)x(\d+) k=(\d+) (\w+)( wide)?", c["shape"])
             key = tuple(map(int, m.groups()[:3]))
-            sweep[key][m[4]] = c["median_ms"]
+            path = m[4] + (m[5] or "")
+            sweep[key][path] = c["median_ms"]
             if "Strategy::Auto" in c["note"]:
-                sweep[key]["auto"] = m[4]
+                sweep[key]["auto"] = path
     if sweep:
-        print("## Top-k sweep: radix vs one pass\n")
+        print("## Top-k sweep: radix vs one pass (512-entry and wide tiles)\n")
         wrong = 0
+        wide_wins = 0
         rows = []
         for key in sorted(sweep):
             v = sweep[key]
             if "Radix" not in v or "OnePass" not in v:
                 continue
+            # Auto chooses between the two defaults; the wide tiles are an opt-in beside them.
             best = "Radix" if v["Radix"] <= v["OnePass"] else "OnePass"
             wrong += v.get("auto") != best
+            wide = v.get("OnePass wide")
+            wide_wins += wide is not None and wide < min(v["Radix"], v["OnePass"])
             rows.append([f"{key[0]}×{key[1]}, k = {key[2]}", ms(v["Radix"]), ms(v["OnePass"]),
+                         ms(wide), ratio(v["OnePass"], wide),
                          best, v.get("auto", "?") + ("" if v.get("auto") == best else " ✗")])
-        print(table(["shape", "radix", "one pass", "faster", "Auto picks"], rows))
-        print(f"Auto picks the slower path in {wrong} of {len(rows)} shapes.\n")
+        print(table(["shape", "radix", "one pass", "wide", "one pass / wide", "faster",
+                     "Auto picks"], rows))
+        print(f"Auto picks the slower path in {wrong} of {len(rows)} shapes; the wide one "
+              f"pass beats both in {wide_wins}.\n")
 
     ours = {(c["kernel"], c["shape"]): c["median_ms"] for c in cases}
     rows = [[c["kernel"], c["shape"], ms(c["median_ms"]), ms(ours[key]),
