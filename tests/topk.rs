@@ -854,15 +854,21 @@ fn f16_widening_is_exact_for_every_bit_pattern() {
         .iter()
         .map(|&b| half::f16::from_bits(b).to_f32())
         .collect();
-    for strategy in [Strategy::Radix, Strategy::OnePass] {
+    for (strategy, wide_tiles) in [
+        (Strategy::Radix, false),
+        (Strategy::OnePass, false),
+        (Strategy::OnePass, true),
+    ] {
         let c = TopkConfig {
             scores: ScoreType::F16,
             strategy,
+            wide_tiles,
             ..cfg(rows, n, n)
         };
         let gpu = Topk::new(&ctx, c).unwrap().run_f16(&bits, None).unwrap();
         let cpu = topk_ref(&widened, &c, 0, None).unwrap();
-        assert_same(&gpu, &cpu, &format!("all f16 patterns, {strategy:?}"));
+        let what = format!("all f16 patterns, {strategy:?} wide={wide_tiles}");
+        assert_same(&gpu, &cpu, &what);
     }
 }
 
@@ -897,11 +903,13 @@ fn f16_scores_match_reference_on_widened_values() {
     let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 61 % 2100).collect();
     for k in [1, 33, 700, 2049] {
         for order in [Order::Largest, Order::Smallest] {
-            // Radix, one pass, one pass with the subgroup append (`topk_f16_subgroup`).
-            for (strategy, subgroups) in [
-                (Strategy::Radix, false),
-                (Strategy::OnePass, false),
-                (Strategy::OnePass, true),
+            // Radix, one pass, one pass with the subgroup append (`topk_f16_subgroup`), and
+            // in wide tiles.
+            for (strategy, subgroups, wide_tiles) in [
+                (Strategy::Radix, false, false),
+                (Strategy::OnePass, false, false),
+                (Strategy::OnePass, true, false),
+                (Strategy::OnePass, false, true),
             ] {
                 if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
                     continue;
@@ -910,6 +918,7 @@ fn f16_scores_match_reference_on_widened_values() {
                     order,
                     strategy,
                     subgroups,
+                    wide_tiles,
                     ..f16_cfg(rows, n, k)
                 };
                 let gpu = Topk::new(&ctx, c)
@@ -920,7 +929,7 @@ fn f16_scores_match_reference_on_widened_values() {
                 assert_same(
                     &gpu,
                     &cpu,
-                    &format!("f16 k={k} {order:?} {strategy:?} subgroups={subgroups}"),
+                    &format!("f16 k={k} {order:?} {strategy:?} {subgroups} {wide_tiles}"),
                 );
             }
         }
