@@ -60,23 +60,34 @@ async fn checks() -> Result<Vec<String>> {
         ctx.adapter_info.name, ctx.adapter_info.backend
     )];
     let mut failures = 0;
-    for (rows, n, k, strategy, sorted) in [
-        (3, 5000, 37, Strategy::Radix, true),
-        (3, 5000, 37, Strategy::OnePass, true),
-        (3, 5000, 37, Strategy::Radix, false),
-        (1, 131072, 2048, Strategy::Radix, true),
-        (64, 4096, 32, Strategy::Auto, true),
-        (2, 70000, 4096, Strategy::Radix, true),
+    for (rows, n, k, strategy, sorted, wide_tiles) in [
+        (3, 5000, 37, Strategy::Radix, true, false),
+        (3, 5000, 37, Strategy::OnePass, true, false),
+        (3, 5000, 37, Strategy::OnePass, true, true),
+        (3, 5000, 37, Strategy::Radix, false, false),
+        (1, 131072, 2048, Strategy::Radix, true, false),
+        (64, 4096, 32, Strategy::Auto, true, false),
+        (2, 70000, 4096, Strategy::Radix, true, false),
     ] {
-        let ok = topk_matches(&ctx, rows, n, k, strategy, sorted).await?;
+        let cfg = TopkConfig {
+            rows,
+            n,
+            k,
+            strategy,
+            sorted,
+            wide_tiles,
+            ..Default::default()
+        };
+        let ok = topk_matches(&ctx, cfg).await?;
         failures += !ok as usize;
         let verdict = if ok {
             "same bits as the CPU reference"
         } else {
             "MISMATCH"
         };
+        let wide = if wide_tiles { " wide tiles" } else { "" };
         log.push(format!(
-            "topk {rows}x{n} k={k} {strategy:?} sorted={sorted}: {verdict}"
+            "topk {rows}x{n} k={k} {strategy:?}{wide} sorted={sorted}: {verdict}"
         ));
     }
     let differ = lazy_samples_differ(&ctx).await?;
@@ -108,22 +119,10 @@ async fn checks() -> Result<Vec<String>> {
     Ok(log)
 }
 
-async fn topk_matches(
-    ctx: &GpuContext,
-    rows: usize,
-    n: usize,
-    k: usize,
-    strategy: Strategy,
-    sorted: bool,
-) -> Result<bool> {
-    let cfg = TopkConfig {
-        rows,
-        n,
-        k,
-        strategy,
-        sorted,
-        ..Default::default()
-    };
+async fn topk_matches(ctx: &GpuContext, cfg: TopkConfig) -> Result<bool> {
+    let TopkConfig {
+        rows, n, k, sorted, ..
+    } = cfg;
     let host = scores(rows * n, (rows * n + k) as u64);
     let topk = Topk::new(ctx, cfg)?;
     let input = GpuBuffer::from_slice(ctx, &host, "scores")?;
