@@ -15,7 +15,9 @@
 //!   dispatch instead of ~10: the choice for many rows and small k. A subgroup tier
 //!   (`topk_subgroup`, `topk_f16_subgroup`, `TopkConfig::subgroups`) appends a busy tile's
 //!   candidates with one atomic per subgroup; it measured slower on an H200, so the core
-//!   kernel is the default, and both are tested.
+//!   kernel is the default, and both are tested. `TopkConfig::wide_tiles` reads the row in
+//!   4096-entry tiles held in registers (`topk_one_pass_wide`: per-thread bests seed the
+//!   running k-th, appends past the buffer retry after a shrink), an opt-in experiment.
 //!
 //! Rules, identical in [`crate::reference::topk`]:
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
