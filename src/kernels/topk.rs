@@ -481,12 +481,24 @@ struct SortStep {
 /// dispatch's kernel name.
 pub type StageMark<'a> = dyn FnMut(&mut wgpu::CommandEncoder, &'static str) + 'a;
 
-/// One dispatch of a top-k call: its kernel's name, pipeline, bind groups and workgroups.
+/// One dispatch of a top-k call: its kernel's name, pipeline, bind groups (the batch's, and a
+/// radix step's) and workgroups.
 struct Stage<'a> {
     name: &'static str,
     pipeline: &'a wgpu::ComputePipeline,
-    groups: Vec<&'a wgpu::BindGroup>,
+    batch: &'a wgpu::BindGroup,
+    step: Option<&'a wgpu::BindGroup>,
     size: u32,
+}
+
+impl Stage<'_> {
+    /// Groups 0 (and 1), without allocating: encode runs per call.
+    fn groups(&self) -> ([&wgpu::BindGroup; 2], usize) {
+        match self.step {
+            Some(step) => ([self.batch, step], 2),
+            None => ([self.batch, self.batch], 1),
+        }
+    }
 }
 
 /// Group 1 of a radix step: one uniform `TopkStepParams` (which pass, or which sort step).
@@ -740,18 +752,27 @@ impl Topk {
                         // One compute pass for the whole chain (wgpu orders the dispatches).
                         let mut cpass = shader::compute_pass(encoder, "topk");
                         for st in &stages {
-                            shader::dispatch_in(ctx, &mut cpass, st.pipeline, &st.groups, st.size);
+                            let (groups, n) = st.groups();
+                            shader::dispatch_in(
+                                ctx,
+                                &mut cpass,
+                                st.pipeline,
+                                &groups[..n],
+                                st.size,
+                            );
                         }
                     }
                     Some(mark) => {
                         for st in &stages {
                             mark(encoder, st.name);
+                            let (groups, n) = st.groups();
+                            let pipeline = st.pipeline;
                             shader::dispatch(
                                 ctx,
                                 encoder,
                                 st.name,
-                                st.pipeline,
-                                &st.groups,
+                                pipeline,
+                                &groups[..n],
                                 st.size,
                             );
                         }
@@ -861,10 +882,8 @@ impl Topk {
         let stage = |name, pipeline, step: Option<&'s wgpu::BindGroup>, size: usize| Stage {
             name,
             pipeline,
-            groups: match step {
-                Some(step) => vec![bg, step],
-                None => vec![bg],
-            },
+            batch: bg,
+            step,
             size: size as u32,
         };
         let (histogram, compact, passes, output) = match &self.pipelines {
