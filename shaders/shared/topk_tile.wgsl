@@ -19,8 +19,9 @@ fn admits(key: u32, col: u32, tau: vec2<u32>) -> bool {
 // tile before filtering the current one, so the loads are in flight across the filter and
 // its barriers instead of starting after them. Loading four tiles ahead (8 loads in flight)
 // was slower on an H200 (4096×65536, k = 32: 3.18 -> 4.03 ms), as was a plain row read at
-// that depth (bench `--kernel bandwidth`): latency is not what bounds this loop. A vec2, not
-// an array: a private array the driver does not unroll lives in local memory.
+// that depth (bench `--kernel bandwidth`); both held their loads in a private array, which
+// the driver may keep in local memory, where a stored load waits for its data at once. So a
+// vec2 here, and the wide pass (topk_one_pass_wide) holds 16 loads in vec4s.
 fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> vec2<f32> {
     var v = vec2<f32>(0.0);
     let first = tile_col(base, 0u, lid);
