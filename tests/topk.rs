@@ -339,7 +339,8 @@ fn ragged_and_causal_rows_including_empty() {
             _ => r + 1,
         })
         .collect();
-    for k in [1, 16, 64, 700] {
+    // 65 and 300: the wide pass's second seeds, with rows of every length mod 4 (quads).
+    for k in [1, 16, 64, 65, 300, 700] {
         for sorted in [true, false] {
             let c = TopkConfig {
                 sorted,

@@ -879,10 +879,11 @@ fn finish_one_pass(lid: u32, row: u32) {
 // unroll lives in local memory, and a load stored there waits for its data at once, so the
 // next tile's loads would not overlap this one's work). In topk_quad those are four 16-byte
 // loads per thread (shared/topk_tile_quad.wgsl), otherwise sixteen 4-byte ones. Per tile:
-// - While the running top-k is not full, each thread first offers its own best entry, at
-//   slot count + lid with no atomics. The k-th best of those WG maxima is at most the tile's
-//   k-th best (k ≤ WG), so the shrink that follows sets a tau that already filters the rest
-//   of the tile: a random row's first tile admits about k entries instead of all of it.
+// - While the running top-k is not full, each thread first offers its own best entry (and
+//   for larger k its second best), at fixed slots with no atomics. The k-th best of those
+//   seeds is at most the tile's k-th best, so the shrink that follows sets a tau that
+//   already filters the rest of the tile: a random row's first tile admits about k entries
+//   instead of all of it.
 // - The rest is offered against tau in (key, index) order (an entry beside a seed may have
 //   a smaller index than tau's). A whole vec4 provably below tau as floats skips its keys.
 // - Appends take slots by atomics with no headroom kept: an entry whose slot falls past
@@ -894,6 +895,12 @@ fn finish_one_pass(lid: u32, row: u32) {
 
 const WIDE_PER_THREAD: u32 = 16u;
 const WIDE_TILE: u32 = WG * WIDE_PER_THREAD;
+// Up to this k each thread seeds its best entry only: the k-th of 256 thread bests (of 16
+// entries each) already sits near the tile's k-th. Above it the k-th best drifts down to the
+// smallest thread best (at k = 256, about the 69th percentile of a normal row: ~1300 of the
+// tile's 4096 entries admitted, an overflow and a large shrink), so each thread seeds its
+// second best too, and tau is the k-th of 512.
+const WIDE_ONE_SEED_K: u32 = 64u;
 
 // This thread's entries of a wide tile: entry e = 4·g + c is component c of `g<g>`, column
 // wide_col(base, g, c, lid) (the reading order, shared/topk_tile{,_quad}.wgsl).
@@ -1046,14 +1053,24 @@ fn topk_one_pass_wide(
         ahead = load_wide(row, base + WIDE_TILE, len, lid);
         var pending = wide_valid(base, len, lid);
         if (!full) {
-            // Seeds: each thread's best entry, one per thread with any entry in the row. They
-            // fit: not full means count < k ≤ ONE_PASS_MAX_K = ONE_PASS_CAP - 2·WG.
+            // Seeds: each thread's best entry (threads 0 .. seeds - 1 hold one), then for
+            // k > WIDE_ONE_SEED_K its second best too. They fit: not full means count < k ≤
+            // ONE_PASS_MAX_K = ONE_PASS_CAP - 2·WG.
             let best = wide_best(tile, base, pending, lid);
             if (best.y != SENTINEL_IDX) {
                 cand[count + lid] = best;
                 pending &= ~(1u << wide_entry(best.y, base, lid));
             }
-            count += wide_seeds(base, len);
+            var seeds = wide_seeds(base, len, 0u);
+            if (p.k > WIDE_ONE_SEED_K) {
+                let second = wide_best(tile, base, pending, lid);
+                if (second.y != SENTINEL_IDX) {
+                    cand[count + seeds + lid] = second;
+                    pending &= ~(1u << wide_entry(second.y, base, lid));
+                }
+                seeds += wide_seeds(base, len, 1u);
+            }
+            count += seeds;
             if (lid == 0u) {
                 atomicStore(&cand_count, count);
             }

@@ -46,9 +46,14 @@ fn wide_entry(col: u32, base: u32, lid: u32) -> u32 {
     return (col - base - lid) / WG;
 }
 
-// How many threads hold an entry of the tile at `base` (< len): threads 0 .. that - 1.
-fn wide_seeds(base: u32, len: u32) -> u32 {
-    return min(WG, len - base);
+// How many threads hold more than m entries of the tile at `base` (< len): threads 0 .. that
+// - 1, since a thread's entries e are columns base + e·WG + lid.
+fn wide_seeds(base: u32, len: u32, m: u32) -> u32 {
+    let left = len - base;
+    if (left <= m * WG) {
+        return 0u;
+    }
+    return min(WG, left - m * WG);
 }
 
 fn wide_score(row: u32, col: u32, len: u32) -> f32 {
