@@ -129,8 +129,8 @@ pub struct TopkConfig {
     /// results are identical either way.
     pub rank_sort: bool,
     /// The one pass reads tiles of 4096 entries, 16 per thread held in registers, instead of
-    /// 512 (`topk_one_pass_wide`): each thread's best entry seeds the running top-k, so a
-    /// tile's first shrink already sets a tight tau; appends overflow into a retry instead of
+    /// 512 (`topk_one_pass_wide`): each thread's best entry (for k > 64 its best two) seeds
+    /// the running top-k, so a tile's first shrink already sets a tight tau; appends overflow into a retry instead of
     /// keeping a tile's worth of headroom, so a tile costs one barrier instead of eight; a
     /// vec4 below tau skips its key conversions. With `quad_loads`, each thread's 16 entries
     /// are four 16-byte loads. The radix path ignores it. An experiment, unmeasured on a GPU
