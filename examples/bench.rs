@@ -22,7 +22,7 @@ use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttenti
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
 use knn_attention::reference::topk::topk as topk_cpu;
-use knn_attention::timer::{Clock, time_gpu};
+use knn_attention::timer::{Clock, StageTimer, time_gpu};
 use knn_attention::{AttentionShape, GpuBuffer, GpuContext, Mask, Result, ShaderChecks};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -189,20 +189,7 @@ fn topk_stage_rows(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> 
         println!("topk_stages: this adapter has no timestamp queries");
         return Ok(Vec::new());
     }
-    const MARKS: u32 = 256;
-    let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("topk_stages"),
-        ty: wgpu::QueryType::Timestamp,
-        count: MARKS,
-    });
-    let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("topk_stages.resolve"),
-        size: u64::from(MARKS) * 8,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let stamps = GpuBuffer::<u64>::zeroed(ctx, MARKS as usize, "topk_stages.stamps")?;
-    let period_ns = f64::from(ctx.queue.get_timestamp_period());
+    let mut timer = StageTimer::new(ctx, 256)?;
     let mut rows_out = Vec::new();
     for &(rows, n, k) in topk_shapes(size) {
         let scores = random_scores(ctx, rows, n)?;
@@ -224,39 +211,33 @@ fn topk_stage_rows(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> 
         for cfg in configs {
             let topk = Topk::new(ctx, cfg)?;
             let out = topk.outputs()?;
-            let mut names = Vec::new();
-            let mut samples: Vec<Vec<f64>> = Vec::new();
+            let mut stages: Vec<(&str, Vec<f64>)> = Vec::new();
             for run in 0..warmup + reps.max(1) {
                 let mut enc = ctx.encoder("topk_stages");
-                names.clear();
                 topk.encode_stages(&mut enc, TopkInput::new(&scores), &out, &mut |e, name| {
-                    if (names.len() as u32) < MARKS {
-                        e.write_timestamp(&queries, names.len() as u32);
-                    }
-                    names.push(name);
+                    timer.mark(e, name)
                 })?;
-                let marks = (names.len() as u32).min(MARKS);
-                enc.resolve_query_set(&queries, 0..marks, &resolved, 0);
-                enc.copy_buffer_to_buffer(&resolved, 0, stamps.buffer(), 0, u64::from(marks) * 8);
+                timer.resolve(&mut enc);
                 ctx.submit_and_wait(enc)?;
-                let t = stamps.read(ctx)?;
+                let times = timer.read(ctx)?;
                 if run < warmup {
                     continue;
                 }
-                samples.resize(marks as usize - 1, Vec::new());
-                for (i, s) in samples.iter_mut().enumerate() {
-                    s.push(t[i + 1].wrapping_sub(t[i]) as f64 * period_ns / 1e6);
+                stages.resize(times.len(), ("", Vec::new()));
+                for (s, (name, ms)) in stages.iter_mut().zip(times) {
+                    s.0 = name;
+                    s.1.push(ms);
                 }
             }
             let path = if cfg.one_pass() { "OnePass" } else { "Radix" };
-            for (i, s) in samples.into_iter().enumerate() {
+            for (i, (name, samples_ms)) in stages.into_iter().enumerate() {
                 let t = knn_attention::timer::Timing {
                     clock: Clock::GpuTimestamps,
-                    samples_ms: s,
+                    samples_ms,
                 };
                 rows_out.push(Row {
                     kernel: "topk_stages",
-                    shape: format!("{rows}x{n} k={k} {path}: {i} {}", names[i]),
+                    shape: format!("{rows}x{n} k={k} {path}: {i} {name}"),
                     clock: "gpu",
                     median_ms: t.median_ms(),
                     min_ms: t.min_ms(),

@@ -7,6 +7,7 @@ use knn_attention::kernels::topk::{
     ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
 };
 use knn_attention::reference::topk::{best_first, topk as topk_ref};
+use knn_attention::timer::StageTimer;
 use knn_attention::{Error, GpuBuffer, GpuContext};
 use proptest::prelude::*;
 
@@ -672,6 +673,59 @@ fn encode_stages_marks_every_dispatch() {
         );
         assert_eq!(marks, per_batch.repeat(batches), "{c:?}");
     }
+}
+
+/// `StageTimer` times each stage `encode_stages` marks: one time per dispatch, named by it,
+/// each a real interval (a timestamp pair taken out of order, or the wrong slots, would wrap
+/// to ~10^13 ms). A call with more marks than the timer holds is a typed error.
+#[test]
+fn stage_timer_times_every_dispatch() {
+    let ctx = gpu_or_skip!();
+    if !ctx.capabilities().timestamps {
+        assert!(matches!(
+            StageTimer::new(&ctx, 16),
+            Err(Error::Unsupported { .. })
+        ));
+        return;
+    }
+    let c = TopkConfig {
+        strategy: Strategy::Radix,
+        ..cfg(4, 5000, 40)
+    };
+    let data = common::normal_data(4 * 5000, 3);
+    let topk = Topk::new(&ctx, c).unwrap();
+    let scores = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
+    let out = topk.outputs().unwrap();
+    let mut timer = StageTimer::new(&ctx, 16).unwrap();
+    for _ in 0..2 {
+        let mut enc = ctx.encoder("t");
+        topk.encode_stages(&mut enc, TopkInput::new(&scores), &out, &mut |e, name| {
+            timer.mark(e, name)
+        })
+        .unwrap();
+        timer.resolve(&mut enc);
+        ctx.submit_and_wait(enc).unwrap();
+        let times = timer.read(&ctx).unwrap();
+        let names: Vec<_> = times.iter().map(|t| t.0).collect();
+        let mut want = vec!["topk_histogram"; 4];
+        want.extend(["topk_compact", "topk_sort_local"]);
+        assert_eq!(names, want);
+        assert!(
+            times
+                .iter()
+                .all(|t| t.1.is_finite() && (0.0..60_000.0).contains(&t.1)),
+            "{times:?}"
+        );
+    }
+    let mut small = StageTimer::new(&ctx, 3).unwrap();
+    let mut enc = ctx.encoder("t");
+    topk.encode_stages(&mut enc, TopkInput::new(&scores), &out, &mut |e, name| {
+        small.mark(e, name)
+    })
+    .unwrap();
+    small.resolve(&mut enc);
+    ctx.submit_and_wait(enc).unwrap();
+    assert!(matches!(small.read(&ctx), Err(Error::InvalidShape { .. })));
 }
 
 #[test]
