@@ -947,9 +947,12 @@ fn key_value(key: u32) -> f32 {
     return bitcast<f32>(bits);
 }
 
-// No entry of `v` can be admitted against tau, whose value is `t`: each is a number beyond it
-// on the wrong side. NaN compares false either way, so a NaN entry or a NaN tau (key 0)
-// always goes to the exact test, as do entries equal to t (either zero included).
+// No entry of `v` can be admitted against tau, whose value `t` is a number: each is a number
+// beyond it on the wrong side. A NaN entry compares false and goes to the exact test (which
+// rejects it: its key is below any number's); were a compiler to rewrite the comparison so
+// that NaN passes it, rejecting it here would be right as well. Entries equal to t (either
+// zero included) go to the exact test. A flush of denormals keeps the order weak, so it
+// makes no entry pass that should not.
 fn wide_group_below(v: vec4<f32>, t: f32) -> bool {
     if (p.smallest != 0u) {
         return all(v > vec4<f32>(t));
@@ -1021,7 +1024,9 @@ fn wide_offer_group(
     if ((pending & bits) == 0u) {
         return pending;
     }
-    if (full && wide_group_below(v, t)) {
+    // Not against a NaN tau (key 0): every number beats it, and a compiler that assumes no
+    // NaN may turn `v < t` into `!(v >= t)`, true for any v.
+    if (full && tau.x != 0u && wide_group_below(v, t)) {
         return pending & ~bits;
     }
     let keys = order_keys(v);
