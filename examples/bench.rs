@@ -184,11 +184,8 @@ fn topk_shapes(size: Size) -> &'static [(usize, usize, usize)] {
 /// of its own between timestamps ([`Topk::encode_stages`]), for the top-k shapes on the path
 /// `Strategy::Auto` takes and on radix: the histogram passes, the compaction, each sort step.
 /// Rows are "shape strategy: i kernel"; the extra pass boundaries may add a little time.
+/// Without timestamp queries, `Error::Unsupported`.
 fn topk_stage_rows(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> Result<Vec<Row>> {
-    if !ctx.capabilities().timestamps {
-        println!("topk_stages: this adapter has no timestamp queries");
-        return Ok(Vec::new());
-    }
     let mut timer = StageTimer::new(ctx, 256)?;
     let mut rows_out = Vec::new();
     for &(rows, n, k) in topk_shapes(size) {

@@ -70,30 +70,16 @@ pub fn time_gpu(
             samples_ms,
         });
     }
-    let query_set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("timer"),
-        ty: wgpu::QueryType::Timestamp,
-        count: 2,
-    });
-    let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("timer.resolve"),
-        size: 16,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let stamps = GpuBuffer::<u64>::zeroed(ctx, 2, "timer.stamps")?;
-    let period_ns = f64::from(ctx.queue.get_timestamp_period());
+    let mut timer = StageTimer::new(ctx, 2)?;
     let mut samples_ms = Vec::with_capacity(reps);
     for _ in 0..reps {
         let mut enc = ctx.encoder("timed");
-        enc.write_timestamp(&query_set, 0);
+        timer.mark(&mut enc, "timed");
         record(&mut enc)?;
-        enc.write_timestamp(&query_set, 1);
-        enc.resolve_query_set(&query_set, 0..2, &resolved, 0);
-        enc.copy_buffer_to_buffer(&resolved, 0, stamps.buffer(), 0, 16);
+        timer.mark(&mut enc, "end");
+        timer.resolve(&mut enc);
         ctx.submit_and_wait(enc)?;
-        let t = stamps.read(ctx)?;
-        samples_ms.push(t[1].wrapping_sub(t[0]) as f64 * period_ns / 1e6);
+        samples_ms.push(timer.read(ctx)?[0].1);
     }
     Ok(Timing {
         clock: Clock::GpuTimestamps,

@@ -23,16 +23,18 @@ fn admits(key: u32, col: u32, tau: vec2<u32>) -> bool {
 // the driver may keep in local memory, where a stored load waits for its data at once. So a
 // vec2 here, and the wide pass (topk_one_pass_wide) holds 16 loads in vec4s.
 fn load_tile(row: u32, base: u32, len: u32, lid: u32) -> vec2<f32> {
-    var v = vec2<f32>(0.0);
-    let first = tile_col(base, 0u, lid);
-    let second = tile_col(base, 1u, lid);
-    if (first < len) {
-        v.x = score(row, first);
+    return vec2<f32>(
+        score_in_row(row, tile_col(base, 0u, lid), len),
+        score_in_row(row, tile_col(base, 1u, lid), len),
+    );
+}
+
+// The score at `col`, or 0 past the row's `len` (not read).
+fn score_in_row(row: u32, col: u32, len: u32) -> f32 {
+    if (col < len) {
+        return score(row, col);
     }
-    if (second < len) {
-        v.y = score(row, second);
-    }
-    return v;
+    return 0.0;
 }
 
 // The wide pass's reading order: entry e = 4·g + c of thread lid in the tile at `base` is
@@ -56,19 +58,12 @@ fn wide_seeds(base: u32, len: u32, m: u32) -> u32 {
     return min(WG, left - m * WG);
 }
 
-fn wide_score(row: u32, col: u32, len: u32) -> f32 {
-    if (col < len) {
-        return score(row, col);
-    }
-    return 0.0;
-}
-
 // Entries 4g .. 4g + 3 of this thread's part of the tile at `base` (0 past the row).
 fn wide_group(row: u32, base: u32, g: u32, len: u32, lid: u32) -> vec4<f32> {
     return vec4<f32>(
-        wide_score(row, wide_col(base, g, 0u, lid), len),
-        wide_score(row, wide_col(base, g, 1u, lid), len),
-        wide_score(row, wide_col(base, g, 2u, lid), len),
-        wide_score(row, wide_col(base, g, 3u, lid), len),
+        score_in_row(row, wide_col(base, g, 0u, lid), len),
+        score_in_row(row, wide_col(base, g, 1u, lid), len),
+        score_in_row(row, wide_col(base, g, 2u, lid), len),
+        score_in_row(row, wide_col(base, g, 3u, lid), len),
     );
 }

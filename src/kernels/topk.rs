@@ -130,9 +130,9 @@ pub struct TopkConfig {
     pub rank_sort: bool,
     /// The one pass reads tiles of 4096 entries, 16 per thread held in registers, instead of
     /// 512 (`topk_one_pass_wide`): each thread's best entry (for k > 64 its best two) seeds
-    /// the running top-k, so a tile's first shrink already sets a tight tau; appends overflow into a retry instead of
-    /// keeping a tile's worth of headroom, so a tile costs one barrier instead of eight; a
-    /// vec4 below tau skips its key conversions. With `quad_loads`, each thread's 16 entries
+    /// the running top-k, so a tile's first shrink already sets a tight tau; appends overflow
+    /// into a retry instead of keeping a tile's worth of headroom, so a tile costs one barrier
+    /// instead of eight; a vec4 below tau skips its key conversions. With `quad_loads`, each thread's 16 entries
     /// are four 16-byte loads. The radix path ignores it. An experiment, unmeasured on a GPU
     /// yet: results are identical either way.
     pub wide_tiles: bool,
@@ -240,6 +240,15 @@ impl TopkConfig {
             Strategy::Radix => false,
             Strategy::OnePass => true,
             Strategy::Auto => one_pass_wins(self.rows, self.n, self.k),
+        }
+    }
+
+    /// The one pass's entry point: 512-entry tiles, or 4096-entry ones with `wide_tiles`.
+    fn one_pass_entry(&self) -> &'static str {
+        if self.wide_tiles {
+            "topk_one_pass_wide"
+        } else {
+            "topk_one_pass"
         }
     }
 
@@ -629,12 +638,7 @@ impl Topk {
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
         let pipelines = if plan.one_pass {
-            let entry = if cfg.wide_tiles {
-                "topk_one_pass_wide"
-            } else {
-                "topk_one_pass"
-            };
-            Pipelines::OnePass(build(entry, &main)?)
+            Pipelines::OnePass(build(cfg.one_pass_entry(), &main)?)
         } else {
             Pipelines::Radix {
                 histogram: build("topk_histogram", &with_step)?,
@@ -766,12 +770,11 @@ impl Topk {
                         for st in &stages {
                             mark(encoder, st.name);
                             let (groups, n) = st.groups();
-                            let pipeline = st.pipeline;
                             shader::dispatch(
                                 ctx,
                                 encoder,
                                 st.name,
-                                pipeline,
+                                st.pipeline,
                                 &groups[..n],
                                 st.size,
                             );
@@ -888,12 +891,7 @@ impl Topk {
         };
         let (histogram, compact, passes, output) = match &self.pipelines {
             Pipelines::OnePass(pipeline) => {
-                let name = if cfg.wide_tiles {
-                    "topk_one_pass_wide"
-                } else {
-                    "topk_one_pass"
-                };
-                return vec![stage(name, pipeline, None, rows)];
+                return vec![stage(cfg.one_pass_entry(), pipeline, None, rows)];
             }
             Pipelines::Radix {
                 histogram,
