@@ -8,7 +8,8 @@
 //! Each composed kernel goes through naga to SPIR-V as wgpu's Vulkan backend sends it (one
 //! entry point per module, pipeline constants at their defaults, buffer bounds left to the
 //! device's robust buffer access, and the rest of wgpu's checks as `--shader-checks` says:
-//! `all` by default, as the library compiles them; `none` or a list to keep, as
+//! `default` (all but loop bounding) by default, as the library compiles them; `all`, `none`
+//! or a list to keep, as
 //! `ShaderChecks` parses it, to see what a check costs in registers and local memory;
 //! workgroup memory zeroed natively where the device has Vulkan 1.3's
 //! `shaderZeroInitializeWorkgroupMemory`, as wgpu does, else by naga's polyfill), then into
@@ -26,7 +27,7 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut filter = String::new();
-    let mut checks = ShaderChecks::ALL;
+    let mut checks = ShaderChecks::DEFAULT;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {

@@ -188,7 +188,7 @@ impl GpuContext {
         GpuContext {
             caps: Capabilities::from_features(device.features()),
             limits: device.limits(),
-            checks: ShaderChecks::ALL,
+            checks: ShaderChecks::DEFAULT,
             device,
             queue,
             adapter_info,
@@ -206,10 +206,21 @@ impl GpuContext {
         self.cache.lock().unwrap().compiled()
     }
 
-    /// The checks this context's kernels are compiled with ([`ShaderChecks::ALL`] unless
+    /// The checks this context's kernels are compiled with ([`ShaderChecks::DEFAULT`], all
+    /// but loop bounding, unless [`GpuContext::with_all_shader_checks`] or
     /// [`GpuContext::with_shader_checks`] chose others).
     pub fn shader_checks(&self) -> ShaderChecks {
         self.checks
+    }
+
+    /// A context on the same device whose kernels are compiled with every one of wgpu's
+    /// checks ([`ShaderChecks::ALL`]), loop bounding included: for callers who would rather
+    /// not rely on this crate's guarantee that its loops end, at the speed that costs (up to
+    /// 2.7× on the top-k kernels of an H200). Its own pipeline cache, as with
+    /// [`GpuContext::with_shader_checks`].
+    pub fn with_all_shader_checks(&self) -> GpuContext {
+        // SAFETY: more checks than the default only remove ways for a defect to misbehave.
+        unsafe { self.with_shader_checks(ShaderChecks::ALL) }
     }
 
     /// A context on the same device whose kernels are compiled with `checks` instead. It has
@@ -218,16 +229,18 @@ impl GpuContext {
     ///
     /// # Safety
     ///
-    /// Turning `bounds` or `loop_bounding` off trusts this crate's WGSL to index every
-    /// array in range and to end every loop for every input its host checks accept: that is
-    /// how the kernels are written (indices from buffer contents, such as row lengths and
-    /// key indices, are clamped or skipped in the shader), and the test suite runs with
-    /// every check off on lavapipe (`KNN_ATTENTION_SHADER_CHECKS=none`). A defect there
-    /// would then be undefined behaviour on the GPU (a stray read or write, a hang) instead
-    /// of a clamped access. The caller accepts that risk in exchange for the speed the checks
-    /// cost on its driver. `integer_division` and `zero_workgroup_memory` off cannot cause
-    /// undefined behaviour, only wrong values if a kernel were defective, but go through here
-    /// too so that one call sets them all.
+    /// With `loop_bounding` off (as in the default) the GPU relies on this crate's WGSL
+    /// ending every loop for every input its host checks accept; with `bounds` off, also on
+    /// it indexing every array in range. That is how the kernels are written (loop bounds
+    /// come from validated parameters; indices from buffer contents, such as row lengths and
+    /// key indices, are clamped or skipped in the shader), and the test suite runs with every
+    /// check off on lavapipe (`KNN_ATTENTION_SHADER_CHECKS=none`). A defect there would be
+    /// undefined behaviour on the GPU (a hang, or with `bounds` off a stray read or write)
+    /// instead of a bounded loop or a clamped access. The caller accepts that risk in
+    /// exchange for the speed the checks cost on its driver; any `checks` with `bounds` on
+    /// adds no risk beyond the default's. `integer_division` and `zero_workgroup_memory` off
+    /// cannot cause undefined behaviour, only wrong values if a kernel were defective, but go
+    /// through here too so that one call sets them all.
     pub unsafe fn with_shader_checks(&self, checks: ShaderChecks) -> GpuContext {
         GpuContext {
             checks,

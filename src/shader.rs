@@ -188,8 +188,11 @@ impl Module {
                             ctx.adapter_info.backend,
                         )),
                     };
-                    // SAFETY: a context has fewer checks only through the unsafe
-                    // `GpuContext::with_shader_checks`, whose caller took on its contract.
+                    // SAFETY: by default only loop bounding is off, on this crate's
+                    // guarantee that each of its loops ends for every input the host checks
+                    // accept (`ShaderChecks::DEFAULT`); fewer checks than that come only from
+                    // the unsafe `GpuContext::with_shader_checks`, whose caller took on its
+                    // contract.
                     unsafe {
                         ctx.device.create_shader_module_trusted(
                             desc,

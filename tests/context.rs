@@ -185,7 +185,19 @@ fn kernels_built_again_reuse_compiled_pipelines() {
 fn shader_checks_parse_and_print() {
     assert_eq!("all".parse::<ShaderChecks>().unwrap(), ShaderChecks::ALL);
     assert_eq!("none".parse::<ShaderChecks>().unwrap(), ShaderChecks::NONE);
-    assert_eq!(ShaderChecks::default(), ShaderChecks::ALL);
+    assert_eq!(
+        "default".parse::<ShaderChecks>().unwrap(),
+        ShaderChecks::DEFAULT
+    );
+    // The crate's default drops loop bounding only (README: it costs up to 2.7× on an H200).
+    assert_eq!(ShaderChecks::default(), ShaderChecks::DEFAULT);
+    assert_eq!(
+        ShaderChecks::DEFAULT,
+        ShaderChecks {
+            loop_bounding: false,
+            ..ShaderChecks::ALL
+        }
+    );
     let kept: ShaderChecks = " bounds, zero-workgroup-memory".parse().unwrap();
     assert_eq!(
         kept,
@@ -202,7 +214,12 @@ fn shader_checks_parse_and_print() {
     }
     let all = ShaderChecks::NAMES.join(",");
     assert_eq!(all.parse::<ShaderChecks>().unwrap(), ShaderChecks::ALL);
-    for c in [ShaderChecks::ALL, ShaderChecks::NONE, kept] {
+    for c in [
+        ShaderChecks::ALL,
+        ShaderChecks::NONE,
+        ShaderChecks::DEFAULT,
+        kept,
+    ] {
         assert_eq!(c.to_string().parse::<ShaderChecks>().unwrap(), c);
     }
     for bad in ["", "bound", "bounds,,loop-bounding", "ALL"] {
@@ -214,12 +231,13 @@ fn shader_checks_parse_and_print() {
 }
 
 /// A context with other shader checks compiles its own pipelines (the two never share one)
-/// and leaves the context it came from as it was; its kernels give the reference's results.
+/// and leaves the context it came from as it was; its kernels give the reference's results,
+/// with every check off and with all of wgpu's (the default has all but loop bounding).
 #[test]
 fn contexts_with_other_shader_checks_compile_their_own_pipelines() {
     let _shared = gpu_or_skip!();
     let ctx = GpuContext::new_blocking().unwrap();
-    assert_eq!(ctx.shader_checks(), ShaderChecks::ALL);
+    assert_eq!(ctx.shader_checks(), ShaderChecks::DEFAULT);
     let cfg = TopkConfig {
         rows: 3,
         n: 700,
@@ -232,7 +250,7 @@ fn contexts_with_other_shader_checks_compile_their_own_pipelines() {
     // SAFETY: the test suite runs every kernel with the checks off (suite.rs).
     let bare = unsafe { ctx.with_shader_checks(ShaderChecks::NONE) };
     assert_eq!(bare.shader_checks(), ShaderChecks::NONE);
-    assert_eq!(ctx.shader_checks(), ShaderChecks::ALL);
+    assert_eq!(ctx.shader_checks(), ShaderChecks::DEFAULT);
     assert_eq!(bare.pipelines_compiled(), 0);
     let topk = Topk::new(&bare, cfg).unwrap();
     assert_eq!(bare.pipelines_compiled(), compiled);
@@ -242,9 +260,14 @@ fn contexts_with_other_shader_checks_compile_their_own_pipelines() {
         "the first cache is untouched"
     );
     let data = common::normal_data(cfg.rows * cfg.n, 7);
+    let want = topk_ref(&data, &cfg, 0, None).unwrap();
+    assert_eq!(topk.run(&data, None).unwrap(), want);
+    let all = ctx.with_all_shader_checks();
+    assert_eq!(all.shader_checks(), ShaderChecks::ALL);
+    assert_eq!(all.pipelines_compiled(), 0);
     assert_eq!(
-        topk.run(&data, None).unwrap(),
-        topk_ref(&data, &cfg, 0, None).unwrap()
+        Topk::new(&all, cfg).unwrap().run(&data, None).unwrap(),
+        want
     );
 }
 
