@@ -17,7 +17,7 @@ use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
-use knn_attention::kernels::topk::{Strategy, Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk::{Loads, Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -73,10 +73,10 @@ struct Args {
     /// run at decode shapes on a GPU, where it is no yardstick anyway).
     #[arg(long)]
     no_baseline: bool,
-    /// Compile the kernels with these of wgpu's shader checks: `all` (the default, as in the
-    /// library), `none`, or a comma-separated list to keep (`ShaderChecks`), to see what each
-    /// costs on this driver.
-    #[arg(long, default_value = "all")]
+    /// Compile the kernels with these of wgpu's shader checks: `default` (the library's: all
+    /// but loop bounding), `all` (wgpu's), `none`, or a comma-separated list to keep
+    /// (`ShaderChecks`), to see what each costs on this driver.
+    #[arg(long, default_value = "default")]
     shader_checks: ShaderChecks,
     /// Write results as JSON here.
     #[arg(long)]
@@ -277,8 +277,10 @@ fn topk_cases(
         };
         // Both algorithms where the one-pass path applies (and radix at each asked-for
         // workgroup target); the note marks Auto's choice. Radix unsorted too: the gap to
-        // sorted is the bitonic sort's share (less `topk_finalize`). One pass also with the
-        // subgroup tier where the adapter has subgroups ("subgroups"): the two tiers' cost.
+        // sorted is the bitonic sort's share (less `topk_finalize`). The default one pass
+        // (wide tiles, vec4 loads where rows sit on quads), with scalar loads ("scalar"), and
+        // in 512-entry tiles ("512") of scalars, of vec4s ("quads") and with the subgroup tier
+        // where the adapter has subgroups ("subgroups").
         let subgroups = ctx.capabilities().subgroups;
         let radix = TopkConfig {
             strategy: Strategy::Radix,
@@ -300,20 +302,22 @@ fn topk_cases(
             },
             one_pass,
             TopkConfig {
+                loads: Loads::Scalar,
+                ..one_pass
+            },
+            TopkConfig {
+                wide_tiles: false,
+                loads: Loads::Scalar,
+                ..one_pass
+            },
+            TopkConfig {
+                wide_tiles: false,
+                loads: Loads::Vec4,
+                ..one_pass
+            },
+            TopkConfig {
+                wide_tiles: false,
                 subgroups: true,
-                ..one_pass
-            },
-            TopkConfig {
-                quad_loads: true,
-                ..one_pass
-            },
-            TopkConfig {
-                wide_tiles: true,
-                ..one_pass
-            },
-            TopkConfig {
-                wide_tiles: true,
-                quad_loads: true,
                 ..one_pass
             },
         ]
@@ -414,9 +418,9 @@ fn topk_case(
     };
     let auto = cfg.radix_groups.is_none()
         && cfg.sort_workgroup.is_none()
-        && !cfg.quad_loads
+        && cfg.loads == Loads::Auto
         && !cfg.rank_sort
-        && !cfg.wide_tiles
+        && cfg.wide_tiles
         && cfg.sorted
         && !cfg.subgroups
         && auto_cfg.one_pass() == cfg.one_pass();
@@ -430,8 +434,9 @@ fn topk_case(
     let one_pass = cfg.one_pass();
     let tier: String = [
         (cfg.subgroups, " subgroups"),
-        (cfg.wide_tiles && one_pass, " wide"),
-        (cfg.quad_loads && one_pass, " quads"),
+        (!cfg.wide_tiles && one_pass, " 512"),
+        (cfg.loads == Loads::Scalar && one_pass, " scalar"),
+        (cfg.loads == Loads::Vec4 && one_pass, " quads"),
         (cfg.rank_sort && !one_pass, " rank"),
     ]
     .into_iter()
@@ -461,7 +466,7 @@ fn topk_case(
     })
 }
 
-/// Radix vs one pass (512-entry and wide tiles) over a grid of rows × n × k (random normal
+/// Radix vs one pass (wide and 512-entry tiles, scalar and vec4 loads) over a grid of rows × n × k (random normal
 /// scores): the data behind `Strategy::Auto`'s crossover. Opt-in (`--kernel topk_sweep`).
 fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     let (rows_set, n_set): (&[usize], &[usize]) = match size {
@@ -491,11 +496,21 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                     strategy: Strategy::OnePass,
                     ..radix
                 };
-                let wide = TopkConfig {
-                    wide_tiles: true,
+                // The default one pass (wide tiles, vec4 loads here), then scalar loads, and
+                // 512-entry tiles of scalars and of vec4s.
+                let scalar = TopkConfig {
+                    loads: Loads::Scalar,
                     ..one_pass
                 };
-                for cfg in [radix, one_pass, wide] {
+                let narrow = TopkConfig {
+                    wide_tiles: false,
+                    ..scalar
+                };
+                let narrow_quads = TopkConfig {
+                    loads: Loads::Vec4,
+                    ..narrow
+                };
+                for cfg in [radix, one_pass, scalar, narrow, narrow_quads] {
                     cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
                 }
             }
@@ -1116,7 +1131,8 @@ fn copy_bandwidth(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> R
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    // SAFETY: measuring what the checks cost is this flag's purpose; `all` changes nothing.
+    // SAFETY: measuring what the checks cost is this flag's purpose; `default` and any
+    // setting with `bounds` on add no risk to the library's default.
     let ctx = unsafe { GpuContext::new_blocking()?.with_shader_checks(args.shader_checks) };
     let info = ctx.adapter_info.clone();
     let size = args.size.unwrap_or(if ctx.is_cpu_adapter() {

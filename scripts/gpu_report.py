@@ -1,7 +1,7 @@
 """Turns one scripts/on_gpu.sh run into markdown: the device, every case our bench timed, our
 kernels against the PyTorch peers measured in the same run (speedup = torch ms / our ms), the
 top-k sweep behind Strategy::Auto, an A/B against another revision's bench where one was
-staged, the same kernels compiled with fewer of wgpu's shader checks where a step ran them,
+staged, the same kernels compiled with other sets of wgpu's shader checks where a step ran them,
 and the GPU test results.
 
 usage: python3 scripts/gpu_report.py DIR > report.md
@@ -72,6 +72,12 @@ def kernel_stats(d):
     return out
 
 
+# The library's default shader checks (ShaderChecks::DEFAULT, all but loop bounding) as our
+# bench prints them: reports compiled with them are the main tables, the others feed the
+# shader-check comparison.
+DEFAULT_CHECKS = "bounds,integer-division,zero-workgroup-memory"
+
+
 def checks(report):
     """The shader checks a bench report's kernels were compiled with (older reports: all)."""
     return report.get("shader_checks", "all")
@@ -83,16 +89,51 @@ def table(header, rows):
     return "\n".join(out) + "\n"
 
 
+# The sweep's paths (bench topk_sweep_cases): radix, the default one pass (wide tiles, vec4
+# loads), wide tiles of scalars, 512-entry tiles of scalars and of vec4s.
+SWEEP_PATHS = ["Radix", "OnePass", "OnePass scalar", "OnePass 512 scalar", "OnePass 512 quads"]
+
+
+def sweep_table(cases, setting):
+    """Radix against every one-pass variant per shape, and what Strategy::Auto picked."""
+    sweep = defaultdict(dict)
+    for c in cases:
+        m = re.match(r"(\d+)x(\d+) k=(\d+) (.+)$", c["shape"])
+        key = tuple(map(int, m.groups()[:3]))
+        sweep[key][m[4]] = c["median_ms"]
+        if "Strategy::Auto" in c["note"]:
+            sweep[key]["auto"] = m[4]
+    print(f"## Top-k sweep, shader checks: {setting}\n")
+    wrong = 0
+    wins = defaultdict(int)
+    rows = []
+    for key in sorted(sweep):
+        v = sweep[key]
+        if "Radix" not in v or "OnePass" not in v:
+            continue
+        # Auto chooses between the two defaults; the other variants are opt-ins beside them.
+        best = "Radix" if v["Radix"] <= v["OnePass"] else "OnePass"
+        wrong += v.get("auto") != best
+        fastest = min((p for p in SWEEP_PATHS if p in v), key=v.get)
+        wins[fastest] += 1
+        rows.append([f"{key[0]}×{key[1]}, k = {key[2]}"] + [ms(v.get(p)) for p in SWEEP_PATHS]
+                    + [fastest, v.get("auto", "?") + ("" if v.get("auto") == best else " ✗")])
+    print(table(["shape", "radix", "one pass", "wide scalar", "512 scalar", "512 vec4",
+                 "fastest", "Auto picks"], rows))
+    print(f"Auto picks the slower of radix and one pass in {wrong} of {len(rows)} shapes. "
+          "Fastest: " + ", ".join(f"{p} {wins[p]}" for p in SWEEP_PATHS if wins[p]) + ".\n")
+
+
 def main(d):
     reports, peers = load(d)
     # ab_base.json is another revision's bench (scripts/stage_gpu.sh AB_REV): only the A/B
     # table below reads it.
     base = [c for name, r in reports if name == AB_BASE for c in r["results"]]
-    # Runs with fewer shader checks (bench --shader-checks) only feed the checks table below.
-    cases = [c for name, r in reports if name != AB_BASE and checks(r) == "all"
+    # Runs with other shader checks (bench --shader-checks) only feed the checks table below.
+    cases = [c for name, r in reports if name != AB_BASE and checks(r) == DEFAULT_CHECKS
              for c in r["results"]]
-    fewer = [(checks(r), c) for name, r in reports if name != AB_BASE and checks(r) != "all"
-             for c in r["results"]]
+    fewer = [(checks(r), c) for name, r in reports
+             if name != AB_BASE and checks(r) != DEFAULT_CHECKS for c in r["results"]]
     print("# GPU run\n")
     for name, r in reports[:1]:
         print(f"- adapter: {r['adapter']} ({r['backend']}, {r['device_type']}), "
@@ -162,36 +203,14 @@ def main(d):
         print(table(["ours", "shape", "median", "fastest variant", "PyTorch", "speedup",
                      "issue target"], rows))
 
-    sweep = defaultdict(dict)
-    for c in cases:
-        if c["kernel"] == "topk_sweep":
-            m = re.match(r"(\d+)x(\d+) k=(\d+) (\w+)( wide)?", c["shape"])
-            key = tuple(map(int, m.groups()[:3]))
-            path = m[4] + (m[5] or "")
-            sweep[key][path] = c["median_ms"]
-            if "Strategy::Auto" in c["note"]:
-                sweep[key]["auto"] = path
-    if sweep:
-        print("## Top-k sweep: radix vs one pass (512-entry and wide tiles)\n")
-        wrong = 0
-        wide_wins = 0
-        rows = []
-        for key in sorted(sweep):
-            v = sweep[key]
-            if "Radix" not in v or "OnePass" not in v:
-                continue
-            # Auto chooses between the two defaults; the wide tiles are an opt-in beside them.
-            best = "Radix" if v["Radix"] <= v["OnePass"] else "OnePass"
-            wrong += v.get("auto") != best
-            wide = v.get("OnePass wide")
-            wide_wins += wide is not None and wide < min(v["Radix"], v["OnePass"])
-            rows.append([f"{key[0]}×{key[1]}, k = {key[2]}", ms(v["Radix"]), ms(v["OnePass"]),
-                         ms(wide), ratio(v["OnePass"], wide),
-                         best, v.get("auto", "?") + ("" if v.get("auto") == best else " ✗")])
-        print(table(["shape", "radix", "one pass", "wide", "one pass / wide", "faster",
-                     "Auto picks"], rows))
-        print(f"Auto picks the slower path in {wrong} of {len(rows)} shapes; the wide one "
-              f"pass beats both in {wide_wins}.\n")
+    # The sweep at each shader-check setting it ran with (wgpu's default first).
+    by_checks = defaultdict(list)
+    for name, r in reports:
+        if name != AB_BASE:
+            by_checks[checks(r)] += [c for c in r["results"] if c["kernel"] == "topk_sweep"]
+    for setting in sorted(by_checks, key=lambda s: (s != DEFAULT_CHECKS, s)):
+        if by_checks[setting]:
+            sweep_table(by_checks[setting], setting)
 
     ours = {(c["kernel"], c["shape"]): c["median_ms"] for c in cases}
     rows = [[c["kernel"], c["shape"], ms(c["median_ms"]), ms(ours[key]),
@@ -205,8 +224,10 @@ def main(d):
              f"{ours[key] / c['median_ms']:.2f}×"]
             for kept, c in fewer if (key := (c["kernel"], c["shape"])) in ours]
     if rows:
-        print("## Shader checks: wgpu's default against fewer (same run)\n")
-        print(table(["kernel", "shape", "all checks", "checks kept", "median", "speedup"], rows))
+        print("## Shader checks: the library's default (all but loop bounding) against "
+              "others (same run)\n")
+        print(table(["kernel", "shape", "default", "checks kept", "median",
+                     "default / this"], rows))
 
     stats = kernel_stats(d)
     if len(stats) > 1:

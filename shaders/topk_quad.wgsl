@@ -1,4 +1,4 @@
-// topk_quad: f32 scores read as vec4 (`TopkConfig::quad_loads`: rows on quad boundaries), so
+// topk_quad: f32 scores read as vec4 (`TopkConfig::loads`: rows on quad boundaries), so
 // the one pass moves 16 bytes per load instead of 4. Same algorithm, rules and results as
 // shaders/topk.wgsl; only the one pass's reading order differs (shared/topk_tile_quad.wgsl).
 // An experiment until a GPU says whether it pays: on an H200, a plain row read took 0.57 ms

@@ -4,7 +4,7 @@
 use crate::common;
 
 use knn_attention::kernels::topk::{
-    ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
+    Loads, ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
 };
 use knn_attention::reference::topk::{best_first, topk as topk_ref};
 use knn_attention::timer::StageTimer;
@@ -44,12 +44,13 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
     check_variants(ctx, cfg, scores, lengths, what, &variants);
 }
 
-/// The one pass with the core append, with the subgroup append (where the adapter has
-/// subgroups; otherwise the same core kernel again), reading quads, and in wide tiles of
-/// scalars and of quads.
+/// The one pass in 512-entry tiles with the core append, with the subgroup append (where
+/// the adapter has subgroups; otherwise the same core kernel again) and reading quads, and in
+/// wide tiles (the default) of scalars and of quads.
 fn one_pass_variants() -> [Variant; 5] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
+        loads: Loads::Scalar,
         ..Default::default()
     };
     [
@@ -59,7 +60,7 @@ fn one_pass_variants() -> [Variant; 5] {
             ..one_pass
         },
         Variant {
-            quad_loads: true,
+            loads: Loads::Vec4,
             ..one_pass
         },
         Variant {
@@ -68,7 +69,7 @@ fn one_pass_variants() -> [Variant; 5] {
         },
         Variant {
             wide_tiles: true,
-            quad_loads: true,
+            loads: Loads::Vec4,
             ..one_pass
         },
     ]
@@ -90,8 +91,9 @@ struct Variant {
     subgroups: bool,
     radix_groups: Option<usize>,
     sort_workgroup: Option<u32>,
-    quad_loads: bool,
+    loads: Loads,
     rank_sort: bool,
+    /// False (512-entry tiles) unless a variant says otherwise, unlike `TopkConfig`.
     wide_tiles: bool,
 }
 
@@ -108,7 +110,8 @@ fn check_variants(
     let mut results = Vec::new();
     for &v in variants {
         if v.strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K
-            || v.quad_loads && (!cfg.n.is_multiple_of(4) || !cfg.stride().is_multiple_of(4))
+            || v.loads == Loads::Vec4
+                && (!cfg.n.is_multiple_of(4) || !cfg.stride().is_multiple_of(4))
         {
             continue;
         }
@@ -117,7 +120,7 @@ fn check_variants(
             subgroups: v.subgroups,
             radix_groups: v.radix_groups,
             sort_workgroup: v.sort_workgroup,
-            quad_loads: v.quad_loads,
+            loads: v.loads,
             rank_sort: v.rank_sort,
             wide_tiles: v.wide_tiles,
             ..cfg
@@ -401,19 +404,25 @@ fn check_strided(
 ) {
     let data = common::normal_data(offset + rows * stride, (n + stride) as u64);
     let s = GpuBuffer::from_slice(ctx, &data, "s").unwrap();
-    // Every one-pass variant, in quads only where rows start on quads.
+    // Every one-pass variant, in quads only where rows start on quads, and the default
+    // (wide tiles, `Loads::Auto`: quads, or scalars at an offset off a quad boundary).
     let quads = [n, stride, offset].iter().all(|x| x.is_multiple_of(4));
     let radix = Variant {
         strategy: Strategy::Radix,
         ..Default::default()
     };
-    let variants = std::iter::once(radix).chain(one_pass_variants());
-    for v in variants.filter(|v| quads || !v.quad_loads) {
+    let default = Variant {
+        strategy: Strategy::OnePass,
+        wide_tiles: true,
+        ..Default::default()
+    };
+    let variants = [radix, default].into_iter().chain(one_pass_variants());
+    for v in variants.filter(|v| quads || v.loads != Loads::Vec4) {
         let c = TopkConfig {
             row_stride: Some(stride),
             strategy: v.strategy,
             subgroups: v.subgroups,
-            quad_loads: v.quad_loads,
+            loads: v.loads,
             wide_tiles: v.wide_tiles,
             ..cfg(rows, n, k)
         };
@@ -608,6 +617,7 @@ fn encode_stages_marks_every_dispatch() {
     };
     let one_pass = TopkConfig {
         strategy: Strategy::OnePass,
+        wide_tiles: false,
         ..radix
     };
     let histograms = ["topk_histogram"; 4];
@@ -733,6 +743,38 @@ fn strided_slice_of_a_wider_buffer() {
     let ctx = gpu_or_skip!();
     check_strided(&ctx, (9, 300, 517, 33), 20);
     check_strided(&ctx, (9, 300, 516, 32), 20);
+    // Rows on quads but an offset off them: the default's scalar fallback.
+    check_strided(&ctx, (9, 300, 516, 34), 20);
+}
+
+/// `Loads::Auto` builds the vec4 one pass where the rows sit on quads and compiles its scalar
+/// fallback once, on the first call at an offset off a quad boundary; both match the
+/// reference.
+#[test]
+fn auto_loads_compile_the_scalar_fallback_once() {
+    let ctx = gpu_or_skip!();
+    // A context of its own: its pipeline count starts at zero.
+    let ctx = ctx.with_all_shader_checks();
+    let (rows, n, stride) = (5, 400, 404);
+    let data = common::normal_data(8 + rows * stride, 13);
+    let s = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
+    let c = TopkConfig {
+        row_stride: Some(stride),
+        strategy: Strategy::OnePass,
+        ..cfg(rows, n, 30)
+    };
+    let topk = Topk::new(&ctx, c).unwrap();
+    let built = ctx.pipelines_compiled();
+    for (offset, compiled) in [(4, built), (6, built + 1), (3, built + 1), (8, built + 1)] {
+        let out = topk.outputs().unwrap();
+        let mut enc = ctx.encoder("t");
+        topk.encode(&mut enc, TopkInput::new(&s).with_offset(offset), &out)
+            .unwrap();
+        ctx.submit_and_wait(enc).unwrap();
+        assert_eq!(ctx.pipelines_compiled(), compiled, "offset {offset}");
+        let want = topk_ref(&data, &c, offset, None).unwrap();
+        assert_same(&out.read(&ctx).unwrap(), &want, &format!("offset {offset}"));
+    }
 }
 
 #[test]
@@ -775,11 +817,11 @@ fn bad_input_is_a_typed_error() {
         shape_err(Topk::new(&ctx, sort_threads(t)), "sort_workgroup");
     }
     let quads = |c: TopkConfig| TopkConfig {
-        quad_loads: true,
+        loads: Loads::Vec4,
         strategy: Strategy::OnePass,
         ..c
     };
-    shape_err(Topk::new(&ctx, quads(cfg(2, 10, 1))), "quad_loads");
+    shape_err(Topk::new(&ctx, quads(cfg(2, 10, 1))), "loads");
     for bad in [
         TopkConfig {
             row_stride: Some(14),
@@ -794,7 +836,7 @@ fn bad_input_is_a_typed_error() {
             ..cfg(2, 12, 1)
         },
     ] {
-        shape_err(Topk::new(&ctx, quads(bad)), "quad_loads");
+        shape_err(Topk::new(&ctx, quads(bad)), "loads");
     }
     let quad = Topk::new(&ctx, quads(cfg(2, 12, 1))).unwrap();
     let s = GpuBuffer::from_slice(&ctx, &[0.0f32; 30], "s").unwrap();

@@ -1,5 +1,5 @@
 // The one pass's reading order in quads (topk_quad: `Score` is vec4<f32>, rows start on a
-// quad and n is a multiple of 4, as `TopkConfig::quad_loads` requires). Two tiles are one
+// quad and n is a multiple of 4, as `Loads::Vec4` and `Loads::Auto` require). Two tiles are one
 // double tile of 2·ONE_PASS_TILE entries, one quad per thread: thread lid reads entries
 // 4·lid .. 4·lid + 3 of it in one 16-byte load, and takes two of them in each tile (the
 // first tile components 0 and 1, the second 2 and 3; ONE_PASS_PER_THREAD is 2). A tile is

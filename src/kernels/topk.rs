@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::params::{TopkParams, TopkStepParams};
 use crate::shader::{self, BindingKind, Module, Tier, wgsl};
 use crate::shape::row_span;
+use std::sync::Mutex;
 
 /// Which end of each row to keep.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,31 +55,59 @@ pub type ScoreType = ElemType;
 /// Largest k of the one-pass path (512: its candidate buffer holds k plus one 512-entry tile).
 pub const ONE_PASS_MAX_K: usize = (wgsl::topk::ONE_PASS_CAP - wgsl::topk::ONE_PASS_TILE) as usize;
 
-/// `Strategy::Auto`'s choice, read off the H200 sweep of 2026-11-27 (`bench --kernel
-/// topk_sweep`: 105 shapes of rows × n × k, both paths timed): one pass wins where its one
-/// workgroup per row has enough rows to fill the GPU or rows short enough to finish before
-/// radix's ~65 µs of dependent dispatches; radix wins for few long rows and for k = 512
-/// (within 20 % where one pass wins there). It mispicks 4 of the 105, all at k = 512.
-fn one_pass_wins(rows: usize, n: usize, k: usize) -> bool {
-    k <= 256
-        && (rows >= 256
-            || n <= 4096
-            || (n <= 8192 && k <= 128)
-            || (rows >= 64 && n <= 65536 && k <= 128)
-            || (n <= 16384 && k <= 32))
+/// `Strategy::Auto`'s choice, read off the H200 sweeps of 2026-11-27 (`bench --kernel
+/// topk_sweep`: 105 shapes of rows × n × k, every path timed, the library's default shader
+/// checks). The one pass gives each row one workgroup, so it wins where enough rows fill the
+/// GPU, or rows are short enough to finish before radix's ~45 µs of dependent dispatches;
+/// radix spreads a long row over many workgroups and wins for few long rows (decode).
+/// Against the wide one pass (the default) this mispicks 1 of the 105 (16×65536, k = 8:
+/// 59 µs instead of 49); against the 512-entry tiles (`wide_tiles: false`; rule from the
+/// sweep with all checks) 4, all at k = 512.
+fn one_pass_wins(rows: usize, n: usize, k: usize, wide_tiles: bool) -> bool {
+    if wide_tiles {
+        k <= ONE_PASS_MAX_K
+            && (rows >= 256
+                || n <= 4096
+                || (rows >= 64 && (k <= 256 || n >= 262144))
+                || (n <= 16384 && k <= 128))
+    } else {
+        k <= 256
+            && (rows >= 256
+                || n <= 4096
+                || (n <= 8192 && k <= 128)
+                || (rows >= 64 && n <= 65536 && k <= 128)
+                || (n <= 16384 && k <= 32))
+    }
 }
 
 /// Which algorithm [`Topk`] uses; both give the same bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
-    /// One pass for k ≤ 256 when there are enough rows to fill a GPU (≥ 256) or the rows are
-    /// short enough for k (measured on an H200; see `one_pass_wins`); radix otherwise (few
-    /// long rows: decode).
+    /// One pass when there are enough rows to fill a GPU (≥ 256; ≥ 64 up to k = 256) or the
+    /// rows are short enough for k (measured on an H200; see `one_pass_wins`); radix
+    /// otherwise (few long rows: decode).
     #[default]
     Auto,
     Radix,
     /// Needs k ≤ [`ONE_PASS_MAX_K`].
     OnePass,
+}
+
+/// How the one pass loads f32 scores. On an H200 (2026-11-27 sweep) vec4 loads made the wide
+/// one pass up to 1.36× faster (65536×4096, k = 64: 3.19 → 2.36 ms) and never more than 3 %
+/// slower; the 512-entry tiles gained nothing from them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Loads {
+    /// vec4 loads where the config allows them (f32 scores, `n` and the row stride multiples
+    /// of 4, no `subgroups`) and the call's offset is a multiple of 4; scalar loads otherwise
+    /// (a call at another offset runs a scalar pipeline, compiled on its first use).
+    #[default]
+    Auto,
+    /// 4-byte loads.
+    Scalar,
+    /// 16-byte loads (`topk_quad`), required: a config that cannot have them is an error at
+    /// [`Topk::new`], an offset that is not a multiple of 4 one at encode.
+    Vec4,
 }
 
 /// Shape and options of a top-k call; fixed when the kernel is built.
@@ -115,12 +144,9 @@ pub struct TopkConfig {
     /// row's 98 on an H200): more threads, fewer compare-exchanges each per step. A tuning
     /// knob, unmeasured on a GPU yet: results are identical for any value.
     pub sort_workgroup: Option<u32>,
-    /// The one pass reads f32 scores as vec4s (`topk_quad`): 16-byte loads instead of 4-byte
-    /// ones. Needs `n`, the row stride and the input offset to be multiples of 4, f32 scores
-    /// and no `subgroups`; the radix path ignores it. An experiment, unmeasured on a GPU yet
-    /// (a plain row read on an H200: 0.57 ms in vec4 loads, 1.0 ms in scalar ones): results
-    /// are identical either way.
-    pub quad_loads: bool,
+    /// How the one pass loads f32 scores: vec4 where it can ([`Loads::Auto`], the default),
+    /// always, or never. The radix path ignores it. Results are identical either way.
+    pub loads: Loads,
     /// The radix path sorts its survivors by rank (`topk_rank_sort`: each counts those that
     /// come before it and writes its own slot; one dispatch of ⌈k / 256⌉ workgroups per row)
     /// instead of by the bitonic network (one workgroup per row up to k = 2048, 66 barrier
@@ -128,13 +154,17 @@ pub struct TopkConfig {
     /// Sorted output only; the one pass ignores it. An experiment, unmeasured on a GPU yet:
     /// results are identical either way.
     pub rank_sort: bool,
-    /// The one pass reads tiles of 4096 entries, 16 per thread held in registers, instead of
-    /// 512 (`topk_one_pass_wide`): each thread's best entry (for k > 64 its best two) seeds
-    /// the running top-k, so a tile's first shrink already sets a tight tau; appends overflow
-    /// into a retry instead of keeping a tile's worth of headroom, so a tile costs one barrier
-    /// instead of eight; a vec4 below tau skips its key conversions. With `quad_loads`, each thread's 16 entries
-    /// are four 16-byte loads. The radix path ignores it. An experiment, unmeasured on a GPU
-    /// yet: results are identical either way.
+    /// The one pass reads tiles of 4096 entries, 16 per thread held in registers
+    /// (`topk_one_pass_wide`, the default), or, with `false`, tiles of 512 (`topk_one_pass`).
+    /// Wide: each thread's best entry (for k > 64 its best two) seeds the running top-k, so a
+    /// tile's first shrink already sets a tight tau; appends overflow into a retry instead of
+    /// keeping a tile's worth of headroom, so a tile costs one barrier instead of eight; a
+    /// vec4 below tau skips its key conversions; with vec4 loads each thread's 16 entries are
+    /// four 16-byte loads. On an H200 (2026-11-27 sweep, vec4 loads) it was the fastest one
+    /// pass on 101 of 105 shapes, up to 4.4× the 512-entry one at k = 512 and 1.1–1.6× at
+    /// k ≤ 256; the 512-entry tiles won by ≤ 2 % on three (1024×65536, k = 32–256), and by up
+    /// to 20 % on such many-row shapes with scalar loads. The radix path ignores it; results
+    /// are identical either way.
     pub wide_tiles: bool,
 }
 
@@ -152,9 +182,9 @@ impl Default for TopkConfig {
             subgroups: false,
             radix_groups: None,
             sort_workgroup: None,
-            quad_loads: false,
+            loads: Loads::Auto,
             rank_sort: false,
-            wide_tiles: false,
+            wide_tiles: true,
         }
     }
 }
@@ -189,14 +219,9 @@ impl TopkConfig {
         {
             return Err(Error::shape("sort_workgroup", "256, 512 or 1024", t));
         }
-        if self.quad_loads
-            && (!self.n.is_multiple_of(4)
-                || !self.stride().is_multiple_of(4)
-                || self.scores != ScoreType::F32
-                || self.subgroups)
-        {
+        if self.loads == Loads::Vec4 && !self.vec4_loads_fit() {
             return Err(Error::shape(
-                "quad_loads",
+                "loads",
                 "n and row_stride multiples of 4, f32 scores, no subgroups",
                 format!(
                     "n = {}, stride = {}, {:?}, subgroups = {}",
@@ -239,7 +264,25 @@ impl TopkConfig {
         match self.strategy {
             Strategy::Radix => false,
             Strategy::OnePass => true,
-            Strategy::Auto => one_pass_wins(self.rows, self.n, self.k),
+            Strategy::Auto => one_pass_wins(self.rows, self.n, self.k, self.wide_tiles),
+        }
+    }
+
+    /// Whether the config allows the one pass's vec4 loads (a call also needs an offset that
+    /// is a multiple of 4).
+    fn vec4_loads_fit(&self) -> bool {
+        self.scores == ScoreType::F32
+            && self.n.is_multiple_of(4)
+            && self.stride().is_multiple_of(4)
+            && !self.subgroups
+    }
+
+    /// Whether the one pass is built with vec4 loads (`topk_quad`).
+    fn vec4_loads(&self) -> bool {
+        match self.loads {
+            Loads::Auto => self.vec4_loads_fit(),
+            Loads::Scalar => false,
+            Loads::Vec4 => true,
         }
     }
 
@@ -459,7 +502,12 @@ impl Plan {
 
 /// Only the chosen algorithm's pipelines are compiled.
 enum Pipelines {
-    OnePass(wgpu::ComputePipeline),
+    OnePass {
+        pipeline: wgpu::ComputePipeline,
+        /// With vec4 loads chosen by [`Loads::Auto`]: the scalar-load pipeline for a call at
+        /// an offset that is not a multiple of 4, compiled on the first such call.
+        scalar: Mutex<Option<wgpu::ComputePipeline>>,
+    },
     Radix {
         histogram: wgpu::ComputePipeline,
         compact: wgpu::ComputePipeline,
@@ -617,7 +665,7 @@ impl Topk {
         let with_step = shader::pipeline_layout(ctx, "topk.step", &[&layout, &step_layout]);
         let subgroup_tier = cfg.subgroups && plan.one_pass && ctx.capabilities().subgroups;
         let module = match cfg.scores {
-            ScoreType::F32 if cfg.quad_loads && plan.one_pass => {
+            ScoreType::F32 if plan.one_pass && cfg.vec4_loads() => {
                 Module::new(ctx, "topk_quad", shader::sources::TOPK_QUAD, Tier::Core)?
             }
             ScoreType::F32 if subgroup_tier => Module::new(
@@ -638,7 +686,10 @@ impl Topk {
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
         let pipelines = if plan.one_pass {
-            Pipelines::OnePass(build(cfg.one_pass_entry(), &main)?)
+            Pipelines::OnePass {
+                pipeline: build(cfg.one_pass_entry(), &main)?,
+                scalar: Mutex::new(None),
+            }
         } else {
             Pipelines::Radix {
                 histogram: build("topk_histogram", &with_step)?,
@@ -746,11 +797,12 @@ impl Topk {
         mut mark: Option<&mut StageMark<'_>>,
     ) -> Result<()> {
         let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
+        let scalar = self.scalar_fallback(input.offset)?;
         self.bind_groups.scoped(ctx, |groups| {
             for row0 in (0..cfg.rows).step_by(plan.batch_rows) {
                 let rows = plan.batch_rows.min(cfg.rows - row0);
                 let bg = self.bind_group(groups, input, out, row0, rows);
-                let stages = self.stages(&bg, rows);
+                let stages = self.stages(&bg, rows, scalar.as_ref());
                 match mark.as_mut() {
                     None => {
                         // One compute pass for the whole chain (wgpu orders the dispatches).
@@ -800,10 +852,10 @@ impl Topk {
             input.offset,
             input.lengths.map(|l| l.len()),
         )?;
-        if cfg.quad_loads && self.plan.one_pass && !input.offset.is_multiple_of(4) {
+        if cfg.loads == Loads::Vec4 && self.plan.one_pass && !input.offset.is_multiple_of(4) {
             return Err(Error::shape(
                 "offset",
-                "a multiple of 4 with quad_loads",
+                "a multiple of 4 with Loads::Vec4",
                 input.offset,
             ));
         }
@@ -877,10 +929,36 @@ impl Topk {
         )
     }
 
-    /// The dispatches of one row batch. One pass: one. Radix: 4 histogram passes, compact,
-    /// then the sort (whose last step writes the outputs), the rank sort, or, unsorted,
-    /// finalize.
-    fn stages<'s>(&'s self, bg: &'s wgpu::BindGroup, rows: usize) -> Vec<Stage<'s>> {
+    /// The one pass's scalar-load pipeline where [`Loads::Auto`] chose vec4 loads and a call
+    /// reads from an `offset` they cannot (not a multiple of 4); compiled on the first such
+    /// call, then kept. `None`: the kernel's own pipelines serve.
+    fn scalar_fallback(&self, offset: usize) -> Result<Option<wgpu::ComputePipeline>> {
+        let Pipelines::OnePass { scalar, .. } = &self.pipelines else {
+            return Ok(None);
+        };
+        if self.cfg.loads != Loads::Auto || !self.cfg.vec4_loads() || offset.is_multiple_of(4) {
+            return Ok(None);
+        }
+        let mut slot = scalar.lock().unwrap();
+        if slot.is_none() {
+            let ctx = &self.ctx;
+            let module = Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?;
+            let layout = shader::pipeline_layout(ctx, "topk", &[&self.layout]);
+            let entry = self.cfg.one_pass_entry();
+            *slot = Some(module.pipeline_with_layout(ctx, entry, Some(&layout))?);
+        }
+        Ok(slot.clone())
+    }
+
+    /// The dispatches of one row batch. One pass: one (`scalar` in place of the kernel's
+    /// pipeline where given). Radix: 4 histogram passes, compact, then the sort (whose last
+    /// step writes the outputs), the rank sort, or, unsorted, finalize.
+    fn stages<'s>(
+        &'s self,
+        bg: &'s wgpu::BindGroup,
+        rows: usize,
+        scalar: Option<&'s wgpu::ComputePipeline>,
+    ) -> Vec<Stage<'s>> {
         let (cfg, plan) = (&self.cfg, &self.plan);
         let stage = |name, pipeline, step: Option<&'s wgpu::BindGroup>, size: usize| Stage {
             name,
@@ -890,7 +968,8 @@ impl Topk {
             size: size as u32,
         };
         let (histogram, compact, passes, output) = match &self.pipelines {
-            Pipelines::OnePass(pipeline) => {
+            Pipelines::OnePass { pipeline, .. } => {
+                let pipeline = scalar.unwrap_or(pipeline);
                 return vec![stage(cfg.one_pass_entry(), pipeline, None, rows)];
             }
             Pipelines::Radix {
@@ -989,16 +1068,19 @@ mod tests {
         for rows in [1, 16, 63, 64, 255, 256, 70000] {
             for n in [1, 4096, 4097, 8192, 16384, 65536, 65537, 1 << 20] {
                 for k in [1, 32, 33, 128, 129, 256, 257, 511, 512, 513, 2048] {
-                    let cfg = TopkConfig {
-                        rows,
-                        n,
-                        k: k.min(n),
-                        ..Default::default()
-                    };
-                    assert!(
-                        !cfg.one_pass() || cfg.k <= ONE_PASS_MAX_K,
-                        "{rows}x{n} k={k}"
-                    );
+                    for wide_tiles in [true, false] {
+                        let cfg = TopkConfig {
+                            rows,
+                            n,
+                            k: k.min(n),
+                            wide_tiles,
+                            ..Default::default()
+                        };
+                        assert!(
+                            !cfg.one_pass() || cfg.k <= ONE_PASS_MAX_K,
+                            "{rows}x{n} k={k} wide={wide_tiles}"
+                        );
+                    }
                 }
             }
         }
@@ -1013,6 +1095,8 @@ mod tests {
         };
         assert!(!auto(1, 131072, 2048) && !auto(64, 131072, 2048) && !auto(1, 65536, 8));
         assert!(auto(4096, 65536, 32) && auto(4096, 65536, 256) && auto(65536, 4096, 64));
+        // The wide tiles take k = 512 where rows fill the GPU; few long rows stay radix.
+        assert!(auto(256, 4096, 512) && auto(64, 262144, 512) && !auto(16, 262144, 8));
     }
 
     /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one
