@@ -53,6 +53,10 @@ struct Args {
     reps: usize,
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Milliseconds of GPU work before anything is timed, so the GPU is at its working clocks
+    /// (default: 1000 on GPUs, 0 on CPU adapters).
+    #[arg(long)]
+    spin_up_ms: Option<u64>,
     /// Device memory bandwidth in GB/s to report "% of peak" against. Default: measured here
     /// as the device-to-device copy bandwidth (read + write).
     #[arg(long)]
@@ -1129,6 +1133,26 @@ fn copy_bandwidth(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> R
     Ok(a.max(b))
 }
 
+/// Keeps the GPU busy copying for `ms` of wall time before anything is timed. A GPU that
+/// was idle runs at low clocks for a while: on the H200 of 2026-11-27 the first cases of a
+/// run timed up to 4× slow (a chain of 2048 barriers 252 µs cold, 63 µs warm; the first
+/// radix top-k 13.4 ms, the same kernel unsorted right after 4.4 ms).
+fn spin_up(ctx: &GpuContext, ms: u64) -> Result<()> {
+    if ms == 0 {
+        return Ok(());
+    }
+    let probe = Probe::new(ctx, 4096, 4096)?; // a 64 MiB copy per dispatch
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        let mut enc = ctx.encoder("spin_up");
+        for _ in 0..20 {
+            probe.record(&mut enc, 0);
+        }
+        ctx.submit_and_wait(enc)?;
+    }
+    Ok(())
+}
+
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     // SAFETY: measuring what the checks cost is this flag's purpose; `default` and any
@@ -1146,6 +1170,10 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     );
     println!("capabilities: {:?}", ctx.capabilities());
     println!("shader checks: {}", ctx.shader_checks());
+    let spin = args
+        .spin_up_ms
+        .unwrap_or(if ctx.is_cpu_adapter() { 0 } else { 1000 });
+    spin_up(&ctx, spin)?;
     let peak_gbps = match args.peak_gbps {
         Some(p) => p,
         None => {
