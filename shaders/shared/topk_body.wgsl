@@ -1049,17 +1049,13 @@ fn topk_one_pass_wide(
     }
     empty_candidates(lid);
     let len = row_len(row);
-    // Two tiles in flight ahead of the one in use: a tile's work is short, so with one the
-    // next tile's load latency was mostly exposed.
     var ahead = load_wide(row, 0u, len, lid);
-    var ahead2 = load_wide(row, WIDE_TILE, len, lid);
     // Uniform: the candidate count, and whether the running top-k holds k entries.
     var count = 0u;
     var full = false;
     for (var base = 0u; base < len; base += WIDE_TILE) {
         let tile = ahead;
-        ahead = ahead2;
-        ahead2 = load_wide(row, base + 2u * WIDE_TILE, len, lid);
+        ahead = load_wide(row, base + WIDE_TILE, len, lid);
         var pending = wide_valid(base, len, lid);
         if (!full) {
             // Seeds: each thread's best entry (threads 0 .. seeds - 1 hold one), then for
