@@ -44,6 +44,12 @@ step() {
   tail -n 4 "$out/$name.log" | sed 's/^/   /'
 }
 
+# A freshly started machine ran the first seconds of its first process slow (2026-11-27,
+# H200: the bandwidth probes 2.4x, a dependent dispatch 19 µs instead of 8, the first radix
+# cases up to 3x) even after the bench's own 1 s spin-up, while later processes were not:
+# so a throwaway process first, whose output no table reads.
+step warm_up 20 $bench --size $size --kernel bandwidth --spin-up-ms 5000 --reps 3 --warmup 1
+
 for s in "${steps[@]}"; do
   case $s in
   # --radix-groups around the default (512 workgroups, chunks ≥ 1024): the decode row

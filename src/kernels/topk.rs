@@ -15,9 +15,11 @@
 //!   dispatch instead of ~10: the choice for many rows and small k. A subgroup tier
 //!   (`topk_subgroup`, `topk_f16_subgroup`, `TopkConfig::subgroups`) appends a busy tile's
 //!   candidates with one atomic per subgroup; it measured slower on an H200, so the core
-//!   kernel is the default, and both are tested. `TopkConfig::wide_tiles` reads the row in
-//!   4096-entry tiles held in registers (`topk_one_pass_wide`: per-thread bests seed the
-//!   running k-th, appends past the buffer retry after a shrink), an opt-in experiment.
+//!   kernel is the default, and both are tested. By default (`TopkConfig::wide_tiles`) it
+//!   reads the row in 4096-entry tiles held in registers (`topk_one_pass_wide`: per-thread
+//!   bests seed the running k-th, appends past the buffer retry after a shrink), f32 scores
+//!   as vec4s where rows sit on quads ([`Loads`]); `wide_tiles: false` gives 512-entry
+//!   tiles (`topk_one_pass`).
 //!
 //! Rules, identical in [`crate::reference::topk`]:
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
@@ -152,8 +154,9 @@ pub struct TopkConfig {
     /// come before it and writes its own slot; one dispatch of ⌈k / 256⌉ workgroups per row)
     /// instead of by the bitonic network (one workgroup per row up to k = 2048, 66 barrier
     /// steps at 2048). kept² comparisons per row, so meant for few rows of large k (decode).
-    /// Sorted output only; the one pass ignores it. An experiment, unmeasured on a GPU yet:
-    /// results are identical either way.
+    /// Sorted output only; the one pass ignores it. Opt-in: on an H200 it was slower than the
+    /// bitonic sort even there (1 × 131072, k = 2048: 82.0 against 69.4 µs, 2026-11-27).
+    /// Results are identical either way.
     pub rank_sort: bool,
     /// The one pass reads tiles of 4096 entries, 16 per thread held in registers
     /// (`topk_one_pass_wide`, the default), or, with `false`, tiles of 512 (`topk_one_pass`).
@@ -161,11 +164,11 @@ pub struct TopkConfig {
     /// tile's first shrink already sets a tight tau; appends overflow into a retry instead of
     /// keeping a tile's worth of headroom, so a tile costs one barrier instead of eight; a
     /// vec4 below tau skips its key conversions; with vec4 loads each thread's 16 entries are
-    /// four 16-byte loads. On an H200 (2026-11-27 sweep, vec4 loads) it was the fastest one
-    /// pass on 101 of 105 shapes, up to 4.4× the 512-entry one at k = 512 and 1.1–1.6× at
-    /// k ≤ 256; the 512-entry tiles won by ≤ 2 % on three (1024×65536, k = 32–256), and by up
-    /// to 20 % on such many-row shapes with scalar loads. The radix path ignores it; results
-    /// are identical either way.
+    /// four 16-byte loads. On an H200 (2026-11-27 sweep, vec4 loads) it beat the 512-entry
+    /// tiles on 102 of 105 shapes, 1.3–4.2× at k = 512 and up to 1.8× at k ≤ 256; those won
+    /// by 2–3 % on three (1024 × 65536, k = 32–256) and on the 4096 × 65536 rows by
+    /// 2 % (k = 32) and 5 % (k = 256), and by up to 20 % on such many-row shapes against
+    /// scalar wide loads. The radix path ignores it; results are identical either way.
     pub wide_tiles: bool,
 }
 
