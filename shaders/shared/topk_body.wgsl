@@ -1058,24 +1058,20 @@ fn topk_one_pass_wide(
         ahead = load_wide(row, base + WIDE_TILE, len, lid);
         var pending = wide_valid(base, len, lid);
         if (!full) {
-            // Seeds: each thread's best entry (threads 0 .. seeds - 1 hold one), then for
-            // k > WIDE_ONE_SEED_K its second best too. They fit: not full means count < k ≤
-            // ONE_PASS_MAX_K = ONE_PASS_CAP - 2·WG.
-            let best = wide_best(tile, base, pending, lid);
-            if (best.y != SENTINEL_IDX) {
-                cand[count + lid] = best;
-                pending &= ~(1u << wide_entry(best.y, base, lid));
-            }
-            var seeds = wide_seeds(base, len, 0u);
-            if (p.k > WIDE_ONE_SEED_K) {
-                let second = wide_best(tile, base, pending, lid);
-                if (second.y != SENTINEL_IDX) {
-                    cand[count + seeds + lid] = second;
-                    pending &= ~(1u << wide_entry(second.y, base, lid));
+            // Seeds: each thread's best entry (threads 0 .. wide_seeds(.., 0) - 1 hold one),
+            // then for k > WIDE_ONE_SEED_K its second best too. They fit: not full means
+            // count < k ≤ ONE_PASS_MAX_K = ONE_PASS_CAP - 2·WG. A loop, not two copies of
+            // wide_best: with the second copy inlined, Chrome's SwiftShader never finished
+            // the kernel (the web check hung until the device was lost).
+            let rounds = select(1u, 2u, p.k > WIDE_ONE_SEED_K);
+            for (var m = 0u; m < rounds; m++) {
+                let best = wide_best(tile, base, pending, lid);
+                if (best.y != SENTINEL_IDX) {
+                    cand[count + lid] = best;
+                    pending &= ~(1u << wide_entry(best.y, base, lid));
                 }
-                seeds += wide_seeds(base, len, 1u);
+                count += wide_seeds(base, len, m);
             }
-            count += seeds;
             if (lid == 0u) {
                 atomicStore(&cand_count, count);
             }
