@@ -3,7 +3,8 @@
 //! `VK_KHR_pipeline_executable_properties`, for occupancy questions that timings alone do not
 //! answer (is a kernel latency-bound because few workgroups fit on a core?).
 //!
-//! `cargo run --release --example kernel_stats [NAME_FILTER] [--shader-checks SPEC]`
+//! `cargo run --release --example kernel_stats [NAME_FILTER] [--shader-checks SPEC]
+//! [--constant NAME=VALUE ...]` (a pipeline constant for every module that declares it)
 //!
 //! Each composed kernel goes through naga to SPIR-V as wgpu's Vulkan backend sends it (one
 //! entry point per module, pipeline constants at their defaults, buffer bounds left to the
@@ -28,14 +29,20 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut filter = String::new();
     let mut checks = ShaderChecks::DEFAULT;
+    let mut constants = naga::back::PipelineConstants::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--shader-checks" => checks = args.next().ok_or("--shader-checks SPEC")?.parse()?,
+            "--constant" => {
+                let spec = args.next().ok_or("--constant NAME=VALUE")?;
+                let (name, value) = spec.split_once('=').ok_or("--constant NAME=VALUE")?;
+                constants.insert(name.to_owned(), value.parse()?);
+            }
             _ => filter = arg,
         }
     }
-    let gpu = Gpu::new(checks)?;
+    let gpu = Gpu::new(checks, constants)?;
     println!(
         "device: {}; shader checks: {checks}; workgroup zeroing: {}",
         gpu.name,
@@ -68,6 +75,8 @@ struct Gpu {
     executables: ash::khr::pipeline_executable_properties::Device,
     name: String,
     checks: ShaderChecks,
+    /// `--constant` values, given to each module that declares the override.
+    constants: naga::back::PipelineConstants,
     /// The device zeroes workgroup memory itself (wgpu then asks naga for `Native`).
     native_zeroing: bool,
 }
@@ -75,7 +84,10 @@ struct Gpu {
 impl Gpu {
     /// The first device with the extension (discrete GPUs first), with every feature our
     /// kernels may use that it has.
-    fn new(checks: ShaderChecks) -> Result<Self, Box<dyn std::error::Error>> {
+    fn new(
+        checks: ShaderChecks,
+        constants: naga::back::PipelineConstants,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
         let entry = unsafe { ash::Entry::load()? };
         let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_3);
         let instance = unsafe {
@@ -160,6 +172,7 @@ impl Gpu {
             executables,
             name,
             checks,
+            constants,
             native_zeroing,
         })
     }
@@ -172,12 +185,20 @@ impl Gpu {
         entry: &str,
     ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
         let stage = Some((naga::ShaderStage::Compute, entry));
-        let (module, info) = naga::back::pipeline_constants::process_overrides(
-            module,
-            info,
-            stage,
-            &Default::default(),
-        )?;
+        let declared = |name: &str| {
+            module
+                .overrides
+                .iter()
+                .any(|(_, o)| o.name.as_deref() == Some(name))
+        };
+        let constants = self
+            .constants
+            .iter()
+            .filter(|(name, _)| declared(name))
+            .map(|(name, &v)| (name.clone(), v))
+            .collect();
+        let (module, info) =
+            naga::back::pipeline_constants::process_overrides(module, info, stage, &constants)?;
         let mut options = spv::Options::default();
         options.bounds_check_policies.index = if self.checks.bounds {
             naga::proc::BoundsCheckPolicy::Restrict

@@ -11,7 +11,13 @@ anchors_extra.jsonl and tests.log; whatever is missing is left out of the report
 import glob, json, os, re, sys
 from collections import defaultdict
 
-AB_BASE = "ab_base.json"
+
+
+def ab_rev(name):
+    """The revision of an A/B base report (ab_base.REV.json; an older ab_base.json: "base"),
+    or None for our own reports."""
+    m = re.match(r"ab_base(?:\.(.+))?\.json$", name)
+    return None if m is None else (m[1] or "base")
 
 # Issue 4's H100 targets for top-k, ms (rows, n, k).
 TOPK_TARGET_MS = {(4096, 65536, 32): 0.6, (4096, 65536, 256): 0.8, (1, 131072, 2048): 0.020,
@@ -126,14 +132,14 @@ def sweep_table(cases, setting):
 
 def main(d):
     reports, peers = load(d)
-    # ab_base.json is another revision's bench (scripts/stage_gpu.sh AB_REV): only the A/B
-    # table below reads it.
-    base = [c for name, r in reports if name == AB_BASE for c in r["results"]]
+    # ab_base.REV.json are other revisions' benches (scripts/stage_gpu.sh AB_REV): only the
+    # A/B table below reads them.
+    bases = {ab_rev(name): r["results"] for name, r in reports if ab_rev(name)}
+    reports = [(name, r) for name, r in reports if not ab_rev(name)]
     # Runs with other shader checks (bench --shader-checks) only feed the checks table below.
-    cases = [c for name, r in reports if name != AB_BASE and checks(r) == DEFAULT_CHECKS
+    cases = [c for name, r in reports if checks(r) == DEFAULT_CHECKS for c in r["results"]]
+    fewer = [(checks(r), c) for name, r in reports if checks(r) != DEFAULT_CHECKS
              for c in r["results"]]
-    fewer = [(checks(r), c) for name, r in reports
-             if name != AB_BASE and checks(r) != DEFAULT_CHECKS for c in r["results"]]
     print("# GPU run\n")
     for name, r in reports[:1]:
         print(f"- adapter: {r['adapter']} ({r['backend']}, {r['device_type']}), "
@@ -206,19 +212,21 @@ def main(d):
     # The sweep at each shader-check setting it ran with (wgpu's default first).
     by_checks = defaultdict(list)
     for name, r in reports:
-        if name != AB_BASE:
-            by_checks[checks(r)] += [c for c in r["results"] if c["kernel"] == "topk_sweep"]
+        by_checks[checks(r)] += [c for c in r["results"] if c["kernel"] == "topk_sweep"]
     for setting in sorted(by_checks, key=lambda s: (s != DEFAULT_CHECKS, s)):
         if by_checks[setting]:
             sweep_table(by_checks[setting], setting)
 
     ours = {(c["kernel"], c["shape"]): c["median_ms"] for c in cases}
-    rows = [[c["kernel"], c["shape"], ms(c["median_ms"]), ms(ours[key]),
-             f"{c['median_ms'] / ours[key]:.2f}×"]
-            for c in base if (key := (c["kernel"], c["shape"])) in ours]
+    revs = sorted(bases)
+    times = {rev: {(c["kernel"], c["shape"]): c["median_ms"] for c in bases[rev]} for rev in revs}
+    keys = [k for k in ours if any(k in times[rev] for rev in revs)]
+    rows = [[k[0], k[1]] + [ms(times[rev].get(k)) for rev in revs] + [ms(ours[k])]
+            + [ratio(times[rev].get(k), ours[k]) for rev in revs] for k in keys]
     if rows:
-        print("## A/B: this build against AB_REV (same run)\n")
-        print(table(["kernel", "shape", "AB_REV", "this build", "speedup"], rows))
+        print("## A/B: this build against AB_REV (same run; speedup = AB_REV / this build)\n")
+        print(table(["kernel", "shape"] + revs + ["this build"]
+                    + [f"speedup vs {rev}" for rev in revs], rows))
 
     rows = [[c["kernel"], c["shape"], ms(ours[key]), kept, ms(c["median_ms"]),
              f"{ours[key] / c['median_ms']:.2f}×"]

@@ -2,7 +2,7 @@
 # One device call that measures everything the open issues ask a GPU for, most wanted first,
 # within a time budget, so a short device lease is spent on measuring, not on typing.
 #
-# Here:   scripts/stage_gpu.sh                 (stages .gl/ and .devbin/; AB_REV=<rev> adds a base)
+# Here:   scripts/stage_gpu.sh   (stages .gl/ and .devbin/; AB_REV="<rev> ..." adds bases)
 # Device: run tool, carry [".gl", ".devbin"], timeout_s ≈ BUDGET + 60, command
 #         BUDGET=300 bash .devbin/on-device.sh bash scripts/on_gpu.sh [STEP ...]
 #
@@ -70,18 +70,25 @@ for s in "${steps[@]}"; do
     --kernel sparse_attention_backward --reps 3 --warmup 1 --json "$out/$s.json" ;;
   tests) step "$s" 90 env CI=true KNN_ATTENTION_DATA=.devbin/data .devbin/test-suite \
     --test-threads 4 topk:: topk_attention:: dense_attention:: sparse_attention_backward:: ;;
-  # Staged with AB_REV=<rev> (scripts/stage_gpu.sh): the same topk cases from that revision.
-  ab_base) if [ -x .devbin/bench-base ]; then
-      step "$s" 60 .devbin/bench-base --size $size --kernel topk --no-baseline --reps 10 \
-        --warmup 3 --json "$out/$s.json"
-    else echo "== $s: skipped (no .devbin/bench-base staged)"; fi ;;
+  # Staged with AB_REV="<rev> ..." (scripts/stage_gpu.sh): the same topk cases from each.
+  ab_base) found=0
+    for b in .devbin/bench-base.*; do
+      [ -x "$b" ] || continue
+      found=1
+      rev=${b##*.}
+      step "$s.$rev" 60 "$b" --size $size --kernel topk --no-baseline --reps 10 \
+        --warmup 3 --json "$out/$s.$rev.json"
+    done
+    [ $found = 1 ] || echo "== $s: skipped (no .devbin/bench-base.* staged)" ;;
   # The driver's register / workgroup-memory / spill counts per kernel (examples/kernel_stats.rs),
   # with wgpu's shader checks as the library compiles them, with none, and with all but one of
   # the two that can change code generation (loop bounding, index clamps).
   kernel_stats) for c in all none bounds,integer-division,zero-workgroup-memory \
       loop-bounding,integer-division,zero-workgroup-memory; do
       step "$s.$c" 60 .devbin/kernel_stats --shader-checks $c
-    done ;;
+    done
+    # The wide one pass as built for rows of one tile (n ≤ 4096: no next tile loaded ahead).
+    step kernel_stats_one_tile 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 ;;
   # The issue's top-k shapes (and the bandwidth probes: the barrier chain's loop) and the
   # attention kernels compiled with all of wgpu's shader checks (the library's default drops
   # loop bounding), against bench_topk / bench_attention of the same call (report: "Shader

@@ -9,17 +9,17 @@ keep="bench kernel_stats test-suite on-device.sh torch_peers.py"
 for f in .devbin/*; do
   case " $keep " in *" $(basename "$f") "*) ;; *) rm -rf "$f" ;; esac
 done
-# AB_REV=<rev>: also stage that revision's bench as .devbin/bench-base, for on_gpu.sh's
-# ab_base step (an A/B of a kernel change on the same machine in the same call).
-if [ -n "${AB_REV:-}" ]; then
+# AB_REV="<rev> ...": also stage each revision's bench as .devbin/bench-base.<rev>, for
+# on_gpu.sh's ab_base step (an A/B of kernel changes on the same machine in the same call).
+for rev in ${AB_REV:-}; do
   wt=$(mktemp -d)/src
-  git worktree add --detach "$wt" "$AB_REV" >/dev/null
+  git worktree add --detach "$wt" "$rev" >/dev/null
   # Its own target dir under target/, so dependencies stay built between stagings.
   (cd "$wt" && CARGO_TARGET_DIR="$OLDPWD/target/ab" cargo build --release --example bench) ||
-    { git worktree remove --force "$wt"; echo "AB_REV=$AB_REV failed to build"; exit 1; }
-  cp target/ab/release/examples/bench .devbin/bench-base
+    { git worktree remove --force "$wt"; echo "AB_REV $rev failed to build"; exit 1; }
+  cp target/ab/release/examples/bench ".devbin/bench-base.$rev"
   git worktree remove --force "$wt"
-fi
+done
 for b in .devbin/bench* .devbin/test-*; do strip "$b"; done
 # The real-model captures the GPU tests read (KNN_ATTENTION_DATA=.devbin/data there).
 mkdir -p .devbin/data
