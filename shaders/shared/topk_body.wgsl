@@ -901,6 +901,10 @@ const WIDE_TILE: u32 = WG * WIDE_PER_THREAD;
 // tile's 4096 entries admitted, an overflow and a large shrink), so each thread seeds its
 // second best too, and tau is the k-th of 512.
 const WIDE_ONE_SEED_K: u32 = 64u;
+// Whether the next tile is loaded while this one is worked on. The host turns it off where
+// every row is one tile (n ≤ WIDE_TILE), which has nothing to load ahead: the pipeline then
+// needs no registers for a second tile, so more workgroups may fit a core. Either way exact.
+override WIDE_PREFETCH: bool = true;
 
 // This thread's entries of a wide tile: entry e = 4·g + c is component c of `g<g>`, column
 // wide_col(base, g, c, lid) (the reading order, shared/topk_tile{,_quad}.wgsl).
@@ -1054,8 +1058,12 @@ fn topk_one_pass_wide(
     var count = 0u;
     var full = false;
     for (var base = 0u; base < len; base += WIDE_TILE) {
-        let tile = ahead;
-        ahead = load_wide(row, base + WIDE_TILE, len, lid);
+        var tile = ahead;
+        if (WIDE_PREFETCH) {
+            ahead = load_wide(row, base + WIDE_TILE, len, lid);
+        } else if (base > 0u) {
+            tile = load_wide(row, base, len, lid);
+        }
         var pending = wide_valid(base, len, lid);
         if (!full) {
             // Seeds: each thread's best entry (threads 0 .. wide_seeds(.., 0) - 1 hold one),

@@ -297,6 +297,17 @@ impl TopkConfig {
         }
     }
 
+    /// The one pass's pipeline constants: the wide tiles skip the prefetch of a next tile
+    /// where every row is one tile (`WIDE_PREFETCH`).
+    fn one_pass_constants(&self) -> Vec<(&'static str, f64)> {
+        if self.wide_tiles {
+            let prefetch = self.n > wgsl::topk::WIDE_TILE as usize;
+            vec![("WIDE_PREFETCH", prefetch as u32 as f64)]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The one pass's entry point: 512-entry tiles, or 4096-entry ones with `wide_tiles`.
     fn one_pass_entry(&self) -> &'static str {
         if self.wide_tiles {
@@ -698,7 +709,12 @@ impl Topk {
 
         let pipelines = if plan.one_pass {
             Pipelines::OnePass {
-                pipeline: build(cfg.one_pass_entry(), &main)?,
+                pipeline: module.pipeline_with_constants(
+                    ctx,
+                    cfg.one_pass_entry(),
+                    Some(&main),
+                    &cfg.one_pass_constants(),
+                )?,
                 scalar: Mutex::new(None),
             }
         } else {
@@ -956,7 +972,8 @@ impl Topk {
             let module = Module::new(ctx, "topk", shader::sources::TOPK, Tier::Core)?;
             let layout = shader::pipeline_layout(ctx, "topk", &[&self.layout]);
             let entry = self.cfg.one_pass_entry();
-            *slot = Some(module.pipeline_with_layout(ctx, entry, Some(&layout))?);
+            let constants = self.cfg.one_pass_constants();
+            *slot = Some(module.pipeline_with_constants(ctx, entry, Some(&layout), &constants)?);
         }
         Ok(slot.clone())
     }
