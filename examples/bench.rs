@@ -1058,7 +1058,7 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         let run = |reps| -> Result<f64> {
             let mut enc = ctx.encoder("bandwidth.wall");
             for _ in 0..reps {
-                probe.record(&mut enc, 0);
+                probe.record(&mut enc, COPY);
             }
             let t = std::time::Instant::now();
             ctx.submit_and_wait(enc)?;
@@ -1109,22 +1109,16 @@ fn add(cases: &mut Vec<Case>, kernel: &str, built: Result<Vec<Case>>) {
 /// ceiling a memory-bound kernel is reported against when `--peak-gbps` is not given. Both,
 /// because each loses somewhere: on an H200 (NVIDIA Vulkan 580.159.04) the buffer copy ran at
 /// 844 GB/s and the shader at 4172 (PyTorch's copy: 4137); on lavapipe the buffer copy (a
-/// memcpy) wins. 256 MiB on GPUs, 64 MiB on CPU adapters.
-fn copy_bandwidth(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> Result<f64> {
-    let floats: usize = match size {
-        Size::Small => 16 << 20,
-        Size::Full => 64 << 20,
-    };
-    let bytes = (floats * 4) as u64;
-    // Both copies move the probe's buffers (GpuBuffers are COPY_SRC | COPY_DST too).
-    let probe = Probe::new(ctx, floats / 4096, 4096)?;
+/// memcpy) wins. Both copies move `probe`'s buffers ([`copy_probe`]).
+fn copy_bandwidth(ctx: &GpuContext, probe: &Probe, warmup: usize, reps: usize) -> Result<f64> {
     let [src, dst] = &probe.buffers;
+    let bytes = (src.len() * 4) as u64;
     let buffer_copy = time_gpu(ctx, warmup, reps, |enc| {
         enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, bytes);
         Ok(())
     })?;
     let shader_copy = time_gpu(ctx, warmup, reps, |enc| {
-        probe.record(enc, 0);
+        probe.record(enc, COPY);
         Ok(())
     })?;
     let gbps = |t: &knn_attention::timer::Timing| 2.0 * bytes as f64 / t.median_ms() / 1e6;
@@ -1133,20 +1127,30 @@ fn copy_bandwidth(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> R
     Ok(a.max(b))
 }
 
-/// Keeps the GPU busy copying for `ms` of wall time before anything is timed. A GPU that
-/// was idle runs at low clocks for a while: on the H200 of 2026-11-27 the first cases of a
-/// run timed up to 4× slow (a chain of 2048 barriers 252 µs cold, 63 µs warm; the first
-/// radix top-k 13.4 ms, the same kernel unsorted right after 4.4 ms).
-fn spin_up(ctx: &GpuContext, ms: u64) -> Result<()> {
-    if ms == 0 {
-        return Ok(());
-    }
-    let probe = Probe::new(ctx, 4096, 4096)?; // a 64 MiB copy per dispatch
+/// The probe whose vec4 copy [`copy_bandwidth`] times and [`spin_up`] runs: 256 MiB on GPUs,
+/// 64 MiB on CPU adapters.
+fn copy_probe(ctx: &GpuContext, size: Size) -> Result<Probe> {
+    let floats: usize = match size {
+        Size::Small => 16 << 20,
+        Size::Full => 64 << 20,
+    };
+    Probe::new(ctx, floats / 4096, 4096)
+}
+
+/// `Probe`'s entry for the vec4 copy.
+const COPY: usize = 0;
+
+/// Keeps the GPU busy copying `probe` for `ms` of wall time before anything is timed: on the
+/// H200 of 2026-11-27 the first cases of a run timed up to 4× slow (a chain of 2048 barriers
+/// 252 µs cold, 63 µs warm; the first radix top-k 13.4 ms, the same kernel unsorted right
+/// after 4.4 ms). One second of this did not remove that in the first process on a fresh
+/// machine (scripts/on_gpu.sh runs a throwaway process first).
+fn spin_up(ctx: &GpuContext, probe: &Probe, ms: u64) -> Result<()> {
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_millis(ms) {
         let mut enc = ctx.encoder("spin_up");
         for _ in 0..20 {
-            probe.record(&mut enc, 0);
+            probe.record(&mut enc, COPY);
         }
         ctx.submit_and_wait(enc)?;
     }
@@ -1173,11 +1177,13 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let spin = args
         .spin_up_ms
         .unwrap_or(if ctx.is_cpu_adapter() { 0 } else { 1000 });
-    spin_up(&ctx, spin)?;
+    // One copy probe serves the spin-up and the bandwidth measurement.
+    let probe = copy_probe(&ctx, size)?;
+    spin_up(&ctx, &probe, spin)?;
     let peak_gbps = match args.peak_gbps {
         Some(p) => p,
         None => {
-            let p = copy_bandwidth(&ctx, size, args.warmup, args.reps.max(3))?;
+            let p = copy_bandwidth(&ctx, &probe, args.warmup, args.reps.max(3))?;
             println!(
                 "measured copy bandwidth: {p:.1} GB/s, the faster copy (the % peak column; \
                  --peak-gbps overrides)"

@@ -1,6 +1,6 @@
 """Turns one scripts/on_gpu.sh run into markdown: the device, every case our bench timed, our
 kernels against the PyTorch peers measured in the same run (speedup = torch ms / our ms), the
-top-k sweep behind Strategy::Auto, an A/B against another revision's bench where one was
+top-k sweep behind Strategy::Auto, an A/B against other revisions' benches where they were
 staged, the same kernels compiled with other sets of wgpu's shader checks where a step ran them,
 and the GPU test results.
 
@@ -10,7 +10,6 @@ anchors_extra.jsonl and tests.log; whatever is missing is left out of the report
 """
 import glob, json, os, re, sys
 from collections import defaultdict
-
 
 
 def ab_rev(name):
@@ -209,7 +208,7 @@ def main(d):
         print(table(["ours", "shape", "median", "fastest variant", "PyTorch", "speedup",
                      "issue target"], rows))
 
-    # The sweep at each shader-check setting it ran with (wgpu's default first).
+    # The sweep at each shader-check setting it ran with (the library's default first).
     by_checks = defaultdict(list)
     for name, r in reports:
         by_checks[checks(r)] += [c for c in r["results"] if c["kernel"] == "topk_sweep"]
@@ -229,7 +228,7 @@ def main(d):
                     + [f"speedup vs {rev}" for rev in revs], rows))
 
     rows = [[c["kernel"], c["shape"], ms(ours[key]), kept, ms(c["median_ms"]),
-             f"{ours[key] / c['median_ms']:.2f}×"]
+             ratio(ours[key], c["median_ms"])]
             for kept, c in fewer if (key := (c["kernel"], c["shape"])) in ours]
     if rows:
         print("## Shader checks: the library's default (all but loop bounding) against "

@@ -8,8 +8,8 @@
 #
 # Steps (default: all, in this order): bench_topk checks_topk kernel_stats ab_base torch_peers
 # tests tests_unchecked bench_attention checks_attention torch_extra topk_sweep bench_backward
-# bench_rest checks_partial sweep_checks (checks_*, sweep_checks, tests_unchecked and
-# kernel_stats: the shader-check A/B). Each writes
+# bench_rest sweep_checks (checks_*, sweep_checks, tests_unchecked and kernel_stats: the
+# shader-check A/B). Each writes
 # STEP.log (and our bench's STEP.json, rewritten after every case); a step that would overrun
 # BUDGET seconds is cut to what is left, or skipped. Finally scripts/gpu_report.py turns it
 # all into report.md: our times, GB/s against the measured copy bandwidth, and ratios to
@@ -25,7 +25,7 @@ bench=.devbin/bench
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(bench_topk checks_topk kernel_stats ab_base torch_peers tests
   tests_unchecked bench_attention checks_attention torch_extra topk_sweep bench_backward
-  bench_rest checks_partial sweep_checks)
+  bench_rest sweep_checks)
 
 # step NAME SECONDS CMD...: runs CMD with a timeout inside the budget, logging to $out/NAME.log.
 step() {
@@ -81,26 +81,24 @@ for s in "${steps[@]}"; do
     done
     [ $found = 1 ] || echo "== $s: skipped (no .devbin/bench-base.* staged)" ;;
   # The driver's register / workgroup-memory / spill counts per kernel (examples/kernel_stats.rs),
-  # with wgpu's shader checks as the library compiles them, with none, and with all but one of
-  # the two that can change code generation (loop bounding, index clamps).
+  # with all of wgpu's shader checks, with none, and with all but one of the two that can
+  # change code generation (loop bounding: the library's default; index clamps).
   kernel_stats) for c in all none bounds,integer-division,zero-workgroup-memory \
       loop-bounding,integer-division,zero-workgroup-memory; do
       step "$s.$c" 60 .devbin/kernel_stats --shader-checks $c
     done
     # The wide one pass as built for rows of one tile (n ≤ 4096: no next tile loaded ahead).
     step kernel_stats_one_tile 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 ;;
-  # The issue's top-k shapes (and the bandwidth probes: the barrier chain's loop) and the
-  # attention kernels compiled with all of wgpu's shader checks (the library's default drops
-  # loop bounding), against bench_topk / bench_attention of the same call (report: "Shader
-  # checks"). On an H200 loop bounding alone cost the top-k kernels 1.4–2.7× (2026-11-27).
-  checks_topk) step "$s" 60 $bench --size $size --kernel topk --kernel bandwidth --no-baseline \
-    --sort-workgroup 1024 --reps 10 --warmup 3 --shader-checks all --json "$out/$s.json" ;;
-  # The same with no checks at all, and with all but index clamps: what the ones the default
-  # keeps cost.
-  checks_partial) for c in none loop-bounding,integer-division,zero-workgroup-memory; do
+  # The issue's top-k shapes (and the bandwidth probes: the barrier chain's loop) compiled
+  # with all of wgpu's shader checks (the library's default drops loop bounding), then with
+  # none and with all but index clamps (what the checks the default keeps cost), against
+  # bench_topk of the same call (report: "Shader checks"). On an H200 loop bounding alone cost
+  # the top-k kernels 1.4–2.7× (2026-11-27).
+  checks_topk) for c in all none loop-bounding,integer-division,zero-workgroup-memory; do
       step "$s.$c" 60 $bench --size $size --kernel topk --kernel bandwidth --no-baseline \
-        --reps 10 --warmup 3 --shader-checks $c --json "$out/$s.$c.json"
+        --sort-workgroup 1024 --reps 10 --warmup 3 --shader-checks $c --json "$out/$s.$c.json"
     done ;;
+  # The attention kernels with all checks, against bench_attention of the same call.
   # topk_sweep with all checks and with none (report: one sweep table each).
   sweep_checks) for c in all none; do
       step "$s.$c" 120 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \

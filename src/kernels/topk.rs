@@ -256,10 +256,10 @@ impl TopkConfig {
         let max = l
             .max_compute_invocations_per_workgroup
             .min(l.max_compute_workgroup_size_x);
-        let wide = sort_size >= SORT_BLOCK && max >= 512;
+        let full_block = sort_size >= SORT_BLOCK && max >= 512;
         let t = self
             .sort_workgroup
-            .unwrap_or(if wide { 512 } else { WG as u32 });
+            .unwrap_or(if full_block { 512 } else { WG as u32 });
         if t > max {
             return Err(Error::shape(
                 "sort_workgroup",
