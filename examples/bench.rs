@@ -960,67 +960,93 @@ impl Probe {
             ],
         );
         let bytes = (rows * n * 4) as f64;
-        // (entry point, its pipeline constant, workgroups, bytes moved, label)
-        let mut entries: Vec<(&str, wgpu::ComputePipeline, u32, f64, String)> = Vec::new();
-        for (entry, constant, groups, moved, shape) in [
+        // (entry point, its pipeline constants, workgroups, bytes moved, label)
+        let mut probes: Vec<(&str, Vec<(&str, f64)>, u32, f64, String)> = vec![
             (
                 "copy_vec4",
-                None,
+                vec![],
                 words.div_ceil(256 * 4),
                 2.0 * bytes,
                 format!("{} MiB vec4 copy", (rows * n * 4) >> 20),
             ),
             (
                 "read_rows",
-                Some(("DEPTH", 2.0)),
+                vec![("DEPTH", 2.0)],
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, prefetch 2/thread"),
             ),
             (
                 "read_rows",
-                Some(("DEPTH", 8.0)),
+                vec![("DEPTH", 8.0)],
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, prefetch 8/thread"),
             ),
             (
                 "read_rows_vec4",
-                Some(("DEPTH", 2.0)),
+                vec![("DEPTH", 2.0)],
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, vec4 loads, 2/thread"),
             ),
             (
                 "read_rows_regs",
-                Some(("QUADS", 0.0)),
+                vec![("QUADS", 0.0)],
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, 16/thread in registers"),
             ),
             (
                 "read_rows_regs",
-                Some(("QUADS", 1.0)),
+                vec![("QUADS", 1.0)],
                 rows as u32,
                 bytes,
                 format!("{rows}x{n} rows, 4 vec4/thread in registers"),
             ),
             (
                 "barrier_chain",
-                Some(("BARRIER_STEPS", BARRIER_STEPS as f64)),
+                vec![("BARRIER_STEPS", BARRIER_STEPS as f64)],
                 1,
                 0.0,
                 format!("1 workgroup, {} barriers", 2 * BARRIER_STEPS),
             ),
             (
                 "barrier_chain",
-                Some(("BARRIER_STEPS", BARRIER_STEPS as f64)),
+                vec![("BARRIER_STEPS", BARRIER_STEPS as f64)],
                 rows as u32,
                 0.0,
                 format!("{rows} workgroups, {} barriers each", 2 * BARRIER_STEPS),
             ),
-        ] {
-            let constants: Vec<_> = constant.into_iter().collect();
+        ];
+        // Does a barrier make the wide pass wait for the next tile it loaded ahead? Its read,
+        // vec4 loads, with and without the prefetch and the barrier: alone (one row), one row
+        // per core (132: an H100's or H200's SMs) and all rows.
+        for groups in [1, 132.min(rows), rows] {
+            for (prefetch, barrier) in [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (0.0, 0.0)] {
+                let row_bytes = (n * 4) as f64;
+                probes.push((
+                    "read_rows_regs",
+                    vec![("QUADS", 1.0), ("PREFETCH", prefetch), ("BARRIER", barrier)],
+                    groups as u32,
+                    groups as f64 * row_bytes,
+                    format!(
+                        "{groups}x{n} rows, 4 vec4/thread, prefetch {}, barrier {}",
+                        if prefetch > 0.0 { "on" } else { "off" },
+                        if barrier > 0.0 { "on" } else { "off" },
+                    ),
+                ));
+            }
+            probes.push((
+                "read_rows_regs",
+                vec![("QUADS", 1.0), ("DOUBLE", 1.0)],
+                groups as u32,
+                groups as f64 * (n * 4) as f64,
+                format!("{groups}x{n} rows, 8 vec4/thread, no prefetch, barrier on"),
+            ));
+        }
+        let mut entries = Vec::new();
+        for (entry, constants, groups, moved, shape) in probes {
             let pipeline = module.pipeline_with_constants(ctx, entry, Some(&pl), &constants)?;
             entries.push((entry, pipeline, groups, moved, shape));
         }

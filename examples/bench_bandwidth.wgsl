@@ -138,6 +138,7 @@ fn read_rows_vec4(
 // registers (no array, so no local memory whatever the driver unrolls), the next tile's loads
 // issued before the current one is used, a barrier per tile. `quads`: the same tile in four
 // 16-byte loads per thread instead of sixteen 4-byte ones. n must be a multiple of 4096.
+// Dispatched over fewer workgroups than rows, it reads only the first rows.
 struct Regs {
     a: vec4<f32>,
     b: vec4<f32>,
@@ -162,6 +163,13 @@ fn load_regs(row: u32, base: u32, lid: u32) -> Regs {
 }
 
 override QUADS: bool = false;
+// Whether the next tile is loaded ahead, and whether each tile ends in a barrier: with both
+// on, the wide pass's shape; the others say whether a barrier makes a thread wait for its
+// loads in flight (then prefetching across one buys nothing).
+override PREFETCH: bool = true;
+override BARRIER: bool = true;
+// Tiles of 32 entries per thread with no prefetch instead (n a multiple of 8192).
+override DOUBLE: bool = false;
 
 @compute @workgroup_size(WG)
 fn read_rows_regs(
@@ -174,12 +182,31 @@ fn read_rows_regs(
         return;
     }
     var m = vec4<f32>(-3.0e38);
+    if (DOUBLE) {
+        // 32 entries per thread per tile, none loaded ahead: as many registers as a prefetch.
+        for (var base = 0u; base < p.n; base += 32u * WG) {
+            let t = load_regs(row, base, lid);
+            let u = load_regs(row, base + 16u * WG, lid);
+            m = max(max(m, max(t.a, u.a)), max(max(t.b, u.b), max(max(t.c, u.c), max(t.d, u.d))));
+            if (BARRIER) {
+                workgroupBarrier();
+            }
+        }
+        finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));
+        return;
+    }
     var ahead = load_regs(row, 0u, lid);
     for (var base = 0u; base < p.n; base += 16u * WG) {
-        let tile = ahead;
-        ahead = load_regs(row, base + 16u * WG, lid);
+        var tile = ahead;
+        if (PREFETCH) {
+            ahead = load_regs(row, base + 16u * WG, lid);
+        } else if (base > 0u) {
+            tile = load_regs(row, base, lid);
+        }
         m = max(max(m, tile.a), max(tile.b, max(tile.c, tile.d)));
-        workgroupBarrier();
+        if (BARRIER) {
+            workgroupBarrier();
+        }
     }
     finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));
 }
