@@ -906,6 +906,9 @@ fn lev_attention_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     }])
 }
 
+/// A probe to build: entry point, its pipeline constants, workgroups, bytes moved, label.
+type ProbeSpec = (&'static str, Vec<(&'static str, f64)>, u32, f64, String);
+
 /// Rounds of the barrier_chain probe (two barriers each), its pipeline constant.
 const BARRIER_STEPS: u32 = 1024;
 
@@ -960,8 +963,7 @@ impl Probe {
             ],
         );
         let bytes = (rows * n * 4) as f64;
-        // (entry point, its pipeline constants, workgroups, bytes moved, label)
-        let mut probes: Vec<(&str, Vec<(&str, f64)>, u32, f64, String)> = vec![
+        let mut probes: Vec<ProbeSpec> = vec![
             (
                 "copy_vec4",
                 vec![],
