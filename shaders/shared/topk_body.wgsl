@@ -654,6 +654,9 @@ const_assert ONE_PASS_CAP == 4u * WG; // shrink_candidates' merge holds 4 entrie
 // cost every entry, admitted or not. H200: always using them made a random 4096×65536 k=32
 // row set 1.86× slower (3.01 against 1.62 ms) than the core append.
 const DENSE_APPENDS: u32 = 64u;
+// Up to this many candidates a shrink ranks each against all (count² / 2 compares, two
+// barriers) instead of sorting (a barrier per bitonic step). At most WG.
+const RANK_SORT_MAX: u32 = 128u;
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
 var<workgroup> cand_count: atomic<u32>;
@@ -734,7 +737,23 @@ fn place_candidate(v: vec2<u32>, rank: u32) {
 // Keeps the best k of the `count` candidates, sorted, and sets tau. Uniform call.
 fn shrink_candidates(lid: u32, count: u32) {
     let front = workgroupUniformLoad(&cand_sorted);
-    if (front < count) {
+    if (count <= RANK_SORT_MAX && front < count) {
+        // Few candidates: each thread ranks one against all (`before` is a strict total
+        // order, so the ranks are distinct), in two barriers where a bitonic sort takes one
+        // per step (28 for 128 entries).
+        var v = vec2<u32>(0u, SENTINEL_IDX);
+        var rank = ONE_PASS_CAP;
+        if (lid < count) {
+            v = cand[lid];
+            rank = 0u;
+            for (var j = 0u; j < count; j++) {
+                rank += select(0u, 1u, before(cand[j], v));
+            }
+        }
+        workgroupBarrier();
+        place_candidate(v, rank);
+        workgroupBarrier();
+    } else if (front < count) {
         sort_candidates(lid, front, count - front, false, 0u);
         if (front > 0u) {
             // Merge by rank: an entry's place is its index in its own list plus the number of
@@ -905,6 +924,8 @@ const WIDE_ONE_SEED_K: u32 = 64u;
 // every row is one tile (n ≤ WIDE_TILE), which has nothing to load ahead: the pipeline then
 // needs no registers for a second tile, so more workgroups may fit a core. Either way exact.
 override WIDE_PREFETCH: bool = true;
+// Arrivals since the last shrink (at least k) after which a tile ends in a shrink.
+const WIDE_REFRESH: u32 = 64u;
 
 // This thread's entries of a wide tile: entry e = 4·g + c is component c of `g<g>`, column
 // wide_col(base, g, c, lid) (the reading order, shared/topk_tile{,_quad}.wgsl).
@@ -995,14 +1016,15 @@ fn wide_best_group(
     return wide_better(b, keys.w, wide_col(base, g, 3u, lid), (ok & 8u) != 0u);
 }
 
-// Offers entry (key, col), bit `bit` of `pending`: returns `pending` without the bit if the
-// entry took a slot or can never be admitted (tau only rises), with it if the buffer was full.
-fn wide_offer(pending: u32, bit: u32, key: u32, col: u32, tau: vec2<u32>, full: bool) -> u32 {
+// Offers entry (key, col), bit `bit` of `pending`, against `tau` if `gate`: returns
+// `pending` without the bit if the entry took a slot or can never be admitted (tau only
+// rises), with it if the buffer was full.
+fn wide_offer(pending: u32, bit: u32, key: u32, col: u32, tau: vec2<u32>, gate: bool) -> u32 {
     if ((pending & bit) == 0u) {
         return pending;
     }
     let v = vec2<u32>(key, col);
-    if (full && !before(v, tau)) {
+    if (gate && !before(v, tau)) {
         return pending & ~bit;
     }
     let slot = atomicAdd(&cand_count, 1u);
@@ -1022,7 +1044,7 @@ fn wide_offer_group(
     lid: u32,
     tau: vec2<u32>,
     t: f32,
-    full: bool,
+    gate: bool,
 ) -> u32 {
     let bits = 15u << (4u * g);
     if ((pending & bits) == 0u) {
@@ -1030,15 +1052,61 @@ fn wide_offer_group(
     }
     // Not against a NaN tau (key 0): every number beats it, and a compiler that assumes no
     // NaN may turn `v < t` into `!(v >= t)`, true for any v.
-    if (full && tau.x != 0u && wide_group_below(v, t)) {
+    if (gate && tau.x != 0u && wide_group_below(v, t)) {
         return pending & ~bits;
     }
     let keys = order_keys(v);
     let b = 1u << (4u * g);
-    var left = wide_offer(pending, b, keys.x, wide_col(base, g, 0u, lid), tau, full);
-    left = wide_offer(left, b << 1u, keys.y, wide_col(base, g, 1u, lid), tau, full);
-    left = wide_offer(left, b << 2u, keys.z, wide_col(base, g, 2u, lid), tau, full);
-    return wide_offer(left, b << 3u, keys.w, wide_col(base, g, 3u, lid), tau, full);
+    var left = wide_offer(pending, b, keys.x, wide_col(base, g, 0u, lid), tau, gate);
+    left = wide_offer(left, b << 1u, keys.y, wide_col(base, g, 1u, lid), tau, gate);
+    left = wide_offer(left, b << 2u, keys.z, wide_col(base, g, 2u, lid), tau, gate);
+    return wide_offer(left, b << 3u, keys.w, wide_col(base, g, 3u, lid), tau, gate);
+}
+
+var<workgroup> floor_hist: array<atomic<u32>, 256>;
+var<workgroup> floor_pick: vec2<u32>;
+
+// Of this thread's seeds (`s0`, `s1`; y = SENTINEL_IDX for none), those whose key's digit
+// (key >> shift) & 255 is the chosen one, if `prefix` is their key's higher bits: the largest
+// digit d such that `want` of those seeds have a digit ≥ d, and how many of them still count
+// below d (want minus those above); (0, 0) if fewer than `want` seeds match. Uniform call.
+fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, want: u32) -> vec2<u32> {
+    atomicStore(&floor_hist[lid], 0u);
+    if (lid == 0u) {
+        floor_pick = vec2<u32>(0u);
+    }
+    workgroupBarrier();
+    let high = shift + 8u;
+    if (s0.y != SENTINEL_IDX && (high == 32u || (s0.x >> high) == prefix)) {
+        atomicAdd(&floor_hist[(s0.x >> shift) & 255u], 1u);
+    }
+    if (s1.y != SENTINEL_IDX && (high == 32u || (s1.x >> high) == prefix)) {
+        atomicAdd(&floor_hist[(s1.x >> shift) & 255u], 1u);
+    }
+    workgroupBarrier();
+    // Thread lid takes digit 255 - lid (suffix_count's order).
+    let digit = 255u - lid;
+    let count = atomicLoad(&floor_hist[digit]);
+    let suffix = suffix_count(lid, count);
+    if (suffix >= want && suffix - count < want) {
+        floor_pick = vec2<u32>(digit, want - (suffix - count));
+    }
+    return workgroupUniformLoad(&floor_pick);
+}
+
+// A key floor for a row whose running top-k is not full: the highest 16-bit key prefix F
+// such that `want` (k) seeds have keys ≥ F << 16, so that k entries of the row reach the
+// floor and no entry below it can be among the k best; 0 (no floor) if fewer seeds exist.
+// Two 8-bit histograms of the seeds (each thread's best, and for k > WIDE_ONE_SEED_K its
+// second best) in about a dozen barriers, where sorting the seeds took one per bitonic step
+// (36 for 256 seeds). Uniform call.
+fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
+    let top = floor_digit(lid, s0, s1, 24u, 0u, want);
+    if (top.y == 0u) {
+        return 0u;
+    }
+    let next = floor_digit(lid, s0, s1, 16u, top.x, top.y);
+    return (top.x << 24u) | (next.x << 16u);
 }
 
 @compute @workgroup_size(WG)
@@ -1065,38 +1133,39 @@ fn topk_one_pass_wide(
             tile = load_wide(row, base, len, lid);
         }
         var pending = wide_valid(base, len, lid);
+        // Before the running top-k is full, the tile's seeds set a floor (tau's role until
+        // then): each thread's best entry, and for k > WIDE_ONE_SEED_K its second best. A
+        // loop, not two copies of wide_best: with the second copy inlined, Chrome's
+        // SwiftShader never finished the kernel (the web check hung until the device was lost).
+        var floor = 0u;
         if (!full) {
-            // Seeds: each thread's best entry (threads 0 .. wide_seeds(.., 0) - 1 hold one),
-            // then for k > WIDE_ONE_SEED_K its second best too. They fit: not full means
-            // count < k ≤ ONE_PASS_MAX_K = ONE_PASS_CAP - 2·WG. A loop, not two copies of
-            // wide_best: with the second copy inlined, Chrome's SwiftShader never finished
-            // the kernel (the web check hung until the device was lost).
+            var s0 = vec2<u32>(0u, SENTINEL_IDX);
+            var s1 = s0;
+            var left = pending;
             let rounds = select(1u, 2u, p.k > WIDE_ONE_SEED_K);
             for (var m = 0u; m < rounds; m++) {
-                let best = wide_best(tile, base, pending, lid);
+                let best = wide_best(tile, base, left, lid);
                 if (best.y != SENTINEL_IDX) {
-                    cand[count + lid] = best;
-                    pending &= ~(1u << wide_entry(best.y, base, lid));
+                    left &= ~(1u << wide_entry(best.y, base, lid));
                 }
-                count += wide_seeds(base, len, m);
+                if (m == 0u) {
+                    s0 = best;
+                } else {
+                    s1 = best;
+                }
             }
-            if (lid == 0u) {
-                atomicStore(&cand_count, count);
-            }
-            workgroupBarrier();
-            if (count >= p.k) {
-                shrink_candidates(lid, count);
-                count = p.k;
-                full = true;
-            }
+            floor = seeds_floor(lid, s0, s1, p.k);
         }
         loop {
-            let tau = cand_tau;
+            // Against tau once full, else against the floor: (floor, SENTINEL_IDX) admits
+            // exactly the keys ≥ floor.
+            let tau = select(vec2<u32>(floor, SENTINEL_IDX), cand_tau, full);
+            let gate = full || floor != 0u;
             let t = key_value(tau.x);
-            var left = wide_offer_group(pending, tile.g0, base, 0u, lid, tau, t, full);
-            left = wide_offer_group(left, tile.g1, base, 1u, lid, tau, t, full);
-            left = wide_offer_group(left, tile.g2, base, 2u, lid, tau, t, full);
-            pending = wide_offer_group(left, tile.g3, base, 3u, lid, tau, t, full);
+            var left = wide_offer_group(pending, tile.g0, base, 0u, lid, tau, t, gate);
+            left = wide_offer_group(left, tile.g1, base, 1u, lid, tau, t, gate);
+            left = wide_offer_group(left, tile.g2, base, 2u, lid, tau, t, gate);
+            pending = wide_offer_group(left, tile.g3, base, 3u, lid, tau, t, gate);
             count = candidates_now();
             if (count <= ONE_PASS_CAP) {
                 break;
@@ -1107,8 +1176,11 @@ fn topk_one_pass_wide(
             full = true;
         }
         // As the 512-entry pass does: shrink as soon as k candidates exist, so that tau
-        // filters the next tile.
-        if (!full && count >= p.k && base + WIDE_TILE < len) {
+        // filters the next tile; and once max(k, WIDE_REFRESH) more have arrived, so that
+        // tau keeps up with the row (a tau fixed at the first tile's k-th best admits about
+        // k entries from every later tile, where a fresh one admits about k / tiles seen).
+        let refresh = count >= p.k + max(p.k, WIDE_REFRESH);
+        if ((!full && count >= p.k || full && refresh) && base + WIDE_TILE < len) {
             shrink_candidates(lid, count);
             count = p.k;
             full = true;

@@ -48,16 +48,6 @@ fn wide_entry(col: u32, base: u32, lid: u32) -> u32 {
     return (col - base - lid) / WG;
 }
 
-// How many threads hold more than m entries of the tile at `base` (< len): threads 0 .. that
-// - 1, since a thread's entries e are columns base + e·WG + lid.
-fn wide_seeds(base: u32, len: u32, m: u32) -> u32 {
-    let left = len - base;
-    if (left <= m * WG) {
-        return 0u;
-    }
-    return min(WG, left - m * WG);
-}
-
 // Entries 4g .. 4g + 3 of this thread's part of the tile at `base` (0 past the row).
 fn wide_group(row: u32, base: u32, g: u32, len: u32, lid: u32) -> vec4<f32> {
     return vec4<f32>(

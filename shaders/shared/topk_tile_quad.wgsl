@@ -51,16 +51,6 @@ fn wide_entry(col: u32, base: u32, lid: u32) -> u32 {
     return 4u * ((q / 4u - lid) / WG) + q % 4u;
 }
 
-// How many threads hold more than m (< 4) entries of the tile at `base` (< len): threads 0 ..
-// that - 1, since thread lid's first quad is columns base + 4·lid .. + 3.
-fn wide_seeds(base: u32, len: u32, m: u32) -> u32 {
-    let left = len - base;
-    if (left <= m) {
-        return 0u;
-    }
-    return min(WG, (left - m + 3u) / 4u);
-}
-
 // Past a ragged row's length: read (the quad lies within n), never used.
 fn wide_group(row: u32, base: u32, g: u32, len: u32, lid: u32) -> vec4<f32> {
     let col = wide_col(base, g, 0u, lid);
