@@ -1120,6 +1120,25 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             samples: 0.0,
         });
     }
+    // Rows of one wide tile, as 65536 × 4096 top-k reads them: the read alone.
+    let one_tile_rows = rows * n / 4096;
+    let short = std::rc::Rc::new(Probe::new(ctx, one_tile_rows, 4096)?);
+    let label = format!("{one_tile_rows}x4096 rows, 4 vec4/thread, prefetch off, barrier on");
+    if let Some(i) = short.entries.iter().position(|e| e.4 == label) {
+        cases.push(Case {
+            kernel: "bandwidth",
+            shape: label,
+            bytes: (rows * n * 4) as f64,
+            flops: 0.0,
+            record: Box::new(move |enc| {
+                short.record(enc, i);
+                Ok(())
+            }),
+            cpu: None,
+            note: String::new(),
+            samples: 0.0,
+        });
+    }
     Ok(cases)
 }
 

@@ -72,7 +72,11 @@ for s in "${steps[@]}"; do
     --test-threads 4 topk:: topk_attention:: dense_attention:: sparse_attention_backward:: ;;
   # Staged with AB_REV="<rev> ..." (scripts/stage_gpu.sh): the same topk cases from each.
   ab_base) found=0
+    for z in .devbin/bench-base.*.gz; do
+      [ -e "$z" ] && gunzip -c "$z" >"${z%.gz}" && chmod +x "${z%.gz}"
+    done
     for b in .devbin/bench-base.*; do
+      case $b in *.gz) continue ;; esac
       [ -x "$b" ] || continue
       found=1
       rev=${b##*.}

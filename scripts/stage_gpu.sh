@@ -21,6 +21,9 @@ for rev in ${AB_REV:-}; do
   git worktree remove --force "$wt"
 done
 for b in .devbin/bench* .devbin/test-*; do strip "$b"; done
+# Compressed (7.5 → ~3 MB each), so that five revisions fit the carry limit beside the rest;
+# on_gpu.sh unpacks them.
+for b in .devbin/bench-base.*; do [ -e "$b" ] && gzip -f "$b"; done
 # The real-model captures the GPU tests read (KNN_ATTENTION_DATA=.devbin/data there).
 mkdir -p .devbin/data
 cp ../shared/data/gpl3-layer{0,3,5}.safetensors .devbin/data/

@@ -641,9 +641,11 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 // are the worst case (a shrink per tile), still exact.
 //
 // A shrink keeps the buffer's front sorted: only the candidates that arrived since the last
-// one are sorted (`sort_candidates` over just their range), then merged with the sorted front
-// by rank (each entry binary-searches the other list) in one step. With few arrivals that is
-// a handful of barrier steps instead of a full sort of the buffer.
+// one are sorted, then merged with the sorted front by rank (each entry binary-searches the
+// other list) in one step. Up to WG arrivals are sorted by rank (`rank_candidates`: each
+// against all, two barriers), more by a bitonic network over just their range
+// (`sort_candidates`: a barrier per step); up to RANK_ALL_MAX candidates in all are ranked
+// together, with no merge.
 
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;         // load_tile's vec2
@@ -654,9 +656,9 @@ const_assert ONE_PASS_CAP == 4u * WG; // shrink_candidates' merge holds 4 entrie
 // cost every entry, admitted or not. H200: always using them made a random 4096×65536 k=32
 // row set 1.86× slower (3.01 against 1.62 ms) than the core append.
 const DENSE_APPENDS: u32 = 64u;
-// Up to this many candidates a shrink ranks each against all (count² / 2 compares, two
-// barriers) instead of sorting (a barrier per bitonic step). At most WG.
-const RANK_SORT_MAX: u32 = 128u;
+// Up to this many candidates in all, a shrink ranks them all (rank_candidates) rather than
+// sort the arrivals and merge them with the sorted front. At most WG.
+const RANK_ALL_MAX: u32 = 128u;
 
 var<workgroup> cand: array<vec2<u32>, ONE_PASS_CAP>;
 var<workgroup> cand_count: atomic<u32>;
@@ -734,27 +736,41 @@ fn place_candidate(v: vec2<u32>, rank: u32) {
     }
 }
 
+// Sorts cand[first, first + n) (n ≤ WG) best-first by rank: each thread ranks one entry
+// against all of them (`before` is a strict total order, so the ranks are distinct) and
+// puts it at its rank if that is below `keep`. Two barriers, where a bitonic sort takes one
+// per step (28 for 128 entries, 36 for 256), for n² compares. Uniform call.
+fn rank_candidates(lid: u32, first: u32, n: u32, keep: u32) {
+    var v = vec2<u32>(0u, SENTINEL_IDX);
+    var rank = ONE_PASS_CAP;
+    if (lid < n) {
+        v = cand[first + lid];
+        rank = 0u;
+        for (var j = first; j < first + n; j++) {
+            rank += select(0u, 1u, before(cand[j], v));
+        }
+    }
+    workgroupBarrier();
+    if (rank < keep) {
+        cand[first + rank] = v;
+    }
+    workgroupBarrier();
+}
+
 // Keeps the best k of the `count` candidates, sorted, and sets tau. Uniform call.
 fn shrink_candidates(lid: u32, count: u32) {
     let front = workgroupUniformLoad(&cand_sorted);
-    if (count <= RANK_SORT_MAX && front < count) {
-        // Few candidates: each thread ranks one against all (`before` is a strict total
-        // order, so the ranks are distinct), in two barriers where a bitonic sort takes one
-        // per step (28 for 128 entries).
-        var v = vec2<u32>(0u, SENTINEL_IDX);
-        var rank = ONE_PASS_CAP;
-        if (lid < count) {
-            v = cand[lid];
-            rank = 0u;
-            for (var j = 0u; j < count; j++) {
-                rank += select(0u, 1u, before(cand[j], v));
-            }
-        }
-        workgroupBarrier();
-        place_candidate(v, rank);
-        workgroupBarrier();
+    if (count <= RANK_ALL_MAX && front < count) {
+        // Few in all: rank them all at once, with no merge.
+        rank_candidates(lid, 0u, count, p.k);
     } else if (front < count) {
-        sort_candidates(lid, front, count - front, false, 0u);
+        // Sort the arrivals since the last shrink, then merge them with the sorted front.
+        let fresh = count - front;
+        if (fresh <= WG) {
+            rank_candidates(lid, front, fresh, fresh);
+        } else {
+            sort_candidates(lid, front, fresh, false, 0u);
+        }
         if (front > 0u) {
             // Merge by rank: an entry's place is its index in its own list plus the number of
             // the other list's entries that come before it. Read all, then write the first k.
@@ -898,17 +914,22 @@ fn finish_one_pass(lid: u32, row: u32) {
 // unroll lives in local memory, and a load stored there waits for its data at once, so the
 // next tile's loads would not overlap this one's work). In topk_quad those are four 16-byte
 // loads per thread (shared/topk_tile_quad.wgsl), otherwise sixteen 4-byte ones. Per tile:
-// - While the running top-k is not full, each thread first offers its own best entry (and
-//   for larger k its second best), at fixed slots with no atomics. The k-th best of those
-//   seeds is at most the tile's k-th best, so the shrink that follows sets a tau that
-//   already filters the rest of the tile: a random row's first tile admits about k entries
-//   instead of all of it.
-// - The rest is offered against tau in (key, index) order (an entry beside a seed may have
-//   a smaller index than tau's). A whole vec4 provably below tau as floats skips its keys.
+// - While the running top-k is not full (a row's first tile), each thread finds its best
+//   entry (and for larger k its second best). Two 8-bit histograms of those seeds' keys
+//   give a floor: the highest 16-bit key prefix that k seeds reach. k entries of the row
+//   then reach it, so no entry below it can be kept, and it filters the tile as tau does
+//   later: a random row's first tile admits about k entries instead of all of it. The
+//   histograms take about a dozen barriers, where sorting the seeds took 36 to 45.
+// - Entries are offered against tau (or the floor) in (key, index) order. A whole vec4
+//   provably below it as floats skips its keys.
 // - Appends take slots by atomics with no headroom kept: an entry whose slot falls past
 //   the buffer stays pending in its thread's mask, and after a shrink the tile's pending
 //   entries are offered again (against the new tau). One barrier per tile when nothing
 //   overflows, where the 512-entry tiles take eight.
+// - A tile ends in a shrink once k candidates exist, and then whenever max(k, WIDE_REFRESH)
+//   have arrived since the last one, so that tau follows the row: a tau left at the first
+//   tile's k-th best admits about k entries of every later tile, a fresh one about k / t
+//   after t tiles. H200, 4096 × 65536, k = 32: 658 → 497 µs; with the floor, 431 µs.
 // Every entry is either kept, or dropped because k entries of the row come before it, so
 // the result is the other paths' exactly.
 
@@ -918,13 +939,13 @@ const WIDE_TILE: u32 = WG * WIDE_PER_THREAD;
 // entries each) already sits near the tile's k-th. Above it the k-th best drifts down to the
 // smallest thread best (at k = 256, about the 69th percentile of a normal row: ~1300 of the
 // tile's 4096 entries admitted, an overflow and a large shrink), so each thread seeds its
-// second best too, and tau is the k-th of 512.
+// second best too, and the floor is that of 512 seeds.
 const WIDE_ONE_SEED_K: u32 = 64u;
 // Whether the next tile is loaded while this one is worked on. The host turns it off where
 // every row is one tile (n ≤ WIDE_TILE), which has nothing to load ahead: the pipeline then
 // needs no registers for a second tile, so more workgroups may fit a core. Either way exact.
 override WIDE_PREFETCH: bool = true;
-// Arrivals since the last shrink (at least k) after which a tile ends in a shrink.
+// A tile ends in a shrink once max(k, WIDE_REFRESH) candidates arrived since the last one.
 const WIDE_REFRESH: u32 = 64u;
 
 // This thread's entries of a wide tile: entry e = 4·g + c is component c of `g<g>`, column
@@ -1179,8 +1200,9 @@ fn topk_one_pass_wide(
         // filters the next tile; and once max(k, WIDE_REFRESH) more have arrived, so that
         // tau keeps up with the row (a tau fixed at the first tile's k-th best admits about
         // k entries from every later tile, where a fresh one admits about k / tiles seen).
-        let refresh = count >= p.k + max(p.k, WIDE_REFRESH);
-        if ((!full && count >= p.k || full && refresh) && base + WIDE_TILE < len) {
+        let first_full = !full && count >= p.k;
+        let refresh = full && count >= p.k + max(p.k, WIDE_REFRESH);
+        if ((first_full || refresh) && base + WIDE_TILE < len) {
             shrink_candidates(lid, count);
             count = p.k;
             full = true;
