@@ -62,8 +62,9 @@ pub const ONE_PASS_MAX_K: usize = (wgsl::topk::ONE_PASS_CAP - wgsl::topk::ONE_PA
 /// checks). The one pass gives each row one workgroup, so it wins where enough rows fill the
 /// GPU, or rows are short enough to finish before radix's ~45 µs of dependent dispatches;
 /// radix spreads a long row over many workgroups and wins for few long rows (decode).
-/// Against the wide one pass (the default; its seeds' floor and refreshed tau, sweep of
-/// 2026-11-27 session 15) this picks the faster path in all 105; against the 512-entry
+/// Against the wide one pass (the default: its seeds' floor, refreshed tau and one atomic
+/// per thread's appends; the last sweep of 2026-11-27) this picks the faster path in all
+/// 105 (in the sweep before the batched appends, it was 0.6 µs off once); against the 512-entry
 /// tiles (`wide_tiles: false`; rule from the sweep with all checks) it mispicks 4, all at
 /// k = 512.
 fn one_pass_wins(rows: usize, n: usize, k: usize, wide_tiles: bool) -> bool {
@@ -73,7 +74,8 @@ fn one_pass_wins(rows: usize, n: usize, k: usize, wide_tiles: bool) -> bool {
                 || n <= 4096
                 || (rows >= 64 && (k <= 256 || n >= 262144))
                 || (n <= 16384 && k <= 256)
-                || (k <= 32 && (n <= 65536 || rows >= 16)))
+                || (k <= 32 && (n <= 65536 || rows >= 16))
+                || (rows >= 16 && n <= 65536 && k <= 128))
     } else {
         k <= 256
             && (rows >= 256
