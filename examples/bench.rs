@@ -1190,8 +1190,10 @@ const COPY: usize = 0;
 /// Keeps the GPU busy copying `probe` for `ms` of wall time before anything is timed: on the
 /// H200 of 2026-11-27 the first cases of a run timed up to 4× slow (a chain of 2048 barriers
 /// 252 µs cold, 63 µs warm; the first radix top-k 13.4 ms, the same kernel unsorted right
-/// after 4.4 ms). One second of this did not remove that in the first process on a fresh
-/// machine (scripts/on_gpu.sh runs a throwaway process first).
+/// after 4.4 ms). One second of this did not remove it while it ran before the cases were
+/// built: every process's first cases stayed slow, the throwaway process that
+/// scripts/on_gpu.sh runs first notwithstanding, but a process that went on to time at once
+/// after it was fast. It now runs after the building (unmeasured on a GPU so far).
 fn spin_up(ctx: &GpuContext, probe: &Probe, ms: u64) -> Result<()> {
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_millis(ms) {
@@ -1221,23 +1223,6 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     );
     println!("capabilities: {:?}", ctx.capabilities());
     println!("shader checks: {}", ctx.shader_checks());
-    let spin = args
-        .spin_up_ms
-        .unwrap_or(if ctx.is_cpu_adapter() { 0 } else { 1000 });
-    // One copy probe serves the spin-up and the bandwidth measurement.
-    let probe = copy_probe(&ctx, size)?;
-    spin_up(&ctx, &probe, spin)?;
-    let peak_gbps = match args.peak_gbps {
-        Some(p) => p,
-        None => {
-            let p = copy_bandwidth(&ctx, &probe, args.warmup, args.reps.max(3))?;
-            println!(
-                "measured copy bandwidth: {p:.1} GB/s, the faster copy (the % peak column; \
-                 --peak-gbps overrides)"
-            );
-            p
-        }
-    };
     let named = |k: &str| args.kernel.iter().any(|x| x == k);
     let want = |k: &str| args.kernel.is_empty() || named(k);
     let mut cases = Vec::new();
@@ -1321,6 +1306,26 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             sampling_cases(&ctx, size, &want),
         );
     }
+    let spin = args
+        .spin_up_ms
+        .unwrap_or(if ctx.is_cpu_adapter() { 0 } else { 1000 });
+    // After every case is built: building them (pipelines, GiB inputs filled) leaves the GPU
+    // idle for seconds, and on an H200 the first probes after that ran 2.3-5x slow (even the
+    // barrier chain) when the spin-up came before the building. One copy probe serves the
+    // spin-up and the bandwidth measurement.
+    let probe = copy_probe(&ctx, size)?;
+    spin_up(&ctx, &probe, spin)?;
+    let peak_gbps = match args.peak_gbps {
+        Some(p) => p,
+        None => {
+            let p = copy_bandwidth(&ctx, &probe, args.warmup, args.reps.max(3))?;
+            println!(
+                "measured copy bandwidth: {p:.1} GB/s, the faster copy (the % peak column; \
+                 --peak-gbps overrides)"
+            );
+            p
+        }
+    };
     println!(
         "{:<25} {:<30} {:>6} {:>10} {:>10} {:>10} {:>9} {:>8} {:>7} {:>10}",
         "kernel",
