@@ -644,9 +644,8 @@ fn write_slot(row: u32, slot: u32, idx: u32) {
 // one are sorted, then merged with the sorted front by rank (each entry binary-searches the
 // other list) in one step. Up to RANK_FRESH_MAX arrivals are sorted by rank
 // (`rank_candidates`: each against all, two barriers), more by a bitonic network over just
-// their range
-// (`sort_candidates`: a barrier per step); up to RANK_ALL_MAX candidates in all are ranked
-// together, with no merge.
+// their range (`sort_candidates`: a barrier per step); up to RANK_ALL_MAX candidates in all
+// are ranked together, with no merge.
 
 const ONE_PASS_CAP: u32 = 1024u;              // candidate buffer (8 KiB)
 const ONE_PASS_PER_THREAD: u32 = 2u;         // load_tile's vec2
@@ -1113,10 +1112,11 @@ var<workgroup> floor_pick: vec2<u32>;
 // below d (want minus those above); (0, 0) if fewer than `want` seeds match. Uniform call.
 fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, want: u32) -> vec2<u32> {
     atomicStore(&floor_hist[lid], 0u);
+    workgroupBarrier();
+    // Past a barrier, so every thread has read the previous call's pick.
     if (lid == 0u) {
         floor_pick = vec2<u32>(0u);
     }
-    workgroupBarrier();
     let high = shift + 8u;
     if (s0.y != SENTINEL_IDX && (high == 32u || (s0.x >> high) == prefix)) {
         atomicAdd(&floor_hist[(s0.x >> shift) & 255u], 1u);
