@@ -1125,10 +1125,14 @@ mod tests {
             }
             .one_pass()
         };
-        assert!(!auto(1, 131072, 2048) && !auto(64, 131072, 2048) && !auto(1, 65536, 8));
+        assert!(!auto(1, 131072, 2048) && !auto(64, 131072, 2048) && !auto(1, 262144, 8));
         assert!(auto(4096, 65536, 32) && auto(4096, 65536, 256) && auto(65536, 4096, 64));
-        // The wide tiles take k = 512 where rows fill the GPU; few long rows stay radix.
-        assert!(auto(256, 4096, 512) && auto(64, 262144, 512) && !auto(16, 262144, 8));
+        // The wide tiles take k = 512 where rows fill the GPU; few long rows stay radix
+        // from k = 128 on, but small k in rows up to 65536 (or 16 rows of any length) is
+        // the one pass's.
+        assert!(auto(256, 4096, 512) && auto(64, 262144, 512) && !auto(16, 262144, 128));
+        assert!(auto(1, 65536, 32) && auto(16, 262144, 32) && !auto(1, 65536, 128));
+        assert!(auto(16, 65536, 128) && auto(1, 16384, 256) && !auto(16, 16384, 512));
     }
 
     /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one
