@@ -202,12 +202,11 @@ fn lengths_around_every_tile_boundary() {
     }
 }
 
-#[test]
-fn adversarial_distributions() {
-    let ctx = gpu_or_skip!();
-    let n = 3000;
+/// Rows of length `n` that stress the rules: orders, ties, signed zeros, denormals, NaN and
+/// infinities, one thread's entries beating the rest, mostly NaN.
+fn adversarial_rows(n: usize) -> Vec<(&'static str, Vec<f32>)> {
     let normal = common::normal_data(n, 99);
-    let cases: Vec<(&str, Vec<f32>)> = vec![
+    vec![
         ("ascending", (0..n).map(|i| i as f32).collect()),
         ("descending", (0..n).map(|i| -(i as f32)).collect()),
         ("all equal", vec![1.5; n]),
@@ -257,7 +256,14 @@ fn adversarial_distributions() {
                 .map(|i| if i % 100 == 5 { i as f32 } else { f32::NAN })
                 .collect(),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn adversarial_distributions() {
+    let ctx = gpu_or_skip!();
+    let n = 3000;
+    let cases = adversarial_rows(n);
     for (name, data) in &cases {
         for k in [1, 10, 40, 1500, n] {
             for order in [Order::Largest, Order::Smallest] {
@@ -278,6 +284,34 @@ fn adversarial_distributions() {
                         &format!("{name} k={k} {order:?} sorted={sorted}"),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The wide pass over rows of several tiles (the last one partial): its first tile's floor
+/// from the seeds' histograms, where ties and equal prefixes admit far more than k (all
+/// equal: the whole tile, an overflow), then tau and its refreshes over the later tiles.
+#[test]
+fn wide_pass_floor_and_refresh_over_several_tiles() {
+    let ctx = gpu_or_skip!();
+    let n = 2 * 4096 + 123;
+    let wide = &one_pass_variants()[3..];
+    for (name, data) in &adversarial_rows(n) {
+        for k in [1, 40, 300] {
+            for order in [Order::Largest, Order::Smallest] {
+                let c = TopkConfig {
+                    order,
+                    ..cfg(1, n, k)
+                };
+                check_variants(
+                    &ctx,
+                    c,
+                    data,
+                    None,
+                    &format!("{name} k={k} {order:?}"),
+                    wide,
+                );
             }
         }
     }
