@@ -912,22 +912,129 @@ type ProbeSpec = (&'static str, Vec<(&'static str, f64)>, u32, f64, String);
 /// Rounds of the barrier_chain probe (two barriers each), its pipeline constant.
 const BARRIER_STEPS: u32 = 1024;
 
-/// The bandwidth probes of examples/bench_bandwidth.wgsl on a `rows × n` f32 input: a WGSL
-/// vec4 copy, one-workgroup-per-row reads shaped like `topk_one_pass` at two prefetch depths
-/// and with vec4 loads, and like `topk_one_pass_wide` (registers, scalar and vec4 loads), and a
-/// chain of barriers in one workgroup and in one per row. What WGSL reaches on this device at
-/// all, as a ceiling for our kernels (n must be a multiple of 4096).
+/// The vec4 copy of a `rows × n` probe's input to its output (read + write).
+fn copy_spec(rows: usize, n: usize) -> ProbeSpec {
+    let words = (rows * n / 4) as u32;
+    (
+        "copy_vec4",
+        vec![],
+        words.div_ceil(256 * 4),
+        2.0 * (rows * n * 4) as f64,
+        format!("{} MiB vec4 copy", (rows * n * 4) >> 20),
+    )
+}
+
+/// `topk_one_pass_wide`'s read of the first `groups` rows of `n`: vec4 loads, with or without
+/// the next tile loaded ahead and a barrier per tile.
+fn wide_read_spec(groups: usize, n: usize, prefetch: bool, barrier: bool) -> ProbeSpec {
+    let on = |b: bool| if b { "on" } else { "off" };
+    (
+        "read_rows_regs",
+        vec![
+            ("QUADS", 1.0),
+            ("PREFETCH", f64::from(u8::from(prefetch))),
+            ("BARRIER", f64::from(u8::from(barrier))),
+        ],
+        groups as u32,
+        (groups * n * 4) as f64,
+        format!(
+            "{groups}x{n} rows, 4 vec4/thread, prefetch {}, barrier {}",
+            on(prefetch),
+            on(barrier)
+        ),
+    )
+}
+
+/// Every probe over a `rows × n` input, the copy first ([`COPY`]): one-workgroup-per-row
+/// reads shaped like `topk_one_pass` at two prefetch depths and with vec4 loads, and like
+/// `topk_one_pass_wide` (registers, scalar and vec4 loads; with and without its prefetch and
+/// barrier, alone, one row per core and all rows), and a chain of barriers in one workgroup
+/// and in one per row.
+fn row_probe_specs(rows: usize, n: usize) -> Vec<ProbeSpec> {
+    let bytes = (rows * n * 4) as f64;
+    let mut probes: Vec<ProbeSpec> = vec![
+        copy_spec(rows, n),
+        (
+            "read_rows",
+            vec![("DEPTH", 2.0)],
+            rows as u32,
+            bytes,
+            format!("{rows}x{n} rows, prefetch 2/thread"),
+        ),
+        (
+            "read_rows",
+            vec![("DEPTH", 8.0)],
+            rows as u32,
+            bytes,
+            format!("{rows}x{n} rows, prefetch 8/thread"),
+        ),
+        (
+            "read_rows_vec4",
+            vec![("DEPTH", 2.0)],
+            rows as u32,
+            bytes,
+            format!("{rows}x{n} rows, vec4 loads, 2/thread"),
+        ),
+        (
+            "read_rows_regs",
+            vec![("QUADS", 0.0)],
+            rows as u32,
+            bytes,
+            format!("{rows}x{n} rows, 16/thread in registers"),
+        ),
+        (
+            "read_rows_regs",
+            vec![("QUADS", 1.0)],
+            rows as u32,
+            bytes,
+            format!("{rows}x{n} rows, 4 vec4/thread in registers"),
+        ),
+        (
+            "barrier_chain",
+            vec![("BARRIER_STEPS", BARRIER_STEPS as f64)],
+            1,
+            0.0,
+            format!("1 workgroup, {} barriers", 2 * BARRIER_STEPS),
+        ),
+        (
+            "barrier_chain",
+            vec![("BARRIER_STEPS", BARRIER_STEPS as f64)],
+            rows as u32,
+            0.0,
+            format!("{rows} workgroups, {} barriers each", 2 * BARRIER_STEPS),
+        ),
+    ];
+    // Does a barrier make the wide pass wait for the next tile it loaded ahead? Alone (one
+    // row), one row per core (132: an H100's or H200's SMs) and all rows.
+    for groups in [1, 132.min(rows), rows] {
+        for (prefetch, barrier) in [(true, true), (true, false), (false, true), (false, false)] {
+            probes.push(wide_read_spec(groups, n, prefetch, barrier));
+        }
+        probes.push((
+            "read_rows_regs",
+            vec![("QUADS", 1.0), ("DOUBLE", 1.0)],
+            groups as u32,
+            (groups * n * 4) as f64,
+            format!("{groups}x{n} rows, 8 vec4/thread, no prefetch, barrier on"),
+        ));
+    }
+    probes
+}
+
+/// Probes of examples/bench_bandwidth.wgsl on a `rows × n` f32 input (`specs`, each compiled
+/// once): what WGSL reaches on this device at all, as ceilings for our kernels (the row
+/// reads need n to be a multiple of 4096).
 struct Probe {
     ctx: GpuContext,
     bind_group: wgpu::BindGroup,
     /// (entry point, its pipeline, workgroups, bytes moved, shape label)
     entries: Vec<(&'static str, wgpu::ComputePipeline, u32, f64, String)>,
-    /// src (the f32 input), dst (the copy's output)
+    /// src (the f32 input), dst (the copy's output, or the reads' per-row results)
     buffers: [GpuBuffer<f32>; 2],
 }
 
 impl Probe {
-    fn new(ctx: &GpuContext, rows: usize, n: usize) -> Result<Self> {
+    fn new(ctx: &GpuContext, rows: usize, n: usize, specs: Vec<ProbeSpec>) -> Result<Self> {
         use knn_attention::shader::{self, BindingKind::*, Module, Tier};
         #[repr(C)]
         #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -943,12 +1050,18 @@ impl Probe {
             shader::bind_group_layout(ctx, "bench_bandwidth", &[Uniform, Read, ReadWrite, Read]);
         let pl = shader::pipeline_layout(ctx, "bench_bandwidth", &[&layout]);
         let src = random_scores(ctx, rows, n)?;
-        let dst = GpuBuffer::<f32>::zeroed(ctx, rows * n, "bench.copy_dst")?;
-        let words = (rows * n / 4) as u32;
+        // The copy's output, or only the one float per row (or workgroup) the others write.
+        let copies = specs.iter().any(|spec| spec.0 == "copy_vec4");
+        let dst_len = if copies {
+            rows * n
+        } else {
+            rows.next_multiple_of(4)
+        };
+        let dst = GpuBuffer::<f32>::zeroed(ctx, dst_len, "bench.copy_dst")?;
         let params = ProbeParams {
             rows: rows as u32,
             n: n as u32,
-            words,
+            words: (rows * n / 4) as u32,
             pad: 0,
         };
         let u = shader::uniform(ctx, &params);
@@ -962,93 +1075,8 @@ impl Probe {
                 src.binding(),
             ],
         );
-        let bytes = (rows * n * 4) as f64;
-        let mut probes: Vec<ProbeSpec> = vec![
-            (
-                "copy_vec4",
-                vec![],
-                words.div_ceil(256 * 4),
-                2.0 * bytes,
-                format!("{} MiB vec4 copy", (rows * n * 4) >> 20),
-            ),
-            (
-                "read_rows",
-                vec![("DEPTH", 2.0)],
-                rows as u32,
-                bytes,
-                format!("{rows}x{n} rows, prefetch 2/thread"),
-            ),
-            (
-                "read_rows",
-                vec![("DEPTH", 8.0)],
-                rows as u32,
-                bytes,
-                format!("{rows}x{n} rows, prefetch 8/thread"),
-            ),
-            (
-                "read_rows_vec4",
-                vec![("DEPTH", 2.0)],
-                rows as u32,
-                bytes,
-                format!("{rows}x{n} rows, vec4 loads, 2/thread"),
-            ),
-            (
-                "read_rows_regs",
-                vec![("QUADS", 0.0)],
-                rows as u32,
-                bytes,
-                format!("{rows}x{n} rows, 16/thread in registers"),
-            ),
-            (
-                "read_rows_regs",
-                vec![("QUADS", 1.0)],
-                rows as u32,
-                bytes,
-                format!("{rows}x{n} rows, 4 vec4/thread in registers"),
-            ),
-            (
-                "barrier_chain",
-                vec![("BARRIER_STEPS", BARRIER_STEPS as f64)],
-                1,
-                0.0,
-                format!("1 workgroup, {} barriers", 2 * BARRIER_STEPS),
-            ),
-            (
-                "barrier_chain",
-                vec![("BARRIER_STEPS", BARRIER_STEPS as f64)],
-                rows as u32,
-                0.0,
-                format!("{rows} workgroups, {} barriers each", 2 * BARRIER_STEPS),
-            ),
-        ];
-        // Does a barrier make the wide pass wait for the next tile it loaded ahead? Its read,
-        // vec4 loads, with and without the prefetch and the barrier: alone (one row), one row
-        // per core (132: an H100's or H200's SMs) and all rows.
-        for groups in [1, 132.min(rows), rows] {
-            for (prefetch, barrier) in [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0), (0.0, 0.0)] {
-                let row_bytes = (n * 4) as f64;
-                probes.push((
-                    "read_rows_regs",
-                    vec![("QUADS", 1.0), ("PREFETCH", prefetch), ("BARRIER", barrier)],
-                    groups as u32,
-                    groups as f64 * row_bytes,
-                    format!(
-                        "{groups}x{n} rows, 4 vec4/thread, prefetch {}, barrier {}",
-                        if prefetch > 0.0 { "on" } else { "off" },
-                        if barrier > 0.0 { "on" } else { "off" },
-                    ),
-                ));
-            }
-            probes.push((
-                "read_rows_regs",
-                vec![("QUADS", 1.0), ("DOUBLE", 1.0)],
-                groups as u32,
-                groups as f64 * (n * 4) as f64,
-                format!("{groups}x{n} rows, 8 vec4/thread, no prefetch, barrier on"),
-            ));
-        }
         let mut entries = Vec::new();
-        for (entry, constants, groups, moved, shape) in probes {
+        for (entry, constants, groups, moved, shape) in specs {
             let pipeline = module.pipeline_with_constants(ctx, entry, Some(&pl), &constants)?;
             entries.push((entry, pipeline, groups, moved, shape));
         }
@@ -1081,7 +1109,7 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         Size::Small => (256, 65536),
         Size::Full => (4096, 65536),
     };
-    let probe = std::rc::Rc::new(Probe::new(ctx, rows, n)?);
+    let probe = std::rc::Rc::new(Probe::new(ctx, rows, n, row_probe_specs(rows, n))?);
     let wall = {
         let run = |reps| -> Result<f64> {
             let mut enc = ctx.encoder("bandwidth.wall");
@@ -1122,23 +1150,22 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
     }
     // Rows of one wide tile, as 65536 × 4096 top-k reads them: the read alone.
     let one_tile_rows = rows * n / 4096;
-    let short = std::rc::Rc::new(Probe::new(ctx, one_tile_rows, 4096)?);
-    let label = format!("{one_tile_rows}x4096 rows, 4 vec4/thread, prefetch off, barrier on");
-    if let Some(i) = short.entries.iter().position(|e| e.4 == label) {
-        cases.push(Case {
-            kernel: "bandwidth",
-            shape: label,
-            bytes: (rows * n * 4) as f64,
-            flops: 0.0,
-            record: Box::new(move |enc| {
-                short.record(enc, i);
-                Ok(())
-            }),
-            cpu: None,
-            note: String::new(),
-            samples: 0.0,
-        });
-    }
+    let spec = wide_read_spec(one_tile_rows, 4096, false, true);
+    let (shape, bytes) = (spec.4.clone(), spec.3);
+    let short = Probe::new(ctx, one_tile_rows, 4096, vec![spec])?;
+    cases.push(Case {
+        kernel: "bandwidth",
+        shape,
+        bytes,
+        flops: 0.0,
+        record: Box::new(move |enc| {
+            short.record(enc, 0);
+            Ok(())
+        }),
+        cpu: None,
+        note: String::new(),
+        samples: 0.0,
+    });
     Ok(cases)
 }
 
@@ -1181,10 +1208,12 @@ fn copy_probe(ctx: &GpuContext, size: Size) -> Result<Probe> {
         Size::Small => 16 << 20,
         Size::Full => 64 << 20,
     };
-    Probe::new(ctx, floats / 4096, 4096)
+    let rows = floats / 4096;
+    Probe::new(ctx, rows, 4096, vec![copy_spec(rows, 4096)])
 }
 
-/// `Probe`'s entry for the vec4 copy.
+/// The vec4 copy's entry in the probes that have it (first in [`row_probe_specs`], alone in
+/// [`copy_probe`]).
 const COPY: usize = 0;
 
 /// Keeps the GPU busy copying `probe` for `ms` of wall time before anything is timed: on the
