@@ -44,10 +44,11 @@ step() {
   tail -n 4 "$out/$name.log" | sed 's/^/   /'
 }
 
-# A freshly started machine ran the first seconds of its first process slow (2026-11-27,
-# H200: the bandwidth probes 2.4x, a dependent dispatch 19 µs instead of 8, the first radix
-# cases up to 3x) even after the bench's own 1 s spin-up, while later processes were not:
-# so a throwaway process first, whose output no table reads.
+# Every bench process's first cases ran slow (2026-11-27, H200: the bandwidth probes and
+# barrier chains 2.3-5x, the first radix case 18 ms against 4.4) while its 1 s spin-up ran
+# before the seconds of building its cases; this throwaway process, timing at once after 5 s
+# of copies, was fast. The bench now spins up after building (unmeasured on a GPU): if its
+# first cases now match this step's, the step can go. No table reads its output.
 step warm_up 20 $bench --size $size --kernel bandwidth --spin-up-ms 5000 --reps 3 --warmup 1
 
 for s in "${steps[@]}"; do

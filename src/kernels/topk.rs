@@ -17,9 +17,9 @@
 //!   candidates with one atomic per subgroup; it measured slower on an H200, so the core
 //!   kernel is the default, and both are tested. By default (`TopkConfig::wide_tiles`) it
 //!   reads the row in 4096-entry tiles held in registers (`topk_one_pass_wide`: per-thread
-//!   bests seed the running k-th, appends past the buffer retry after a shrink), f32 scores
-//!   as vec4s where rows sit on quads ([`Loads`]); `wide_tiles: false` gives 512-entry
-//!   tiles (`topk_one_pass`).
+//!   bests set a key floor for the first tile, the running k-th is refreshed as the row goes,
+//!   appends past the buffer retry after a shrink), f32 scores as vec4s where rows sit on
+//!   quads ([`Loads`]); `wide_tiles: false` gives 512-entry tiles (`topk_one_pass`).
 //!
 //! Rules, identical in [`crate::reference::topk`]:
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
@@ -164,11 +164,14 @@ pub struct TopkConfig {
     pub rank_sort: bool,
     /// The one pass reads tiles of 4096 entries, 16 per thread held in registers
     /// (`topk_one_pass_wide`, the default), or, with `false`, tiles of 512 (`topk_one_pass`).
-    /// Wide: each thread's best entry (for k > 64 its best two) seeds the running top-k, so a
-    /// tile's first shrink already sets a tight tau; appends overflow into a retry instead of
-    /// keeping a tile's worth of headroom, so a tile costs one barrier instead of eight; a
-    /// vec4 below tau skips its key conversions; with vec4 loads each thread's 16 entries are
-    /// four 16-byte loads. On an H200 (2026-11-27 sweep, vec4 loads) it beat the 512-entry
+    /// Wide: in a row's first tile each thread's best entry (for k > 64 its best two) is a
+    /// seed, and histograms of the seeds' keys give a floor that k entries reach, so the tile
+    /// admits about k entries; the running k-th (tau) is refreshed whenever max(k, 32)
+    /// candidates have arrived; appends overflow into a retry instead of keeping a tile's
+    /// worth of headroom, so a tile costs one barrier instead of eight; a vec4 below tau
+    /// skips its key conversions; with vec4 loads each thread's 16 entries are four 16-byte
+    /// loads. On an H200 (2026-11-27 sweep, vec4 loads, before the floor and the refresh,
+    /// which made it 1.15–1.57× faster again on the shapes) it beat the 512-entry
     /// tiles on 102 of 105 shapes, 1.3–4.2× at k = 512 and up to 1.8× at k ≤ 256; those won
     /// by 2–3 % on three (1024 × 65536, k = 32–256) and on the 4096 × 65536 rows by
     /// 2 % (k = 32) and 5 % (k = 256), and by up to 20 % on such many-row shapes against
