@@ -17,7 +17,9 @@ use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
-use knn_attention::kernels::topk::{Loads, Strategy, Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk::{
+    Loads, Strategy, Topk, TopkConfig, TopkInput, row_select_slots,
+};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -294,8 +296,27 @@ fn topk_cases(
             strategy: Strategy::OnePass,
             ..cfg
         };
+        // The row select with the device's largest workgroup, unsorted, and at 512 and 256
+        // threads (each where the device has them).
+        let row_select = TopkConfig {
+            strategy: Strategy::RowSelect,
+            ..cfg
+        };
         let variants = [
             radix,
+            row_select,
+            TopkConfig {
+                sorted: false,
+                ..row_select
+            },
+            TopkConfig {
+                select_workgroup: Some(512),
+                ..row_select
+            },
+            TopkConfig {
+                select_workgroup: Some(256),
+                ..row_select
+            },
             TopkConfig {
                 sorted: false,
                 ..radix
@@ -335,7 +356,10 @@ fn topk_cases(
             ..radix
         }));
         for scfg in variants {
-            if scfg.validate().is_err() || scfg.subgroups && !subgroups {
+            if scfg.validate().is_err()
+                || scfg.subgroups && !subgroups
+                || !row_select_runs(ctx, &scfg)
+            {
                 continue;
             }
             let mut case = topk_case(ctx, "topk", scfg, scores.clone())?;
@@ -406,6 +430,17 @@ fn dispatch_overhead_cases(ctx: &GpuContext) -> Result<Vec<Case>> {
         .collect())
 }
 
+/// Whether a row-select config (any other passes) runs on `ctx`'s device: k within its slots,
+/// its workgroup within the device's.
+fn row_select_runs(ctx: &GpuContext, cfg: &TopkConfig) -> bool {
+    let l = ctx.limits();
+    let max = l
+        .max_compute_invocations_per_workgroup
+        .min(l.max_compute_workgroup_size_x);
+    !cfg.row_select()
+        || cfg.k <= row_select_slots(ctx) as usize && cfg.select_workgroup.unwrap_or(256) <= max
+}
+
 /// One timed `Topk` over the first `cfg.rows` rows of `scores` (n-long, f32). The note marks
 /// the path `Strategy::Auto` would take (with the default radix chunking).
 fn topk_case(
@@ -427,11 +462,12 @@ fn topk_case(
         && cfg.wide_tiles
         && cfg.sorted
         && !cfg.subgroups
+        && !cfg.row_select()
         && auto_cfg.one_pass() == cfg.one_pass();
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
-    let groups = match cfg.sort_workgroup {
+    let groups = match cfg.sort_workgroup.or(cfg.select_workgroup) {
         Some(t) => format!("{groups} t={t}"),
         None => groups,
     };
@@ -514,7 +550,16 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                     loads: Loads::Vec4,
                     ..narrow
                 };
-                for cfg in [radix, one_pass, scalar, narrow, narrow_quads] {
+                // The row select where rows are few enough for radix to have a chance.
+                let row_select = TopkConfig {
+                    strategy: Strategy::RowSelect,
+                    ..radix
+                };
+                let few = (rows <= 256).then_some(row_select);
+                for cfg in [radix, one_pass, scalar, narrow, narrow_quads]
+                    .into_iter()
+                    .chain(few)
+                {
                     cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
                 }
             }

@@ -95,8 +95,10 @@ def table(header, rows):
 
 
 # The sweep's paths (bench topk_sweep_cases): radix, the default one pass (wide tiles, vec4
-# loads), wide tiles of scalars, 512-entry tiles of scalars and of vec4s.
-SWEEP_PATHS = ["Radix", "OnePass", "OnePass scalar", "OnePass 512 scalar", "OnePass 512 quads"]
+# loads), wide tiles of scalars, 512-entry tiles of scalars and of vec4s, and the row select
+# (rows ≤ 256 only).
+SWEEP_PATHS = ["Radix", "OnePass", "OnePass scalar", "OnePass 512 scalar", "OnePass 512 quads",
+               "RowSelect"]
 
 
 def sweep_table(cases, setting):
@@ -124,7 +126,7 @@ def sweep_table(cases, setting):
         rows.append([f"{key[0]}×{key[1]}, k = {key[2]}"] + [ms(v.get(p)) for p in SWEEP_PATHS]
                     + [fastest, v.get("auto", "?") + ("" if v.get("auto") == best else " ✗")])
     print(table(["shape", "radix", "one pass", "wide scalar", "512 scalar", "512 vec4",
-                 "fastest", "Auto picks"], rows))
+                 "row select", "fastest", "Auto picks"], rows))
     print(f"Auto picks the slower of radix and one pass in {wrong} of {len(rows)} shapes. "
           "Fastest: " + ", ".join(f"{p} {wins[p]}" for p in SWEEP_PATHS if wins[p]) + ".\n")
 

@@ -5,6 +5,7 @@ use crate::common;
 
 use knn_attention::kernels::topk::{
     Loads, ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
+    row_select_slots,
 };
 use knn_attention::reference::topk::{best_first, topk as topk_ref};
 use knn_attention::timer::StageTimer;
@@ -40,8 +41,27 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
     let variants: Vec<_> = [radix, gpu_radix, ranked]
         .into_iter()
         .chain(one_pass_variants())
+        .chain(row_select_variants())
         .collect();
     check_variants(ctx, cfg, scores, lengths, what, &variants);
+}
+
+/// The row select with the device's slots and threads, and with the fewest of both: 256
+/// slots make rows past 256 entries take the sample's floor, and its misses the exact
+/// levels, at small sizes.
+fn row_select_variants() -> [Variant; 2] {
+    let row_select = Variant {
+        strategy: Strategy::RowSelect,
+        ..Default::default()
+    };
+    [
+        row_select,
+        Variant {
+            select_cap: Some(256),
+            select_workgroup: Some(256),
+            ..row_select
+        },
+    ]
 }
 
 /// The one pass in 512-entry tiles with the core append, with the subgroup append (where
@@ -95,6 +115,8 @@ struct Variant {
     rank_sort: bool,
     /// False (512-entry tiles) unless a variant says otherwise, unlike `TopkConfig`.
     wide_tiles: bool,
+    select_cap: Option<u32>,
+    select_workgroup: Option<u32>,
 }
 
 /// Each variant of `cfg` (one pass only where k allows, quads only where the rows allow)
@@ -110,6 +132,8 @@ fn check_variants(
     let mut results = Vec::new();
     for &v in variants {
         if v.strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K
+            || v.strategy == Strategy::RowSelect
+                && cfg.k > v.select_cap.unwrap_or_else(|| row_select_slots(ctx)) as usize
             || v.loads == Loads::Vec4
                 && (!cfg.n.is_multiple_of(4) || !cfg.stride().is_multiple_of(4))
         {
@@ -123,6 +147,8 @@ fn check_variants(
             loads: v.loads,
             rank_sort: v.rank_sort,
             wide_tiles: v.wide_tiles,
+            select_cap: v.select_cap,
+            select_workgroup: v.select_workgroup,
             ..cfg
         };
         results.push(check_one(ctx, c, scores, lengths, &format!("{what} {v:?}")));

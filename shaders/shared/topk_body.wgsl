@@ -669,6 +669,17 @@ var<workgroup> cand_count: atomic<u32>;
 var<workgroup> cand_tau: vec2<u32>;             // the k-th best (key, index) once full
 var<workgroup> cand_sorted: u32;              // cand[0, cand_sorted) is sorted best-first
 
+// Whether `b` goes before `a` in a candidate sort: best-first (`before`), or with `by_class`
+// by (class, index), class 0 for keys above `t` and 1 for keys equal to it.
+fn sorts_first(b: vec2<u32>, a: vec2<u32>, by_class: bool, t: u32) -> bool {
+    if (by_class) {
+        let ca = select(0u, 1u, a.x == t);
+        let cb = select(0u, 1u, b.x == t);
+        return cb < ca || (cb == ca && b.y < a.y);
+    }
+    return before(b, a);
+}
+
 // Sorts cand[first, first + count) best-first (`before`). `by_class`: instead order by
 // (class, index) with class 0 for keys above `t` and 1 for keys equal to it: the unsorted
 // output order of the radix path. A bitonic network in its one-direction form (each merge
@@ -689,13 +700,7 @@ fn sort_candidates(lid: u32, first: u32, count: u32, by_class: bool, t: u32) {
                 if (q < count) {
                     let a = cand[first + i];
                     let b = cand[first + q];
-                    var b_first = before(b, a);
-                    if (by_class) {
-                        let ca = select(0u, 1u, a.x == t);
-                        let cb = select(0u, 1u, b.x == t);
-                        b_first = cb < ca || (cb == ca && b.y < a.y);
-                    }
-                    if (b_first) {
+                    if (sorts_first(b, a, by_class, t)) {
                         cand[first + i] = b;
                         cand[first + q] = a;
                     }
@@ -1232,4 +1237,343 @@ fn topk_one_pass_wide(
         }
     }
     finish_one_pass(lid, row);
+}
+
+// ---- Row select (topk_row_select, `Strategy::RowSelect`) ----
+//
+// One workgroup of SEL_WG threads (up to 1024) per row and one dispatch, for few long rows and
+// large k (decode: 1 × 131072, k = 2048), where radix pays ~8 µs for each of its six
+// dependent dispatches. A row's k best sit among the entries at or above some key; the kernel
+// finds such a bound `lb` that at most SEL_CAP entries reach, gathers those entries into
+// workgroup memory and sorts them there:
+// 1. A strided sample of at most SEL_CAP entries (every 2^s-th, read alone: a quarter of the
+//    row's 32-byte sectors at s = 5) gives a floor: the highest 16-bit key prefix that
+//    `aim` sample keys reach, aim chosen so that about (k + SEL_CAP) / 2 row entries should.
+// 2. One read of the row gathers the entries at or above the floor. If they are at least
+//    min(k, len) and at most SEL_CAP, they hold the k best: done.
+// 3. Otherwise (a sample that misjudged the row: many equal keys, or a periodic pattern), an
+//    exact MSB-first radix select over the composite (key, ~index), 8 bits per level and one
+//    read of the row per level, stops at the first level whose bound leaves at most SEL_CAP
+//    entries; on distinct composites that level exists. A second gather collects them.
+// The result is the other paths' exactly: the gathered entries include every entry that
+// comes before the k-th, sorted by the same (key, index) order.
+
+override SEL_WG: u32 = 256u;   // threads (256, 512 or 1024: the host's choice)
+// Candidate slots in workgroup memory (8 bytes each; the host sets it from the device's
+// limit, at most 4096; the small default keeps the module within WebGPU's default 16 KiB).
+override SEL_CAP: u32 = 512u;
+const SEL_LEVELS: u32 = 8u;     // 8-bit digits of the 64-bit composite (key, ~index)
+
+var<workgroup> sel_cand: array<vec2<u32>, SEL_CAP>;
+var<workgroup> sel_count: atomic<u32>;
+var<workgroup> sel_digits: array<u32, 256>;
+var<workgroup> sel_blocks: array<u32, 16>;
+var<workgroup> sel_pick: vec3<u32>;
+
+// Column of entry e of this thread in the tile at `base` (entry e of every thread is one
+// coalesced run).
+fn sel_col(base: u32, e: u32, lid: u32) -> u32 {
+    return base + e * SEL_WG + lid;
+}
+
+fn sel_score(row: u32, col: u32, ok: bool) -> f32 {
+    if (ok) {
+        return score(row, col);
+    }
+    return 0.0;
+}
+
+// Entries 4g .. 4g + 3 of this thread in the tile at `base` (0 past the row).
+fn sel_group(row: u32, base: u32, g: u32, len: u32, lid: u32) -> vec4<f32> {
+    let c = sel_col(base, 4u * g, lid) + vec4<u32>(0u, 1u, 2u, 3u) * SEL_WG;
+    return vec4<f32>(
+        sel_score(row, c.x, c.x < len),
+        sel_score(row, c.y, c.y < len),
+        sel_score(row, c.z, c.z < len),
+        sel_score(row, c.w, c.w < len),
+    );
+}
+
+// A tile of 16 entries per thread (WideTile's layout, sel_col's columns), all loads issued
+// before any is used.
+fn sel_load(row: u32, base: u32, len: u32, lid: u32) -> WideTile {
+    return WideTile(
+        sel_group(row, base, 0u, len, lid),
+        sel_group(row, base, 1u, len, lid),
+        sel_group(row, base, 2u, len, lid),
+        sel_group(row, base, 3u, len, lid),
+    );
+}
+
+fn sel_tile_entries() -> u32 {
+    return WIDE_PER_THREAD * SEL_WG;
+}
+
+fn sel_clear_hist(lid: u32) {
+    for (var i = lid; i < 256u * HIST_COPIES; i += SEL_WG) {
+        atomicStore(&wg_hist[i], 0u);
+    }
+    workgroupBarrier();
+}
+
+fn sel_count_digit(digit: u32, lid: u32) {
+    atomicAdd(&wg_hist[digit * HIST_COPIES + lid % HIST_COPIES], 1u);
+}
+
+// After a histogram in wg_hist: (d, above, count) for the largest digit d whose suffix count
+// reaches `want` (≥ 1, at most the histogram's total): the entries counted above d and at d.
+// Uniform call.
+fn sel_choose(lid: u32, want: u32) -> vec3<u32> {
+    workgroupBarrier();
+    if (lid < 256u) {
+        // Thread lid takes digit 255 - lid, so the scan from thread 0 up is a suffix sum.
+        let digit = 255u - lid;
+        var count = 0u;
+        for (var c = 0u; c < HIST_COPIES; c++) {
+            count += atomicLoad(&wg_hist[digit * HIST_COPIES + (c + lid) % HIST_COPIES]);
+        }
+        sel_digits[lid] = count;
+    }
+    workgroupBarrier();
+    if (lid < 16u) {
+        var sum = 0u;
+        for (var i = 0u; i < 16u; i++) {
+            sum += sel_digits[lid * 16u + i];
+        }
+        sel_blocks[lid] = sum;
+    }
+    workgroupBarrier();
+    if (lid < 256u) {
+        let block = lid / 16u;
+        var suffix = 0u;
+        for (var b = 0u; b < block; b++) {
+            suffix += sel_blocks[b];
+        }
+        for (var i = block * 16u; i <= lid; i++) {
+            suffix += sel_digits[i];
+        }
+        let count = sel_digits[lid];
+        if (suffix >= want && suffix - count < want) {
+            sel_pick = vec3<u32>(255u - lid, suffix - count, count);
+        }
+    }
+    return workgroupUniformLoad(&sel_pick);
+}
+
+// Step 1's sample: sel_cand[i].x = the key at column i << shift, for i < ns (four loads in
+// flight per thread).
+fn sel_sample(row: u32, lid: u32, shift: u32, ns: u32) {
+    for (var i = lid; i < ns; i += 4u * SEL_WG) {
+        let s = vec4<u32>(i, i + SEL_WG, i + 2u * SEL_WG, i + 3u * SEL_WG);
+        let ok = s < vec4<u32>(ns);
+        let v = vec4<f32>(
+            sel_score(row, s.x << shift, ok.x),
+            sel_score(row, s.y << shift, ok.y),
+            sel_score(row, s.z << shift, ok.z),
+            sel_score(row, s.w << shift, ok.w),
+        );
+        let keys = order_keys(v);
+        for (var c = 0u; c < 4u; c++) {
+            if (ok[c]) {
+                sel_cand[s[c]].x = keys[c];
+            }
+        }
+    }
+}
+
+// The highest 16-bit key prefix F such that `aim` (1 ≤ aim ≤ ns) sample keys are ≥ F << 16:
+// two 8-bit histograms of the sample. Uniform call.
+fn sel_floor(lid: u32, ns: u32, aim: u32) -> u32 {
+    sel_clear_hist(lid);
+    for (var i = lid; i < ns; i += SEL_WG) {
+        sel_count_digit(sel_cand[i].x >> 24u, lid);
+    }
+    let top = sel_choose(lid, aim);
+    sel_clear_hist(lid);
+    for (var i = lid; i < ns; i += SEL_WG) {
+        let key = sel_cand[i].x;
+        if ((key >> 24u) == top.x) {
+            sel_count_digit((key >> 16u) & 255u, lid);
+        }
+    }
+    let next = sel_choose(lid, aim - top.y);
+    return (top.x << 24u) | (next.x << 16u);
+}
+
+// The top `bits` bits of a u32 set (0 ≤ bits ≤ 32).
+fn top_bits(bits: u32) -> u32 {
+    return select(0xFFFFFFFFu << (32u - bits), 0u, bits == 0u);
+}
+
+// The composite's bits decided before `level`, as masks of the key and of ~index.
+fn sel_masks(level: u32) -> vec2<u32> {
+    let bits = 8u * level;
+    return vec2<u32>(top_bits(min(bits, 32u)), top_bits(max(bits, 32u) - 32u));
+}
+
+fn sel_digit(key: u32, inv: u32, level: u32) -> u32 {
+    return (select(key, inv, level >= 4u) >> (24u - 8u * (level % 4u))) & 255u;
+}
+
+fn sel_with_digit(prefix: vec2<u32>, level: u32, digit: u32) -> vec2<u32> {
+    let d = digit << (24u - 8u * (level % 4u));
+    return select(vec2<u32>(prefix.x | d, prefix.y), vec2<u32>(prefix.x, prefix.y | d), level >= 4u);
+}
+
+// Counts the digit at `level` of this thread's entries in group g whose composite matches
+// `prefix` on the bits decided before it.
+fn sel_hist_group(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, prefix: vec2<u32>, level: u32) {
+    let masks = sel_masks(level);
+    let keys = order_keys(v);
+    for (var c = 0u; c < 4u; c++) {
+        let col = sel_col(base, 4u * g + c, lid);
+        let inv = ~col;
+        if (col < len && (keys[c] & masks.x) == prefix.x && (inv & masks.y) == prefix.y) {
+            sel_count_digit(sel_digit(keys[c], inv, level), lid);
+        }
+    }
+}
+
+// Step 3: the bound of the first level whose entries at or above it are at most SEL_CAP
+// (it exists: at the last level each composite is one entry, and fewer than `want` are
+// above it). One read of the row per level. Uniform call, want ≥ 1.
+fn sel_levels(row: u32, len: u32, lid: u32, want: u32) -> vec2<u32> {
+    var prefix = vec2<u32>(0u);
+    var above = 0u;
+    var left = want;
+    for (var level = 0u; level < SEL_LEVELS; level++) {
+        sel_clear_hist(lid);
+        for (var base = 0u; base < len; base += sel_tile_entries()) {
+            let t = sel_load(row, base, len, lid);
+            sel_hist_group(t.g0, base, 0u, len, lid, prefix, level);
+            sel_hist_group(t.g1, base, 1u, len, lid, prefix, level);
+            sel_hist_group(t.g2, base, 2u, len, lid, prefix, level);
+            sel_hist_group(t.g3, base, 3u, len, lid, prefix, level);
+        }
+        let pick = sel_choose(lid, left);
+        above += pick.y;
+        left -= pick.y;
+        prefix = sel_with_digit(prefix, level, pick.x);
+        if (above + pick.z <= SEL_CAP) {
+            break;
+        }
+    }
+    return prefix;
+}
+
+// Bits 4g + c of this thread's entries in group g whose composite (key, ~col) is ≥ lb. A
+// whole vec4 below lb's key as floats skips the key conversions (as in the wide one pass).
+fn sel_passing(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, lb: vec2<u32>, t: f32) -> u32 {
+    if (lb.x != 0u && wide_group_below(v, t)) {
+        return 0u;
+    }
+    let keys = order_keys(v);
+    var bits = 0u;
+    for (var c = 0u; c < 4u; c++) {
+        let col = sel_col(base, 4u * g + c, lid);
+        if (col < len && (keys[c] > lb.x || (keys[c] == lb.x && ~col >= lb.y))) {
+            bits |= 1u << (4u * g + c);
+        }
+    }
+    return bits;
+}
+
+// Gathers the row's entries whose composite is ≥ lb into sel_cand (those past SEL_CAP are
+// counted, not stored); returns how many there are. One atomic per thread and tile. Uniform
+// call.
+fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
+    workgroupBarrier();
+    if (lid == 0u) {
+        atomicStore(&sel_count, 0u);
+    }
+    workgroupBarrier();
+    let t = key_value(lb.x);
+    for (var base = 0u; base < len; base += sel_tile_entries()) {
+        let tile = sel_load(row, base, len, lid);
+        var left = sel_passing(tile.g0, base, 0u, len, lid, lb, t)
+            | sel_passing(tile.g1, base, 1u, len, lid, lb, t)
+            | sel_passing(tile.g2, base, 2u, len, lid, lb, t)
+            | sel_passing(tile.g3, base, 3u, len, lid, lb, t);
+        if (left != 0u) {
+            var slot = atomicAdd(&sel_count, countOneBits(left));
+            while (left != 0u) {
+                let e = firstTrailingBit(left);
+                left &= left - 1u;
+                if (slot < SEL_CAP) {
+                    sel_cand[slot] = vec2<u32>(order_key(wide_value(tile, e)), sel_col(base, e, lid));
+                }
+                slot++;
+            }
+        }
+    }
+    return workgroupUniformLoad(&sel_count);
+}
+
+// sort_candidates over sel_cand[0, count) with SEL_WG threads. Uniform call.
+fn sel_sort(lid: u32, count: u32, by_class: bool, t: u32) {
+    var size = 2u;
+    while (size < count) {
+        size *= 2u;
+    }
+    for (var s = 2u; s <= size; s *= 2u) {
+        for (var j = s / 2u; j > 0u; j /= 2u) {
+            workgroupBarrier();
+            for (var h = lid; h < size / 2u; h += SEL_WG) {
+                let i = bitonic_lower(h, j);
+                let q = select(i + j, (i | (s - 1u)) - (i & (s - 1u)), j == s / 2u);
+                if (q < count) {
+                    let a = sel_cand[i];
+                    let b = sel_cand[q];
+                    if (sorts_first(b, a, by_class, t)) {
+                        sel_cand[i] = b;
+                        sel_cand[q] = a;
+                    }
+                }
+            }
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(SEL_WG)
+fn topk_row_select(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = linear_workgroup(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let len = row_len(row);
+    let want = min(p.k, len);
+    // A row of at most SEL_CAP entries is gathered whole (lb = 0).
+    var lb = vec2<u32>(0u);
+    if (len > SEL_CAP) {
+        var shift = 0u;
+        while (((len - 1u) >> shift) >= SEL_CAP) {
+            shift++;
+        }
+        let ns = ((len - 1u) >> shift) + 1u;
+        sel_sample(row, lid, shift, ns);
+        // Aim for (want + SEL_CAP) / 2 row entries at or above the floor: the sample's
+        // error is about 2^shift·√aim entries either way.
+        let aim = clamp(((want + SEL_CAP) / 2u) >> shift, 1u, ns);
+        lb = vec2<u32>(sel_floor(lid, ns, aim), 0u);
+    }
+    var m = sel_gather(row, len, lid, lb);
+    if (m < want || m > SEL_CAP) {
+        lb = sel_levels(row, len, lid, want);
+        m = sel_gather(row, len, lid, lb);
+    }
+    sel_sort(lid, m, false, 0u);
+    if (p.sorted == 0u && want > 0u) {
+        sel_sort(lid, want, true, sel_cand[want - 1u].x);
+    }
+    for (var slot = lid; slot < p.k; slot += SEL_WG) {
+        write_slot(row, slot, select(SENTINEL_IDX, sel_cand[min(slot, SEL_CAP - 1u)].y, slot < want));
+    }
+    if (lid == 0u) {
+        out_counts[p.row0 + row] = want;
+    }
 }

@@ -97,6 +97,13 @@ pub enum Strategy {
     Radix,
     /// Needs k ≤ [`ONE_PASS_MAX_K`].
     OnePass,
+    /// One workgroup of up to 1024 threads per row and one dispatch (`topk_row_select`): a
+    /// strided sample sets a key floor, one read gathers the entries above it into
+    /// workgroup memory (an exact radix select over the row when the sample misjudged it),
+    /// and they are sorted there. For few long rows of large k (decode), where radix pays
+    /// for six dependent dispatches. Needs k ≤ [`TopkConfig::select_cap`]'s value (4096 on
+    /// devices with 48 KiB of workgroup memory); an error at [`Topk::new`] otherwise.
+    RowSelect,
 }
 
 /// How the one pass loads f32 scores. On an H200 (2026-11-27 sweep) vec4 loads made the wide
@@ -177,6 +184,15 @@ pub struct TopkConfig {
     /// 2 % (k = 32) and 5 % (k = 256), and by up to 20 % on such many-row shapes against
     /// scalar wide loads. The radix path ignores it; results are identical either way.
     pub wide_tiles: bool,
+    /// [`Strategy::RowSelect`]'s candidate slots per row, a power of two from 256 to 4096
+    /// within the device's workgroup memory (`None`: the largest that fits, at most 4096);
+    /// k may not exceed it. Fewer slots make the sample's floor miss more often (then the
+    /// exact radix levels run); a tuning and testing knob: results are identical for any
+    /// value.
+    pub select_cap: Option<u32>,
+    /// Threads of a [`Strategy::RowSelect`] workgroup: 256, 512 or 1024 within the device's
+    /// limits (`None`: the largest). Results are identical for any value.
+    pub select_workgroup: Option<u32>,
 }
 
 impl Default for TopkConfig {
@@ -196,6 +212,8 @@ impl Default for TopkConfig {
             loads: Loads::Auto,
             rank_sort: false,
             wide_tiles: true,
+            select_cap: None,
+            select_workgroup: None,
         }
     }
 }
@@ -230,6 +248,27 @@ impl TopkConfig {
         {
             return Err(Error::shape("sort_workgroup", "256, 512 or 1024", t));
         }
+        if let Some(t) = self.select_workgroup
+            && !matches!(t, 256 | 512 | 1024)
+        {
+            return Err(Error::shape("select_workgroup", "256, 512 or 1024", t));
+        }
+        if let Some(c) = self.select_cap
+            && !(c.is_power_of_two() && (MIN_SELECT_CAP..=MAX_SELECT_CAP).contains(&c))
+        {
+            return Err(Error::shape(
+                "select_cap",
+                format!("a power of two from {MIN_SELECT_CAP} to {MAX_SELECT_CAP}"),
+                c,
+            ));
+        }
+        if self.strategy == Strategy::RowSelect && self.k > MAX_SELECT_CAP as usize {
+            return Err(Error::shape(
+                "k",
+                format!("≤ {MAX_SELECT_CAP} with Strategy::RowSelect"),
+                self.k,
+            ));
+        }
         if self.loads == Loads::Vec4 && !self.vec4_loads_fit() {
             return Err(Error::shape(
                 "loads",
@@ -259,10 +298,7 @@ impl TopkConfig {
     /// row's 2048 survivors 5–7 % faster (1 × 131072: 70.2 → 65.0 µs), and 512 or 1024 lost
     /// 1–11 % on the small sorts of many rows (65536 × 4096, k = 64).
     fn sort_threads(&self, ctx: &GpuContext, sort_size: usize) -> Result<u32> {
-        let l = ctx.limits();
-        let max = l
-            .max_compute_invocations_per_workgroup
-            .min(l.max_compute_workgroup_size_x);
+        let max = max_workgroup(ctx);
         let full_block = sort_size >= SORT_BLOCK && max >= 512;
         let t = self
             .sort_workgroup
@@ -280,10 +316,57 @@ impl TopkConfig {
     /// Whether [`Topk`] takes the one-pass path for this config.
     pub fn one_pass(&self) -> bool {
         match self.strategy {
-            Strategy::Radix => false,
+            Strategy::Radix | Strategy::RowSelect => false,
             Strategy::OnePass => true,
             Strategy::Auto => one_pass_wins(self.rows, self.n, self.k, self.wide_tiles),
         }
+    }
+
+    /// Whether [`Topk`] takes the row select (only where asked for, until a GPU has
+    /// measured it against radix).
+    pub fn row_select(&self) -> bool {
+        self.strategy == Strategy::RowSelect
+    }
+
+    /// [`TopkConfig::select_workgroup`] or its default, if `ctx`'s device can run it.
+    fn select_threads(&self, ctx: &GpuContext) -> Result<u32> {
+        let max = max_workgroup(ctx);
+        let t = self.select_workgroup.unwrap_or_else(|| {
+            [1024, 512, 256]
+                .into_iter()
+                .find(|&t| t <= max)
+                .unwrap_or(256)
+        });
+        if t > max {
+            return Err(Error::shape(
+                "select_workgroup",
+                format!("≤ {max}, this device's largest workgroup"),
+                t,
+            ));
+        }
+        Ok(t)
+    }
+
+    /// [`TopkConfig::select_cap`] or its default, if it fits `ctx`'s workgroup memory and
+    /// holds k.
+    fn select_slots(&self, ctx: &GpuContext) -> Result<u32> {
+        let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
+        let cap = self.select_cap.unwrap_or_else(|| row_select_slots(ctx));
+        if select_memory(cap) > memory {
+            return Err(Error::shape(
+                "select_cap",
+                format!("≤ what {memory} bytes of workgroup memory hold"),
+                cap,
+            ));
+        }
+        if self.k > cap as usize {
+            return Err(Error::shape(
+                "k",
+                format!("≤ {cap}, Strategy::RowSelect's slots on this device"),
+                self.k,
+            ));
+        }
+        Ok(cap)
     }
 
     /// Whether the config allows the one pass's vec4 loads (a call also needs an offset that
@@ -438,6 +521,36 @@ const SCRATCH_BYTES: usize = 64 << 20;
 /// passes rotate through.
 const ROW_HIST: usize = 3 * 256;
 
+/// Bounds of [`TopkConfig::select_cap`].
+const MIN_SELECT_CAP: u32 = 256;
+const MAX_SELECT_CAP: u32 = 4096;
+
+/// Workgroup memory of `topk_row_select` with `cap` slots: the slots (8 bytes each), the
+/// histogram copies and the digit scan.
+fn select_memory(cap: u32) -> usize {
+    let hist = 256 * wgsl::topk::HIST_COPIES as usize * 4;
+    cap as usize * 8 + hist + (256 + 16 + 4 + 1) * 4
+}
+
+/// [`Strategy::RowSelect`]'s default slots per row on `ctx`'s device (so its largest k): the
+/// most that its workgroup memory holds, a power of two up to 4096 (2048 with 32 KiB, 4096
+/// with 48 KiB).
+pub fn row_select_slots(ctx: &GpuContext) -> u32 {
+    let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
+    (MIN_SELECT_CAP.trailing_zeros()..=MAX_SELECT_CAP.trailing_zeros())
+        .rev()
+        .map(|b| 1 << b)
+        .find(|&c| select_memory(c) <= memory)
+        .unwrap_or(MIN_SELECT_CAP)
+}
+
+/// The device's largest workgroup (in x).
+fn max_workgroup(ctx: &GpuContext) -> u32 {
+    let l = ctx.limits();
+    l.max_compute_invocations_per_workgroup
+        .min(l.max_compute_workgroup_size_x)
+}
+
 /// Sizes derived from the config and the device limits.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
@@ -479,8 +592,9 @@ impl Plan {
         let chunk = chunk.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
         let chunks = n.div_ceil(chunk);
         let one_pass = cfg.one_pass();
-        // The one-pass path needs no scratch.
-        let (sort_size, work_per_row) = if one_pass {
+        // The one pass and the row select need no scratch.
+        let no_scratch = one_pass || cfg.row_select();
+        let (sort_size, work_per_row) = if no_scratch {
             (2, 1)
         } else {
             (
@@ -493,7 +607,11 @@ impl Plan {
         let scratch = SCRATCH_BYTES.min(binding);
         let elem = cfg.scores.bytes();
         let input_row = cfg.stride().saturating_mul(elem);
-        let row_hist_per_row = if one_pass || chunks == 1 { 0 } else { ROW_HIST };
+        let row_hist_per_row = if no_scratch || chunks == 1 {
+            0
+        } else {
+            ROW_HIST
+        };
         let by_work = scratch / ((work_per_row + row_hist_per_row) * 4);
         let by_pairs = binding / (sort_size * 8);
         // One batch's input slice, plus up to one alignment unit of shift, fits one binding.
@@ -537,6 +655,7 @@ enum Pipelines {
         /// an offset that is not a multiple of 4, compiled on the first such call.
         scalar: Mutex<Option<wgpu::ComputePipeline>>,
     },
+    RowSelect(wgpu::ComputePipeline),
     Radix {
         histogram: wgpu::ComputePipeline,
         compact: wgpu::ComputePipeline,
@@ -714,7 +833,18 @@ impl Topk {
         };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
-        let pipelines = if plan.one_pass {
+        let pipelines = if cfg.row_select() {
+            let constants = [
+                ("SEL_WG", cfg.select_threads(ctx)? as f64),
+                ("SEL_CAP", cfg.select_slots(ctx)? as f64),
+            ];
+            Pipelines::RowSelect(module.pipeline_with_constants(
+                ctx,
+                "topk_row_select",
+                Some(&main),
+                &constants,
+            )?)
+        } else if plan.one_pass {
             Pipelines::OnePass {
                 pipeline: module.pipeline_with_constants(
                     ctx,
@@ -986,7 +1116,7 @@ impl Topk {
     }
 
     /// The dispatches of one row batch. One pass: one (`scalar` in place of the kernel's
-    /// pipeline where given). Radix: 4 histogram passes, compact, then the sort (whose last
+    /// pipeline where given). Row select: one. Radix: 4 histogram passes, compact, then the sort (whose last
     /// step writes the outputs), the rank sort, or, unsorted, finalize.
     fn stages<'s>(
         &'s self,
@@ -1006,6 +1136,9 @@ impl Topk {
             Pipelines::OnePass { pipeline, .. } => {
                 let pipeline = scalar.unwrap_or(pipeline);
                 return vec![stage(cfg.one_pass_entry(), pipeline, None, rows)];
+            }
+            Pipelines::RowSelect(pipeline) => {
+                return vec![stage("topk_row_select", pipeline, None, rows)];
             }
             Pipelines::Radix {
                 histogram,
