@@ -17,9 +17,7 @@ use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
-use knn_attention::kernels::topk::{
-    Loads, Strategy, Topk, TopkConfig, TopkInput, row_select_slots,
-};
+use knn_attention::kernels::topk::{Loads, SelectPhase, Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -318,6 +316,18 @@ fn topk_cases(
                 ..row_select
             },
             TopkConfig {
+                select_profile: Some(SelectPhase::Floor),
+                ..row_select
+            },
+            TopkConfig {
+                select_profile: Some(SelectPhase::Gather),
+                ..row_select
+            },
+            TopkConfig {
+                select_profile: Some(SelectPhase::Sort),
+                ..row_select
+            },
+            TopkConfig {
                 sorted: false,
                 ..radix
             },
@@ -430,15 +440,10 @@ fn dispatch_overhead_cases(ctx: &GpuContext) -> Result<Vec<Case>> {
         .collect())
 }
 
-/// Whether a row-select config (any other passes) runs on `ctx`'s device: k within its slots,
-/// its workgroup within the device's.
+/// Whether a row-select config (any other passes) runs on `ctx`'s device: its workgroup
+/// within the device's, k within its slots.
 fn row_select_runs(ctx: &GpuContext, cfg: &TopkConfig) -> bool {
-    let l = ctx.limits();
-    let max = l
-        .max_compute_invocations_per_workgroup
-        .min(l.max_compute_workgroup_size_x);
-    !cfg.row_select()
-        || cfg.k <= row_select_slots(ctx) as usize && cfg.select_workgroup.unwrap_or(256) <= max
+    !cfg.row_select() || cfg.select_slots(ctx).is_ok()
 }
 
 /// One timed `Topk` over the first `cfg.rows` rows of `scores` (n-long, f32). The note marks
@@ -483,6 +488,10 @@ fn topk_case(
     .filter_map(|(on, label)| on.then_some(label))
     .collect();
     let order = if cfg.sorted { "" } else { " unsorted" };
+    let order = match cfg.select_profile {
+        Some(phase) => format!("{order} to {phase:?}"),
+        None => order.to_string(),
+    };
     let TopkConfig {
         rows,
         n,

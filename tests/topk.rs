@@ -5,7 +5,6 @@ use crate::common;
 
 use knn_attention::kernels::topk::{
     Loads, ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
-    row_select_slots,
 };
 use knn_attention::reference::topk::{best_first, topk as topk_ref};
 use knn_attention::timer::StageTimer;
@@ -95,6 +94,16 @@ fn one_pass_variants() -> [Variant; 5] {
     ]
 }
 
+/// `cfg` as row-select variant `v` runs it.
+fn row_select_config(cfg: &TopkConfig, v: Variant) -> TopkConfig {
+    TopkConfig {
+        strategy: Strategy::RowSelect,
+        select_cap: v.select_cap,
+        select_workgroup: v.select_workgroup,
+        ..*cfg
+    }
+}
+
 /// The largest `TopkConfig::sort_workgroup` this device can run.
 fn largest_sort_workgroup(ctx: &GpuContext) -> u32 {
     let l = ctx.limits();
@@ -133,7 +142,7 @@ fn check_variants(
     for &v in variants {
         if v.strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K
             || v.strategy == Strategy::RowSelect
-                && cfg.k > v.select_cap.unwrap_or_else(|| row_select_slots(ctx)) as usize
+                && row_select_config(&cfg, v).select_slots(ctx).is_err()
             || v.loads == Loads::Vec4
                 && (!cfg.n.is_multiple_of(4) || !cfg.stride().is_multiple_of(4))
         {

@@ -193,6 +193,22 @@ pub struct TopkConfig {
     /// Threads of a [`Strategy::RowSelect`] workgroup: 256, 512 or 1024 within the device's
     /// limits (`None`: the largest). Results are identical for any value.
     pub select_workgroup: Option<u32>,
+    /// Profiling only: the row select ends after this phase, leaving its outputs unwritten
+    /// (the bench's phase breakdown). `None` (the default) runs it all.
+    #[doc(hidden)]
+    pub select_profile: Option<SelectPhase>,
+}
+
+/// Where a profiled row select ends ([`TopkConfig::select_profile`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectPhase {
+    /// After the sample's floor.
+    Floor = 1,
+    /// After gathering the candidates (and the exact levels where the floor missed).
+    Gather = 2,
+    /// After sorting them.
+    Sort = 3,
 }
 
 impl Default for TopkConfig {
@@ -214,6 +230,7 @@ impl Default for TopkConfig {
             wide_tiles: true,
             select_cap: None,
             select_workgroup: None,
+            select_profile: None,
         }
     }
 }
@@ -347,11 +364,22 @@ impl TopkConfig {
         Ok(t)
     }
 
-    /// [`TopkConfig::select_cap`] or its default, if it fits `ctx`'s workgroup memory and
-    /// holds k.
-    fn select_slots(&self, ctx: &GpuContext) -> Result<u32> {
+    /// [`Strategy::RowSelect`]'s slots per row for this config on `ctx`'s device:
+    /// [`TopkConfig::select_cap`] or its default (the most the workgroup memory holds, up to
+    /// four per thread); an error if that does not fit the device or hold k.
+    pub fn select_slots(&self, ctx: &GpuContext) -> Result<u32> {
         let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
-        let cap = self.select_cap.unwrap_or_else(|| row_select_slots(ctx));
+        let threads = self.select_threads(ctx)?;
+        let cap = self
+            .select_cap
+            .unwrap_or_else(|| row_select_slots(ctx).min(4 * threads));
+        if cap > 4 * threads {
+            return Err(Error::shape(
+                "select_cap",
+                format!("≤ 4 per thread ({} at {threads} threads)", 4 * threads),
+                cap,
+            ));
+        }
         if select_memory(cap) > memory {
             return Err(Error::shape(
                 "select_cap",
@@ -837,6 +865,10 @@ impl Topk {
             let constants = [
                 ("SEL_WG", cfg.select_threads(ctx)? as f64),
                 ("SEL_CAP", cfg.select_slots(ctx)? as f64),
+                (
+                    "SEL_STOP",
+                    cfg.select_profile.map_or(0, |p| p as u32) as f64,
+                ),
             ];
             Pipelines::RowSelect(module.pipeline_with_constants(
                 ctx,
