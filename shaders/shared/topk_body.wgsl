@@ -1279,26 +1279,28 @@ fn sel_col(base: u32, e: u32, lid: u32) -> u32 {
     return base + e * SEL_WG + lid;
 }
 
-fn sel_score(row: u32, col: u32, ok: bool) -> f32 {
-    if (ok) {
-        return score(row, col);
-    }
-    return 0.0;
+// The score at `col`, read at column `last` instead past it: every load is made, with no
+// branch around it. (H200: a load under `if` waited for its data before the next one issued,
+// so sixteen loads per thread took sixteen memory latencies, 3.7 µs a tile.) The caller
+// masks what lies past the row.
+fn sel_score(row: u32, col: u32, last: u32) -> f32 {
+    return score(row, min(col, last));
 }
 
-// Entries 4g .. 4g + 3 of this thread in the tile at `base` (0 past the row).
+// Entries 4g .. 4g + 3 of this thread in the tile at `base` (the row's last entry repeated
+// past it; len ≥ 1).
 fn sel_group(row: u32, base: u32, g: u32, len: u32, lid: u32) -> vec4<f32> {
     let c = sel_col(base, 4u * g, lid) + vec4<u32>(0u, 1u, 2u, 3u) * SEL_WG;
     return vec4<f32>(
-        sel_score(row, c.x, c.x < len),
-        sel_score(row, c.y, c.y < len),
-        sel_score(row, c.z, c.z < len),
-        sel_score(row, c.w, c.w < len),
+        sel_score(row, c.x, len - 1u),
+        sel_score(row, c.y, len - 1u),
+        sel_score(row, c.z, len - 1u),
+        sel_score(row, c.w, len - 1u),
     );
 }
 
 // A tile of 16 entries per thread (WideTile's layout, sel_col's columns), all loads issued
-// before any is used.
+// before any is used; entries past the row are the row's last again (callers mask them).
 fn sel_load(row: u32, base: u32, len: u32, lid: u32) -> WideTile {
     return WideTile(
         sel_group(row, base, 0u, len, lid),
@@ -1369,11 +1371,12 @@ fn sel_sample(row: u32, lid: u32, shift: u32, ns: u32) {
     for (var i = lid; i < ns; i += 4u * SEL_WG) {
         let s = vec4<u32>(i, i + SEL_WG, i + 2u * SEL_WG, i + 3u * SEL_WG);
         let ok = s < vec4<u32>(ns);
+        let at = min(s, vec4<u32>(ns - 1u)) << vec4<u32>(shift);
         let v = vec4<f32>(
-            sel_score(row, s.x << shift, ok.x),
-            sel_score(row, s.y << shift, ok.y),
-            sel_score(row, s.z << shift, ok.z),
-            sel_score(row, s.w << shift, ok.w),
+            score(row, at.x),
+            score(row, at.y),
+            score(row, at.z),
+            score(row, at.w),
         );
         let keys = order_keys(v);
         for (var c = 0u; c < 4u; c++) {
@@ -1512,33 +1515,61 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
     return workgroupUniformLoad(&sel_count);
 }
 
-// How many of the sorted sel_cand[lo, hi) go before `v` (`sorts_first`: a strict total order).
-fn sel_count_before(v: vec2<u32>, lo: u32, hi: u32, by_class: bool, t: u32) -> u32 {
-    var l = lo;
-    var h = hi;
-    while (l < h) {
-        let mid = (l + h) / 2u;
-        if (sorts_first(sel_cand[mid], v, by_class, t)) {
-            l = mid + 1u;
-        } else {
-            h = mid;
-        }
-    }
-    return l - lo;
+// Whether sel_cand[at] exists (at < hi) and goes before `v`.
+fn sel_goes_before(at: u32, hi: u32, v: vec2<u32>, by_class: bool, t: u32) -> bool {
+    return at < hi && sorts_first(sel_cand[min(at, SEL_CAP - 1u)], v, by_class, t);
 }
 
-// Where entry `v` at index i < count goes when the sorted runs of `run` entries merge in
-// pairs: its place in its own run plus the partner run's entries that go before it.
-fn sel_merged_at(v: vec2<u32>, i: u32, run: u32, count: u32, by_class: bool, t: u32) -> u32 {
-    let start = i & ~(run - 1u);
-    if ((start & run) == 0u) {
-        let partner = start + run;
-        if (partner >= count) {
-            return i;
-        }
-        return i + sel_count_before(v, partner, min(partner + run, count), by_class, t);
+// How many entries of the sorted run [lo, hi) (at most `run` long) go before each of a, b,
+// c, d: four binary searches in lockstep, a fixed log2(run) + 1 steps each, so their loads
+// overlap and the warp never diverges.
+fn sel_count_before(
+    a: vec2<u32>,
+    b: vec2<u32>,
+    c: vec2<u32>,
+    d: vec2<u32>,
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+    run: u32,
+    by_class: bool,
+    t: u32,
+) -> vec4<u32> {
+    var n = vec4<u32>(0u);
+    for (var step = run; step > 0u; step /= 2u) {
+        let at = lo + n + vec4<u32>(step - 1u);
+        let take = vec4<bool>(
+            sel_goes_before(at.x, hi.x, a, by_class, t),
+            sel_goes_before(at.y, hi.y, b, by_class, t),
+            sel_goes_before(at.z, hi.z, c, by_class, t),
+            sel_goes_before(at.w, hi.w, d, by_class, t),
+        );
+        n += select(vec4<u32>(0u), vec4<u32>(step), take);
     }
-    return i - run + sel_count_before(v, start - run, start, by_class, t);
+    return n;
+}
+
+// Where entries a, b, c, d at indices i .. i + 3 (< count) go when the sorted runs of `run`
+// entries merge in pairs: each one's place in its own run plus the partner run's entries
+// that go before it (none where the partner run is past the count).
+fn sel_merged_at(
+    a: vec2<u32>,
+    b: vec2<u32>,
+    c: vec2<u32>,
+    d: vec2<u32>,
+    i: u32,
+    run: u32,
+    count: u32,
+    by_class: bool,
+    t: u32,
+) -> vec4<u32> {
+    let at = vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u);
+    let start = at & vec4<u32>(~(run - 1u));
+    let odd = (start & vec4<u32>(run)) != vec4<u32>(0u);
+    // The partner run: the next one for an even run, the one before for an odd one.
+    let lo = select(start + vec4<u32>(run), start - vec4<u32>(run), odd);
+    let hi = min(lo + vec4<u32>(run), vec4<u32>(count));
+    let before = sel_count_before(a, b, c, d, lo, hi, run, by_class, t);
+    return select(at, at - vec4<u32>(run), odd) + before;
 }
 
 fn sel_read(i: u32, count: u32) -> vec2<u32> {
@@ -1583,12 +1614,7 @@ fn sel_sort(lid: u32, count: u32, by_class: bool, t: u32) {
     loop {
         var at = vec4<u32>(i, i + 1u, i + 2u, i + 3u);
         if (run > 2u) {
-            at = vec4<u32>(
-                sel_merged_at(a, i, run, count, by_class, t),
-                sel_merged_at(b, i + 1u, run, count, by_class, t),
-                sel_merged_at(c, i + 2u, run, count, by_class, t),
-                sel_merged_at(d, i + 3u, run, count, by_class, t),
-            );
+            at = sel_merged_at(a, b, c, d, i, run, count, by_class, t);
             // Every place is found before any entry moves.
             workgroupBarrier();
         }
