@@ -328,6 +328,19 @@ fn topk_cases(
                 ..row_select
             },
             TopkConfig {
+                select_profile: Some(SelectPhase::Read),
+                ..row_select
+            },
+            TopkConfig {
+                select_profile: Some(SelectPhase::Test),
+                ..row_select
+            },
+            TopkConfig {
+                select_workgroup: Some(512),
+                select_profile: Some(SelectPhase::Gather),
+                ..row_select
+            },
+            TopkConfig {
                 sorted: false,
                 ..radix
             },

@@ -1264,7 +1264,8 @@ override SEL_WG: u32 = 256u;   // threads (256, 512 or 1024: the host's choice)
 override SEL_CAP: u32 = 512u;
 const SEL_LEVELS: u32 = 8u;     // 8-bit digits of the 64-bit composite (key, ~index)
 // Profiling only (`TopkConfig::select_profile`): 1, 2, 3 end the kernel after the floor, the
-// gather and the sort, without writing a result; 0 (the default) runs it all.
+// gather and the sort, without writing a result; 4 and 5 after a gather that only reads, or
+// reads and tests; 0 (the default) runs it all.
 override SEL_STOP: u32 = 0u;
 
 var<workgroup> sel_cand: array<vec2<u32>, SEL_CAP>;
@@ -1494,12 +1495,23 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
     }
     workgroupBarrier();
     let t = key_value(lb.x);
+    // Profiling (SEL_STOP 4, 5): the reads alone, and the reads and tests without appends.
+    var probe = 0u;
     for (var base = 0u; base < len; base += sel_tile_entries()) {
         let tile = sel_load(row, base, len, lid);
+        if (SEL_STOP == 4u) {
+            let v = max(max(tile.g0, tile.g1), max(tile.g2, tile.g3));
+            probe = max(probe, order_key(max(max(v.x, v.y), max(v.z, v.w))));
+            continue;
+        }
         var left = sel_passing(tile.g0, base, 0u, len, lid, lb, t)
             | sel_passing(tile.g1, base, 1u, len, lid, lb, t)
             | sel_passing(tile.g2, base, 2u, len, lid, lb, t)
             | sel_passing(tile.g3, base, 3u, len, lid, lb, t);
+        if (SEL_STOP == 5u) {
+            probe += countOneBits(left);
+            continue;
+        }
         if (left != 0u) {
             var slot = atomicAdd(&sel_count, countOneBits(left));
             while (left != 0u) {
@@ -1512,133 +1524,35 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
             }
         }
     }
+    if (SEL_STOP >= 4u) {
+        atomicMax(&sel_count, probe);
+    }
     return workgroupUniformLoad(&sel_count);
 }
 
-// Whether sel_cand[at] exists (at < hi) and goes before `v`.
-fn sel_goes_before(at: u32, hi: u32, v: vec2<u32>, by_class: bool, t: u32) -> bool {
-    return at < hi && sorts_first(sel_cand[min(at, SEL_CAP - 1u)], v, by_class, t);
-}
-
-// How many entries of the sorted run [lo, hi) (at most `run` long) go before each of a, b,
-// c, d: four binary searches in lockstep, a fixed log2(run) + 1 steps each, so their loads
-// overlap and the warp never diverges.
-fn sel_count_before(
-    a: vec2<u32>,
-    b: vec2<u32>,
-    c: vec2<u32>,
-    d: vec2<u32>,
-    lo: vec4<u32>,
-    hi: vec4<u32>,
-    run: u32,
-    by_class: bool,
-    t: u32,
-) -> vec4<u32> {
-    var n = vec4<u32>(0u);
-    for (var step = run; step > 0u; step /= 2u) {
-        let at = lo + n + vec4<u32>(step - 1u);
-        let take = vec4<bool>(
-            sel_goes_before(at.x, hi.x, a, by_class, t),
-            sel_goes_before(at.y, hi.y, b, by_class, t),
-            sel_goes_before(at.z, hi.z, c, by_class, t),
-            sel_goes_before(at.w, hi.w, d, by_class, t),
-        );
-        n += select(vec4<u32>(0u), vec4<u32>(step), take);
-    }
-    return n;
-}
-
-// Where entries a, b, c, d at indices i .. i + 3 (< count) go when the sorted runs of `run`
-// entries merge in pairs: each one's place in its own run plus the partner run's entries
-// that go before it (none where the partner run is past the count).
-fn sel_merged_at(
-    a: vec2<u32>,
-    b: vec2<u32>,
-    c: vec2<u32>,
-    d: vec2<u32>,
-    i: u32,
-    run: u32,
-    count: u32,
-    by_class: bool,
-    t: u32,
-) -> vec4<u32> {
-    let at = vec4<u32>(i) + vec4<u32>(0u, 1u, 2u, 3u);
-    let start = at & vec4<u32>(~(run - 1u));
-    let odd = (start & vec4<u32>(run)) != vec4<u32>(0u);
-    // The partner run: the next one for an even run, the one before for an odd one.
-    let lo = select(start + vec4<u32>(run), start - vec4<u32>(run), odd);
-    let hi = min(lo + vec4<u32>(run), vec4<u32>(count));
-    let before = sel_count_before(a, b, c, d, lo, hi, run, by_class, t);
-    return select(at, at - vec4<u32>(run), odd) + before;
-}
-
-fn sel_read(i: u32, count: u32) -> vec2<u32> {
-    if (i < count) {
-        return sel_cand[i];
-    }
-    return vec2<u32>(0u);
-}
-
-// Orders *a, *b (a at the lower index) if `ok` (b lies within the count).
-fn sel_exchange(a: ptr<function, vec2<u32>>, b: ptr<function, vec2<u32>>, ok: bool, by_class: bool, t: u32) {
-    if (ok && sorts_first(*b, *a, by_class, t)) {
-        let x = *a;
-        *a = *b;
-        *b = x;
-    }
-}
-
-// Sorts sel_cand[0, count) (count ≤ 4·SEL_WG) as sort_candidates orders it: each thread sorts
-// its four entries in registers, then sorted runs of 4, 8, ... merge in pairs, each entry
-// moving to its merged place (a binary search in the partner run): two barriers per merge,
-// 20 for 4096 entries, where a bitonic network takes 78 (H200: ~0.3 µs each at 1024
-// threads). Uniform call.
+// sort_candidates over sel_cand[0, count) with SEL_WG threads: a bitonic network, one barrier
+// per step (78 for 4096 entries). Uniform call.
 fn sel_sort(lid: u32, count: u32, by_class: bool, t: u32) {
-    let i = 4u * lid;
-    var a = sel_read(i, count);
-    var b = sel_read(i + 1u, count);
-    var c = sel_read(i + 2u, count);
-    var d = sel_read(i + 3u, count);
-    // A sorting network on four, each exchange only where its upper entry exists: on a
-    // shorter tail it is a network on the entries that do.
-    sel_exchange(&a, &b, i + 1u < count, by_class, t);
-    sel_exchange(&c, &d, i + 3u < count, by_class, t);
-    sel_exchange(&a, &c, i + 2u < count, by_class, t);
-    sel_exchange(&b, &d, i + 3u < count, by_class, t);
-    sel_exchange(&b, &c, i + 2u < count, by_class, t);
-    // The caller's last reads of sel_cand are done before any entry moves.
-    workgroupBarrier();
-    // The first round writes the runs of four as they are; each later one merges runs of
-    // `run` into runs of 2·run.
-    var run = 2u;
-    loop {
-        var at = vec4<u32>(i, i + 1u, i + 2u, i + 3u);
-        if (run > 2u) {
-            at = sel_merged_at(a, b, c, d, i, run, count, by_class, t);
-            // Every place is found before any entry moves.
+    var size = 2u;
+    while (size < count) {
+        size *= 2u;
+    }
+    for (var s = 2u; s <= size; s *= 2u) {
+        for (var j = s / 2u; j > 0u; j /= 2u) {
             workgroupBarrier();
+            for (var h = lid; h < size / 2u; h += SEL_WG) {
+                let i = bitonic_lower(h, j);
+                let q = select(i + j, (i | (s - 1u)) - (i & (s - 1u)), j == s / 2u);
+                if (q < count) {
+                    let a = sel_cand[i];
+                    let b = sel_cand[q];
+                    if (sorts_first(b, a, by_class, t)) {
+                        sel_cand[i] = b;
+                        sel_cand[q] = a;
+                    }
+                }
+            }
         }
-        if (i < count) {
-            sel_cand[at.x] = a;
-        }
-        if (i + 1u < count) {
-            sel_cand[at.y] = b;
-        }
-        if (i + 2u < count) {
-            sel_cand[at.z] = c;
-        }
-        if (i + 3u < count) {
-            sel_cand[at.w] = d;
-        }
-        run *= 2u;
-        if (run >= count || run >= 4u * SEL_WG) {
-            break;
-        }
-        workgroupBarrier();
-        a = sel_read(i, count);
-        b = sel_read(i + 1u, count);
-        c = sel_read(i + 2u, count);
-        d = sel_read(i + 3u, count);
     }
     workgroupBarrier();
 }
@@ -1673,6 +1587,9 @@ fn topk_row_select(
         return;
     }
     var m = sel_gather(row, len, lid, lb);
+    if (SEL_STOP >= 4u) {
+        return;
+    }
     if (m < want || m > SEL_CAP) {
         lb = sel_levels(row, len, lid, want);
         m = sel_gather(row, len, lid, lb);

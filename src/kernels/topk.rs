@@ -209,6 +209,10 @@ pub enum SelectPhase {
     Gather = 2,
     /// After sorting them.
     Sort = 3,
+    /// After a gather that only reads the row.
+    Read = 4,
+    /// After a gather that reads and tests the row, appending nothing.
+    Test = 5,
 }
 
 impl Default for TopkConfig {
@@ -365,21 +369,12 @@ impl TopkConfig {
     }
 
     /// [`Strategy::RowSelect`]'s slots per row for this config on `ctx`'s device:
-    /// [`TopkConfig::select_cap`] or its default (the most the workgroup memory holds, up to
-    /// four per thread); an error if that does not fit the device or hold k.
+    /// [`TopkConfig::select_cap`] or its default (the most the workgroup memory holds); an
+    /// error if that does not fit the device or hold k, or the workgroup is too large.
     pub fn select_slots(&self, ctx: &GpuContext) -> Result<u32> {
         let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
-        let threads = self.select_threads(ctx)?;
-        let cap = self
-            .select_cap
-            .unwrap_or_else(|| row_select_slots(ctx).min(4 * threads));
-        if cap > 4 * threads {
-            return Err(Error::shape(
-                "select_cap",
-                format!("≤ 4 per thread ({} at {threads} threads)", 4 * threads),
-                cap,
-            ));
-        }
+        self.select_threads(ctx)?;
+        let cap = self.select_cap.unwrap_or_else(|| row_select_slots(ctx));
         if select_memory(cap) > memory {
             return Err(Error::shape(
                 "select_cap",
