@@ -1468,12 +1468,8 @@ fn sel_levels(row: u32, len: u32, lid: u32, want: u32) -> vec2<u32> {
     return prefix;
 }
 
-// Bits 4g + c of this thread's entries in group g whose composite (key, ~col) is ≥ lb. A
-// whole vec4 below lb's key as floats skips the key conversions (as in the wide one pass).
-fn sel_passing(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, lb: vec2<u32>, t: f32) -> u32 {
-    if (lb.x != 0u && wide_group_below(v, t)) {
-        return 0u;
-    }
+// Bits 4g + c of this thread's entries in group g whose composite (key, ~col) is ≥ lb.
+fn sel_passing(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
     let keys = order_keys(v);
     var bits = 0u;
     for (var c = 0u; c < 4u; c++) {
@@ -1481,6 +1477,28 @@ fn sel_passing(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, lb: vec2<u32
         if (col < len && (keys[c] > lb.x || (keys[c] == lb.x && ~col >= lb.y))) {
             bits |= 1u << (4u * g + c);
         }
+    }
+    return bits;
+}
+
+// Bits e of this thread's tile entries whose composite (key, ~col) is ≥ lb. A group (vec4)
+// wholly below lb's key as floats is skipped with one compare (as in the wide one pass); the
+// others are tested exactly, one per turn of a loop, so that the compiler cannot if-convert
+// the exact test into every group (H200: the test took 19.5 of the decode row's 76 µs).
+fn sel_passing_tile(tile: WideTile, base: u32, len: u32, lid: u32, lb: vec2<u32>, t: f32) -> u32 {
+    var todo = 15u;
+    if (lb.x != 0u) {
+        todo = select(1u, 0u, wide_group_below(tile.g0, t))
+            | select(2u, 0u, wide_group_below(tile.g1, t))
+            | select(4u, 0u, wide_group_below(tile.g2, t))
+            | select(8u, 0u, wide_group_below(tile.g3, t));
+    }
+    var bits = 0u;
+    while (todo != 0u) {
+        let g = firstTrailingBit(todo);
+        todo &= todo - 1u;
+        let v = select(select(tile.g0, tile.g1, g == 1u), select(tile.g2, tile.g3, g == 3u), g >= 2u);
+        bits |= sel_passing(v, base, g, len, lid, lb);
     }
     return bits;
 }
@@ -1504,10 +1522,7 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
             probe = max(probe, order_key(max(max(v.x, v.y), max(v.z, v.w))));
             continue;
         }
-        var left = sel_passing(tile.g0, base, 0u, len, lid, lb, t)
-            | sel_passing(tile.g1, base, 1u, len, lid, lb, t)
-            | sel_passing(tile.g2, base, 2u, len, lid, lb, t)
-            | sel_passing(tile.g3, base, 3u, len, lid, lb, t);
+        var left = sel_passing_tile(tile, base, len, lid, lb, t);
         if (SEL_STOP == 5u) {
             probe += countOneBits(left);
             continue;
@@ -1528,6 +1543,63 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
         atomicMax(&sel_count, probe);
     }
     return workgroupUniformLoad(&sel_count);
+}
+
+var<workgroup> sel_moved: atomic<u32>;
+
+// The bound of exactly the `want` best of the m gathered candidates (want < m): the radix
+// select of sel_levels over sel_cand instead of the row, down to the level whose chosen
+// digit holds exactly the entries still wanted (at the last level, one). Uniform call.
+fn sel_top(lid: u32, m: u32, want: u32) -> vec2<u32> {
+    var prefix = vec2<u32>(0u);
+    var left = want;
+    for (var level = 0u; level < SEL_LEVELS; level++) {
+        sel_clear_hist(lid);
+        let masks = sel_masks(level);
+        for (var i = lid; i < m; i += SEL_WG) {
+            let e = sel_cand[i];
+            let inv = ~e.y;
+            if ((e.x & masks.x) == prefix.x && (inv & masks.y) == prefix.y) {
+                sel_count_digit(sel_digit(e.x, inv, level), lid);
+            }
+        }
+        let pick = sel_choose(lid, left);
+        left -= pick.y;
+        prefix = sel_with_digit(prefix, level, pick.x);
+        if (pick.z == left) {
+            break;
+        }
+    }
+    return prefix;
+}
+
+fn sel_in(e: vec2<u32>, lb: vec2<u32>) -> bool {
+    return e.x > lb.x || (e.x == lb.x && ~e.y >= lb.y);
+}
+
+// Moves the `want` candidates ≥ lb (of m) to sel_cand[0, want): each one past `want` takes the
+// slot of one below `want` that is not, paired by tickets (the free slots listed in wg_hist,
+// idle by now: at most min(want, m - want) ≤ SEL_CAP / 2 of them). Uniform call.
+fn sel_compact(lid: u32, m: u32, want: u32, lb: vec2<u32>) {
+    workgroupBarrier();
+    if (lid == 0u) {
+        atomicStore(&sel_count, 0u);
+        atomicStore(&sel_moved, 0u);
+    }
+    workgroupBarrier();
+    for (var i = lid; i < want; i += SEL_WG) {
+        if (!sel_in(sel_cand[i], lb)) {
+            atomicStore(&wg_hist[atomicAdd(&sel_count, 1u)], i);
+        }
+    }
+    workgroupBarrier();
+    for (var i = want + lid; i < m; i += SEL_WG) {
+        let e = sel_cand[i];
+        if (sel_in(e, lb)) {
+            sel_cand[atomicLoad(&wg_hist[atomicAdd(&sel_moved, 1u)])] = e;
+        }
+    }
+    workgroupBarrier();
 }
 
 // sort_candidates over sel_cand[0, count) with SEL_WG threads: a bitonic network, one barrier
@@ -1597,12 +1669,26 @@ fn topk_row_select(
     if (SEL_STOP == 2u) {
         return;
     }
-    sel_sort(lid, m, false, 0u);
+    // Keep exactly the best `want`, then sort just those: a network on 2048 entries takes 66
+    // steps where one on the ~3000 gathered took 78, with half the exchanges each.
+    if (m > want) {
+        sel_compact(lid, m, want, sel_top(lid, m, want));
+    }
+    if (p.sorted != 0u) {
+        sel_sort(lid, want, false, 0u);
+    } else {
+        // Unsorted: keys above the k-th, then those equal to it, each in index order.
+        if (lid == 0u) {
+            atomicStore(&sel_count, 0xFFFFFFFFu);
+        }
+        workgroupBarrier();
+        for (var i = lid; i < want; i += SEL_WG) {
+            atomicMin(&sel_count, sel_cand[i].x);
+        }
+        sel_sort(lid, want, true, workgroupUniformLoad(&sel_count));
+    }
     if (SEL_STOP == 3u) {
         return;
-    }
-    if (p.sorted == 0u && want > 0u) {
-        sel_sort(lid, want, true, sel_cand[want - 1u].x);
     }
     for (var slot = lid; slot < p.k; slot += SEL_WG) {
         write_slot(row, slot, select(SENTINEL_IDX, sel_cand[min(slot, SEL_CAP - 1u)].y, slot < want));
