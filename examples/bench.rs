@@ -204,7 +204,7 @@ fn topk_stage_rows(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> 
             strategy: Strategy::Radix,
             ..auto
         };
-        let configs = if auto.one_pass() {
+        let configs = if auto.strategy_on(ctx) != Strategy::Radix {
             vec![auto, radix]
         } else {
             vec![radix]
@@ -230,7 +230,7 @@ fn topk_stage_rows(ctx: &GpuContext, size: Size, warmup: usize, reps: usize) -> 
                     s.1.push(ms);
                 }
             }
-            let path = if cfg.one_pass() { "OnePass" } else { "Radix" };
+            let path = format!("{:?}", cfg.strategy_on(ctx));
             for (i, (name, samples_ms)) in stages.into_iter().enumerate() {
                 let t = knn_attention::timer::Timing {
                     clock: Clock::GpuTimestamps,
@@ -456,7 +456,7 @@ fn dispatch_overhead_cases(ctx: &GpuContext) -> Result<Vec<Case>> {
 /// Whether a row-select config (any other passes) runs on `ctx`'s device: its workgroup
 /// within the device's, k within its slots.
 fn row_select_runs(ctx: &GpuContext, cfg: &TopkConfig) -> bool {
-    !cfg.row_select() || cfg.select_slots(ctx).is_ok()
+    cfg.strategy != Strategy::RowSelect || cfg.select_slots(ctx).is_ok()
 }
 
 /// One timed `Topk` over the first `cfg.rows` rows of `scores` (n-long, f32). The note marks
@@ -480,8 +480,10 @@ fn topk_case(
         && cfg.wide_tiles
         && cfg.sorted
         && !cfg.subgroups
-        && !cfg.row_select()
-        && auto_cfg.one_pass() == cfg.one_pass();
+        && cfg.select_cap.is_none()
+        && cfg.select_workgroup.is_none()
+        && cfg.select_profile.is_none()
+        && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
@@ -489,7 +491,7 @@ fn topk_case(
         Some(t) => format!("{groups} t={t}"),
         None => groups,
     };
-    let one_pass = cfg.one_pass();
+    let one_pass = cfg.strategy_on(ctx) == Strategy::OnePass;
     let tier: String = [
         (cfg.subgroups, " subgroups"),
         (!cfg.wide_tiles && one_pass, " 512"),
@@ -546,7 +548,7 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             .unwrap_or(1);
         let scores = std::rc::Rc::new(random_scores(ctx, max_rows, n)?);
         for &rows in rows_set.iter().filter(|&&r| r <= max_rows) {
-            for k in [8, 32, 128, 256, 512] {
+            for k in [8, 32, 128, 256, 512, 2048] {
                 let radix = TopkConfig {
                     rows,
                     n,
@@ -572,17 +574,15 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                     loads: Loads::Vec4,
                     ..narrow
                 };
-                // The row select where rows are few enough for radix to have a chance.
                 let row_select = TopkConfig {
                     strategy: Strategy::RowSelect,
                     ..radix
                 };
-                let few = (rows <= 256).then_some(row_select);
-                for cfg in [radix, one_pass, scalar, narrow, narrow_quads]
-                    .into_iter()
-                    .chain(few)
-                {
-                    cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
+                // k = 2048: radix against the row select only.
+                for cfg in [radix, one_pass, scalar, narrow, narrow_quads, row_select] {
+                    if cfg.validate().is_ok() && row_select_runs(ctx, &cfg) {
+                        cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
+                    }
                 }
             }
         }

@@ -1481,11 +1481,53 @@ fn sel_passing(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, lb: vec2<u32
     return bits;
 }
 
-// Bits e of this thread's tile entries whose composite (key, ~col) is ≥ lb. A group (vec4)
-// wholly below lb's key as floats is skipped with one compare (as in the wide one pass); the
-// others are tested exactly, one per turn of a loop, so that the compiler cannot if-convert
-// the exact test into every group (H200: the test took 19.5 of the decode row's 76 µs).
+// Bits 4g + c of group `v`'s entries whose key is ≥ that of `t` (a number), on the bits alone
+// (`flip`: 0x80000000 when selecting the smallest, which mirrors the order): for t above zero
+// the numbers whose bits are at least t's as signed integers, else every non-negative number
+// and the negative ones no larger in magnitude; NaN never. Exact whatever a compiler assumes
+// of floats, in a few vector operations per group.
+fn sel_at_least(v: vec4<f32>, g: u32, t: f32, flip: u32) -> u32 {
+    let w = bitcast<vec4<u32>>(v) ^ vec4<u32>(flip);
+    var tb = bitcast<u32>(t) ^ flip;
+    tb = select(tb, 0x80000000u, tb == 0u); // +0: as -0 (they are equal)
+    let number_up = w <= vec4<u32>(0x7F800000u); // +0 .. +inf
+    var ok: vec4<bool>;
+    if (tb < 0x80000000u) {
+        ok = number_up & (bitcast<vec4<i32>>(w) >= vec4<i32>(bitcast<i32>(tb)));
+    } else {
+        ok = number_up | ((w >= vec4<u32>(0x80000000u)) & (w <= vec4<u32>(tb)));
+    }
+    let m = select(vec4<u32>(0u), vec4<u32>(1u, 2u, 4u, 8u), ok);
+    return (m.x | m.y | m.z | m.w) << (4u * g);
+}
+
+// This thread's bits of the tile at `base` that lie in the row.
+fn sel_valid(base: u32, len: u32, lid: u32) -> u32 {
+    if (base + sel_tile_entries() <= len) {
+        return 0xFFFFu;
+    }
+    var bits = 0u;
+    for (var e = 0u; e < WIDE_PER_THREAD; e++) {
+        bits |= select(0u, 1u << e, sel_col(base, e, lid) < len);
+    }
+    return bits;
+}
+
+// Bits e of this thread's tile entries whose composite (key, ~col) is ≥ lb. Where lb bounds
+// the key alone (lb.y = 0: the floor, or levels that ended within the key), a bit test per
+// group (`sel_at_least`). Otherwise a group (vec4) wholly below lb's key as floats is skipped
+// with one compare and the others are tested exactly, one per turn of a loop, so that the
+// compiler cannot if-convert the exact test into every group (H200: the test took 19.5 of
+// the decode row's 76 µs when it did; 12 with the loop).
 fn sel_passing_tile(tile: WideTile, base: u32, len: u32, lid: u32, lb: vec2<u32>, t: f32) -> u32 {
+    if (lb.y == 0u && lb.x != 0u) {
+        let flip = select(0u, 0x80000000u, p.smallest != 0u);
+        return sel_valid(base, len, lid)
+            & (sel_at_least(tile.g0, 0u, t, flip)
+            | sel_at_least(tile.g1, 1u, t, flip)
+            | sel_at_least(tile.g2, 2u, t, flip)
+            | sel_at_least(tile.g3, 3u, t, flip));
+    }
     var todo = 15u;
     if (lb.x != 0u) {
         todo = select(1u, 0u, wide_group_below(tile.g0, t))

@@ -86,12 +86,46 @@ fn one_pass_wins(rows: usize, n: usize, k: usize, wide_tiles: bool) -> bool {
     }
 }
 
+/// Where the row select beats the other two (H200 sweep of 2026-11-27 with the row select,
+/// rows ≤ 256: it was fastest in 43 of those 80 shapes): k above the one pass's reach
+/// (but radix for a few very long rows), long rows of moderate k with few rows, k ≥ 128
+/// beyond the shortest rows. From 256 rows on, the one pass fills the GPU as well and its
+/// 256-thread workgroups cost less per row; beyond 256 rows it is unmeasured, so left to
+/// the others.
+fn row_select_wins(rows: usize, n: usize, k: usize) -> bool {
+    if rows > 256 {
+        return false;
+    }
+    if k > ONE_PASS_MAX_K {
+        return !(rows < 16 && n >= 262144);
+    }
+    if n >= 262144 {
+        return rows >= 16 && (rows <= 64 || k >= 128);
+    }
+    k > 256
+        || (k >= 128 && n >= 16384 && (rows <= 64 || n >= 65536))
+        || (k >= 32 && n >= 65536 && rows <= 64)
+}
+
+/// `Strategy::Auto`'s choice: the row select where it wins and the device can run it
+/// (`row_select`), else the one pass where it wins, else radix.
+fn auto_strategy(rows: usize, n: usize, k: usize, wide_tiles: bool, row_select: bool) -> Strategy {
+    if row_select && row_select_wins(rows, n, k) {
+        Strategy::RowSelect
+    } else if one_pass_wins(rows, n, k, wide_tiles) {
+        Strategy::OnePass
+    } else {
+        Strategy::Radix
+    }
+}
+
 /// Which algorithm [`Topk`] uses; both give the same bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
-    /// One pass when there are enough rows to fill a GPU (≥ 256; ≥ 64 up to k = 256) or the
-    /// rows are short enough for k (measured on an H200; see `one_pass_wins`); radix
-    /// otherwise (few long rows: decode).
+    /// Measured on an H200 (see `auto_strategy`): the row select for few rows (≤ 256) of
+    /// large k or long rows, where the device can run it for this k; the one pass for many
+    /// rows, or rows short enough for k; radix otherwise (one or a few very long rows).
+    /// [`TopkConfig::strategy_on`] says which.
     #[default]
     Auto,
     Radix,
@@ -319,7 +353,7 @@ impl TopkConfig {
     /// row's 2048 survivors 5–7 % faster (1 × 131072: 70.2 → 65.0 µs), and 512 or 1024 lost
     /// 1–11 % on the small sorts of many rows (65536 × 4096, k = 64).
     fn sort_threads(&self, ctx: &GpuContext, sort_size: usize) -> Result<u32> {
-        let max = max_workgroup(ctx);
+        let max = max_workgroup(ctx.limits());
         let full_block = sort_size >= SORT_BLOCK && max >= 512;
         let t = self
             .sort_workgroup
@@ -334,24 +368,26 @@ impl TopkConfig {
         Ok(t)
     }
 
-    /// Whether [`Topk`] takes the one-pass path for this config.
-    pub fn one_pass(&self) -> bool {
+    /// The algorithm [`Topk`] runs for this config on `ctx`'s device: the config's
+    /// strategy, or for [`Strategy::Auto`] the one the H200 sweeps found fastest
+    /// (`auto_strategy`), the row select only where the device can run it for this k.
+    pub fn strategy_on(&self, ctx: &GpuContext) -> Strategy {
+        self.resolve(ctx.limits())
+    }
+
+    fn resolve(&self, limits: &wgpu::Limits) -> Strategy {
         match self.strategy {
-            Strategy::Radix | Strategy::RowSelect => false,
-            Strategy::OnePass => true,
-            Strategy::Auto => one_pass_wins(self.rows, self.n, self.k, self.wide_tiles),
+            Strategy::Auto => {
+                let row_select = self.slots_on(limits).is_ok();
+                auto_strategy(self.rows, self.n, self.k, self.wide_tiles, row_select)
+            }
+            s => s,
         }
     }
 
-    /// Whether [`Topk`] takes the row select (only where asked for, until a GPU has
-    /// measured it against radix).
-    pub fn row_select(&self) -> bool {
-        self.strategy == Strategy::RowSelect
-    }
-
-    /// [`TopkConfig::select_workgroup`] or its default, if `ctx`'s device can run it.
-    fn select_threads(&self, ctx: &GpuContext) -> Result<u32> {
-        let max = max_workgroup(ctx);
+    /// [`TopkConfig::select_workgroup`] or its default, if the device can run it.
+    fn select_threads(&self, limits: &wgpu::Limits) -> Result<u32> {
+        let max = max_workgroup(limits);
         let t = self.select_workgroup.unwrap_or_else(|| {
             [1024, 512, 256]
                 .into_iter()
@@ -372,9 +408,13 @@ impl TopkConfig {
     /// [`TopkConfig::select_cap`] or its default (the most the workgroup memory holds); an
     /// error if that does not fit the device or hold k, or the workgroup is too large.
     pub fn select_slots(&self, ctx: &GpuContext) -> Result<u32> {
-        let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
-        self.select_threads(ctx)?;
-        let cap = self.select_cap.unwrap_or_else(|| row_select_slots(ctx));
+        self.slots_on(ctx.limits())
+    }
+
+    fn slots_on(&self, limits: &wgpu::Limits) -> Result<u32> {
+        let memory = limits.max_compute_workgroup_storage_size as usize;
+        self.select_threads(limits)?;
+        let cap = self.select_cap.unwrap_or_else(|| slots_for(limits));
         if select_memory(cap) > memory {
             return Err(Error::shape(
                 "select_cap",
@@ -552,14 +592,18 @@ const MAX_SELECT_CAP: u32 = 4096;
 /// histogram copies and the digit scan.
 fn select_memory(cap: u32) -> usize {
     let hist = 256 * wgsl::topk::HIST_COPIES as usize * 4;
-    cap as usize * 8 + hist + (256 + 16 + 4 + 1) * 4
+    cap as usize * 8 + hist + (256 + 16 + 4 + 1 + 1) * 4
 }
 
 /// [`Strategy::RowSelect`]'s default slots per row on `ctx`'s device (so its largest k): the
 /// most that its workgroup memory holds, a power of two up to 4096 (2048 with 32 KiB, 4096
 /// with 48 KiB).
 pub fn row_select_slots(ctx: &GpuContext) -> u32 {
-    let memory = ctx.limits().max_compute_workgroup_storage_size as usize;
+    slots_for(ctx.limits())
+}
+
+fn slots_for(limits: &wgpu::Limits) -> u32 {
+    let memory = limits.max_compute_workgroup_storage_size as usize;
     (MIN_SELECT_CAP.trailing_zeros()..=MAX_SELECT_CAP.trailing_zeros())
         .rev()
         .map(|b| 1 << b)
@@ -568,8 +612,7 @@ pub fn row_select_slots(ctx: &GpuContext) -> u32 {
 }
 
 /// The device's largest workgroup (in x).
-fn max_workgroup(ctx: &GpuContext) -> u32 {
-    let l = ctx.limits();
+fn max_workgroup(l: &wgpu::Limits) -> u32 {
     l.max_compute_invocations_per_workgroup
         .min(l.max_compute_workgroup_size_x)
 }
@@ -577,6 +620,8 @@ fn max_workgroup(ctx: &GpuContext) -> u32 {
 /// Sizes derived from the config and the device limits.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
+    /// The algorithm (never Auto).
+    strategy: Strategy,
     one_pass: bool,
     chunk: usize,
     chunks: usize,
@@ -614,9 +659,10 @@ impl Plan {
         };
         let chunk = chunk.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
         let chunks = n.div_ceil(chunk);
-        let one_pass = cfg.one_pass();
+        let strategy = cfg.resolve(limits);
+        let one_pass = strategy == Strategy::OnePass;
         // The one pass and the row select need no scratch.
-        let no_scratch = one_pass || cfg.row_select();
+        let no_scratch = one_pass || strategy == Strategy::RowSelect;
         let (sort_size, work_per_row) = if no_scratch {
             (2, 1)
         } else {
@@ -659,6 +705,7 @@ impl Plan {
             });
         }
         Ok(Plan {
+            strategy,
             one_pass,
             chunk,
             chunks,
@@ -856,9 +903,9 @@ impl Topk {
         };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
-        let pipelines = if cfg.row_select() {
+        let pipelines = if plan.strategy == Strategy::RowSelect {
             let constants = [
-                ("SEL_WG", cfg.select_threads(ctx)? as f64),
+                ("SEL_WG", cfg.select_threads(ctx.limits())? as f64),
                 ("SEL_CAP", cfg.select_slots(ctx)? as f64),
                 (
                     "SEL_STOP",
@@ -1255,26 +1302,46 @@ impl Topk {
 mod tests {
     use super::*;
 
-    /// `Strategy::Auto` only picks the one pass where it can run (k ≤ ONE_PASS_MAX_K), and
-    /// keeps the regimes the sweep measured: radix for the decode rows, one pass for many
-    /// rows of small k.
+    /// `Strategy::Auto` only picks the one pass where it can run (k ≤ ONE_PASS_MAX_K) and the
+    /// row select where the device can (k within its slots), and keeps the regimes the
+    /// sweeps measured: the row select for the decode rows and few rows of large k, radix for
+    /// a single very long row, the one pass for many rows of small k.
     #[test]
     fn auto_picks_a_path_that_runs() {
-        for rows in [1, 16, 63, 64, 255, 256, 70000] {
-            for n in [1, 4096, 4097, 8192, 16384, 65536, 65537, 1 << 20] {
-                for k in [1, 32, 33, 128, 129, 256, 257, 511, 512, 513, 2048] {
-                    for wide_tiles in [true, false] {
-                        let cfg = TopkConfig {
-                            rows,
-                            n,
-                            k: k.min(n),
-                            wide_tiles,
-                            ..Default::default()
-                        };
-                        assert!(
-                            !cfg.one_pass() || cfg.k <= ONE_PASS_MAX_K,
-                            "{rows}x{n} k={k} wide={wide_tiles}"
-                        );
+        // An H200's limits (48 KiB of workgroup memory: 4096 slots), a WebGPU default
+        // adapter's (16 KiB: 1024 slots) and none for the row select (8 KiB).
+        let h200 = wgpu::Limits {
+            max_compute_workgroup_storage_size: 49152,
+            max_compute_invocations_per_workgroup: 1024,
+            max_compute_workgroup_size_x: 1024,
+            ..wgpu::Limits::default()
+        };
+        let small = wgpu::Limits {
+            max_compute_workgroup_storage_size: 8192,
+            ..wgpu::Limits::default()
+        };
+        for limits in [&h200, &wgpu::Limits::default(), &small] {
+            for rows in [1, 16, 63, 64, 255, 256, 70000] {
+                for n in [1, 4096, 4097, 8192, 16384, 65536, 65537, 1 << 20] {
+                    for k in [1, 32, 33, 128, 129, 256, 257, 511, 512, 513, 2048, 4096] {
+                        for wide_tiles in [true, false] {
+                            let cfg = TopkConfig {
+                                rows,
+                                n,
+                                k: k.min(n),
+                                wide_tiles,
+                                ..Default::default()
+                            };
+                            let what = format!("{rows}x{n} k={k} wide={wide_tiles}");
+                            match cfg.resolve(limits) {
+                                Strategy::OnePass => assert!(cfg.k <= ONE_PASS_MAX_K, "{what}"),
+                                Strategy::RowSelect => {
+                                    assert!(cfg.slots_on(limits).is_ok(), "{what}")
+                                }
+                                Strategy::Radix => {}
+                                Strategy::Auto => panic!("{what}: unresolved"),
+                            }
+                        }
                     }
                 }
             }
@@ -1286,16 +1353,41 @@ mod tests {
                 k,
                 ..Default::default()
             }
-            .one_pass()
+            .resolve(&h200)
         };
-        assert!(!auto(1, 131072, 2048) && !auto(64, 131072, 2048) && !auto(1, 262144, 8));
-        assert!(auto(4096, 65536, 32) && auto(4096, 65536, 256) && auto(65536, 4096, 64));
-        // The wide tiles take k = 512 where rows fill the GPU; few long rows stay radix
-        // from k = 128 on, but small k in rows up to 65536 (or 16 rows of any length) is
-        // the one pass's.
-        assert!(auto(256, 4096, 512) && auto(64, 262144, 512) && !auto(16, 262144, 128));
-        assert!(auto(1, 65536, 32) && auto(16, 262144, 32) && !auto(1, 65536, 128));
-        assert!(auto(16, 65536, 128) && auto(1, 16384, 256) && !auto(16, 16384, 512));
+        use Strategy::{OnePass, Radix, RowSelect};
+        // The shapes.
+        assert_eq!(auto(1, 131072, 2048), RowSelect);
+        assert_eq!(auto(64, 131072, 2048), RowSelect);
+        assert_eq!(auto(4096, 65536, 32), OnePass);
+        assert_eq!(auto(4096, 65536, 256), OnePass);
+        assert_eq!(auto(65536, 4096, 64), OnePass);
+        // Radix keeps one very long row, and many rows of k past the one pass.
+        assert_eq!(auto(1, 262144, 8), Radix);
+        assert_eq!(auto(1, 262144, 2048), Radix);
+        assert_eq!(auto(4096, 65536, 1024), Radix);
+        // The row select takes k ≥ 128 in long rows, and small k in long rows of few rows;
+        // the one pass short rows of small k and 256 rows of small k.
+        assert_eq!(auto(16, 65536, 128), RowSelect);
+        assert_eq!(auto(64, 65536, 32), RowSelect);
+        assert_eq!(auto(16, 262144, 8), RowSelect);
+        assert_eq!(auto(256, 262144, 8), OnePass);
+        assert_eq!(auto(64, 4096, 256), OnePass);
+        assert_eq!(auto(256, 16384, 128), OnePass);
+        assert_eq!(auto(256, 4096, 512), RowSelect);
+        // Without room for the row select, the rule before it.
+        let without = |rows, n, k| {
+            TopkConfig {
+                rows,
+                n,
+                k,
+                ..Default::default()
+            }
+            .resolve(&small)
+        };
+        assert_eq!(without(64, 131072, 2048), Radix);
+        assert_eq!(without(1, 65536, 32), OnePass);
+        assert_eq!(without(16, 65536, 256), Radix);
     }
 
     /// Every plan the kernels may see: whole 256-entry chunks, at most 256 per row (one
