@@ -468,6 +468,50 @@ fn long_row_and_large_k() {
     check(&ctx, cfg(4, 8192, 8192), &data, None, "k=n=8192");
 }
 
+/// The row select's strided sample can misjudge a row: every fourth entry (all that a
+/// sample of stride 4 or 32 sees) far above the rest puts the floor too high (fewer than k
+/// entries reach it), far below puts it too low (more than its slots); equal keys fill the
+/// floor's bin. Each then takes the exact radix levels (down into the index digits for
+/// ties) and a second gather, and must still match the reference, at the device's slots
+/// and at 256.
+#[test]
+fn row_select_recovers_when_its_sample_misjudges_the_row() {
+    let ctx = gpu_or_skip!();
+    let n = 5000;
+    let normal = common::normal_data(n, 11);
+    // Every fourth entry spread far out to one side (distinct, so that the floor's 16-bit
+    // bins stay narrow: at 256 slots the sample sees every eighth of them, and about k / 8
+    // reach its floor).
+    let sampled = |side: f32| -> Vec<f32> {
+        let mut row = normal.clone();
+        for (i, x) in row.iter_mut().enumerate().step_by(4) {
+            *x = side * 1000.0 * (i + 1) as f32;
+        }
+        row
+    };
+    let rows: Vec<(&str, Vec<f32>)> = vec![
+        ("sampled entries high", sampled(1.0)),
+        ("sampled entries low", sampled(-1.0)),
+        ("all equal", vec![0.5; n]),
+        ("three values", (0..n).map(|i| (i % 3) as f32).collect()),
+    ];
+    for (name, row) in &rows {
+        for k in [1, 100, 256] {
+            for order in [Order::Largest, Order::Smallest] {
+                for sorted in [true, false] {
+                    let c = TopkConfig {
+                        order,
+                        sorted,
+                        ..cfg(1, n, k)
+                    };
+                    let what = format!("{name} k={k} {order:?} sorted={sorted}");
+                    check_variants(&ctx, c, row, None, &what, &row_select_variants());
+                }
+            }
+        }
+    }
+}
+
 /// Runs `topk` through `encode` on rows `stride` apart starting at element `offset`.
 fn check_strided(
     ctx: &GpuContext,

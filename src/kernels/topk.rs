@@ -86,25 +86,28 @@ fn one_pass_wins(rows: usize, n: usize, k: usize, wide_tiles: bool) -> bool {
     }
 }
 
-/// Where the row select beats the other two (H200 sweep of 2026-11-27 with the row select,
-/// rows ≤ 256: it was fastest in 43 of those 80 shapes): k above the one pass's reach
-/// (but radix for a few very long rows), long rows of moderate k with few rows, k ≥ 128
-/// beyond the shortest rows. From 256 rows on, the one pass fills the GPU as well and its
-/// 256-thread workgroups cost less per row; beyond 256 rows it is unmeasured, so left to
-/// the others.
+/// Where the row select beats the one pass (H200 sweep of 2026-11-27, 126 shapes of rows ×
+/// n × k with every path: it beat radix in all of them, by up to 14× at 256 × 262144, and
+/// tied it at 4096 × 4096, k = 2048; this rule picks the fastest path in all 126). The one
+/// pass's 256-thread workgroups cost less per row where rows are many and k small; the row
+/// select's one 1024-thread workgroup per row wins for few rows, large k and long rows.
 fn row_select_wins(rows: usize, n: usize, k: usize) -> bool {
-    if rows > 256 {
-        return false;
-    }
     if k > ONE_PASS_MAX_K {
-        return !(rows < 16 && n >= 262144);
+        return true;
     }
-    if n >= 262144 {
-        return rows >= 16 && (rows <= 64 || k >= 128);
+    if n <= 4096 {
+        return k > 256 && rows <= 256;
     }
-    k > 256
-        || (k >= 128 && n >= 16384 && (rows <= 64 || n >= 65536))
-        || (k >= 32 && n >= 65536 && rows <= 64)
+    if k > 256 {
+        return true;
+    }
+    if k > 128 {
+        return rows <= 256 || n >= 65536;
+    }
+    if k > 32 {
+        return rows <= 64 || (rows <= 256 && n >= 65536);
+    }
+    n >= 65536 && rows <= 64
 }
 
 /// `Strategy::Auto`'s choice: the row select where it wins and the device can run it
@@ -122,10 +125,10 @@ fn auto_strategy(rows: usize, n: usize, k: usize, wide_tiles: bool, row_select: 
 /// Which algorithm [`Topk`] uses; both give the same bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
-    /// Measured on an H200 (see `auto_strategy`): the row select for few rows (≤ 256) of
-    /// large k or long rows, where the device can run it for this k; the one pass for many
-    /// rows, or rows short enough for k; radix otherwise (one or a few very long rows).
-    /// [`TopkConfig::strategy_on`] says which.
+    /// Measured on an H200 (see `auto_strategy`): the row select for few rows, large k or
+    /// long rows, where the device can run it for this k; the one pass for many rows of
+    /// small k, and short rows; radix where neither runs (or, without the row select, as
+    /// before it: few very long rows). [`TopkConfig::strategy_on`] says which.
     #[default]
     Auto,
     Radix,
@@ -1304,8 +1307,8 @@ mod tests {
 
     /// `Strategy::Auto` only picks the one pass where it can run (k ≤ ONE_PASS_MAX_K) and the
     /// row select where the device can (k within its slots), and keeps the regimes the
-    /// sweeps measured: the row select for the decode rows and few rows of large k, radix for
-    /// a single very long row, the one pass for many rows of small k.
+    /// sweeps measured: the row select for the decode rows, few rows and large k, the one
+    /// pass for many rows of small k, radix only where the row select cannot run.
     #[test]
     fn auto_picks_a_path_that_runs() {
         // An H200's limits (48 KiB of workgroup memory: 4096 slots), a WebGPU default
@@ -1360,12 +1363,14 @@ mod tests {
         assert_eq!(auto(1, 131072, 2048), RowSelect);
         assert_eq!(auto(64, 131072, 2048), RowSelect);
         assert_eq!(auto(4096, 65536, 32), OnePass);
-        assert_eq!(auto(4096, 65536, 256), OnePass);
+        assert_eq!(auto(4096, 65536, 256), RowSelect);
         assert_eq!(auto(65536, 4096, 64), OnePass);
-        // Radix keeps one very long row, and many rows of k past the one pass.
-        assert_eq!(auto(1, 262144, 8), Radix);
-        assert_eq!(auto(1, 262144, 2048), Radix);
-        assert_eq!(auto(4096, 65536, 1024), Radix);
+        // The row select beat radix everywhere: one very long row, many rows past the one
+        // pass's k.
+        assert_eq!(auto(1, 262144, 8), RowSelect);
+        assert_eq!(auto(1, 262144, 2048), RowSelect);
+        assert_eq!(auto(4096, 65536, 1024), RowSelect);
+        assert_eq!(auto(4096, 4096, 512), OnePass);
         // The row select takes k ≥ 128 in long rows, and small k in long rows of few rows;
         // the one pass short rows of small k and 256 rows of small k.
         assert_eq!(auto(16, 65536, 128), RowSelect);
@@ -1386,6 +1391,7 @@ mod tests {
             .resolve(&small)
         };
         assert_eq!(without(64, 131072, 2048), Radix);
+        assert_eq!(without(1, 262144, 8), Radix);
         assert_eq!(without(1, 65536, 32), OnePass);
         assert_eq!(without(16, 65536, 256), Radix);
     }
