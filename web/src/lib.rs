@@ -69,6 +69,9 @@ async fn checks() -> Result<Vec<String>> {
         (1, 131072, 2048, Strategy::Radix, true, true),
         (64, 4096, 32, Strategy::Auto, true, true),
         (2, 70000, 4096, Strategy::Radix, true, true),
+        (3, 5000, 300, Strategy::RowSelect, true, true),
+        (3, 5000, 300, Strategy::RowSelect, false, true),
+        (1, 131072, 512, Strategy::RowSelect, true, true),
     ] {
         let cfg = TopkConfig {
             rows,
@@ -87,13 +90,14 @@ async fn checks() -> Result<Vec<String>> {
             "MISMATCH"
         };
         // The one pass reads wide tiles (vec4 loads here: n is a multiple of 4) by default.
-        let tiles = if cfg.one_pass() && !wide_tiles {
+        let path = cfg.strategy_on(&ctx);
+        let tiles = if path == Strategy::OnePass && !wide_tiles {
             " 512-entry tiles"
         } else {
             ""
         };
         log.push(format!(
-            "topk {rows}x{n} k={k} {strategy:?}{tiles} sorted={sorted}: {verdict}"
+            "topk {rows}x{n} k={k} {strategy:?} ({path:?}){tiles} sorted={sorted}: {verdict}"
         ));
     }
     let differ = lazy_samples_differ(&ctx).await?;
