@@ -1255,6 +1255,9 @@ fn topk_one_pass_wide(
 //    exact MSB-first radix select over the composite (key, ~index), 8 bits per level and one
 //    read of the row per level, stops at the first level whose bound leaves at most SEL_CAP
 //    entries; on distinct composites that level exists. A second gather collects them.
+// 4. In workgroup memory: the same radix select over the gathered entries finds exactly the
+//    k best, they move to the front, and a bitonic network sorts just those (H200, decode
+//    row: 26 of 54 µs; the gather 13, the sample and floor 4, a lone dispatch ~9).
 // The result is the other paths' exactly: the gathered entries include every entry that
 // comes before the k-th, sorted by the same (key, index) order.
 

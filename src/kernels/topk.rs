@@ -1,7 +1,7 @@
 //! `topk`: exact row-wise top-k of a `[rows, n]` f32 score matrix.
 //!
-//! Two algorithms (see `shaders/topk.wgsl`), chosen per config by [`Strategy`], with identical
-//! results bit for bit:
+//! Three algorithms (see `shaders/shared/topk_body.wgsl`), chosen per config by [`Strategy`],
+//! with identical results bit for bit:
 //! - **Radix** (any k): MSB-first radix select over order-preserving u32 keys, 8 bits per
 //!   pass; each pass histograms every (row, chunk) in its own workgroup and sums the row's
 //!   histogram with atomics, and every workgroup of the next dispatch settles the digit from
@@ -20,6 +20,11 @@
 //!   bests set a key floor for the first tile, the running k-th is refreshed as the row goes,
 //!   appends past the buffer retry after a shrink), f32 scores as vec4s where rows sit on
 //!   quads ([`Loads`]); `wide_tiles: false` gives 512-entry tiles (`topk_one_pass`).
+//! - **Row select** (k ≤ its slots, [`TopkConfig::select_slots`]): one workgroup of up to
+//!   1024 threads per row and one dispatch (`topk_row_select`): a strided sample's floor,
+//!   one read gathering the entries above it into workgroup memory (an exact radix select
+//!   over the row when the sample misjudged it), then the k best selected and sorted there.
+//!   The choice for few rows, large k and long rows (decode).
 //!
 //! Rules, identical in [`crate::reference::topk`]:
 //! - NaN ranks below every number (also below −∞) in both orders: it is only selected when a
