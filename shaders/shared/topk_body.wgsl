@@ -982,6 +982,9 @@ fn load_wide(row: u32, base: u32, len: u32, lid: u32) -> WideTile {
 
 // Bit e set for each entry e of this thread inside the row.
 fn wide_valid(base: u32, len: u32, lid: u32) -> u32 {
+    if (base + WIDE_TILE <= len) {
+        return (1u << WIDE_PER_THREAD) - 1u;
+    }
     var mask = 0u;
     for (var e = 0u; e < WIDE_PER_THREAD; e++) {
         if (wide_col(base, e / 4u, e % 4u, lid) < len) {
@@ -1019,10 +1022,12 @@ fn wide_group_below(v: vec4<f32>, t: f32) -> bool {
     return all(v < vec4<f32>(t));
 }
 
-// The better of `best` and entry (key, col) if `ok`.
+// The better of `best` and entry (key, col) if `ok`. A thread's entries come in column
+// order (both reading orders), so a later entry beats an equal key never: the key alone
+// decides, and an entry beats no entry yet whatever its key (NaN's 0 included).
 fn wide_better(best: vec2<u32>, key: u32, col: u32, ok: bool) -> vec2<u32> {
     let v = vec2<u32>(key, col);
-    return select(best, v, ok && before(v, best));
+    return select(best, v, ok && (key > best.x || best.y == SENTINEL_IDX));
 }
 
 // This thread's best entry among those in `valid` (best.y = SENTINEL_IDX if none).
@@ -1109,6 +1114,7 @@ fn wide_append(tile: WideTile, base: u32, lid: u32, admitted: u32) -> u32 {
 }
 
 var<workgroup> floor_hist: array<atomic<u32>, 256>;
+var<workgroup> floor_block: array<u32, 16>;
 var<workgroup> floor_pick: vec2<u32>;
 
 // Of this thread's seeds (`s0`, `s1`; y = SENTINEL_IDX for none), those whose key's digit
@@ -1130,12 +1136,33 @@ fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, 
         atomicAdd(&floor_hist[(s1.x >> shift) & 255u], 1u);
     }
     workgroupBarrier();
-    // Thread lid takes digit 255 - lid (suffix_count's order).
-    let digit = 255u - lid;
-    let count = atomicLoad(&floor_hist[digit]);
-    let suffix = suffix_count(lid, count);
-    if (suffix >= want && suffix - count < want) {
-        floor_pick = vec2<u32>(digit, want - (suffix - count));
+    // Sixteen threads sum sixteen digits each, from 255 down; the one whose block holds the
+    // digit where the count from the top reaches `want` walks its block for it. One warp's
+    // work and a barrier, where a scan of the 256 bins over every thread took three.
+    if (lid < 16u) {
+        var sum = 0u;
+        for (var i = 0u; i < 16u; i++) {
+            sum += atomicLoad(&floor_hist[255u - (16u * lid + i)]);
+        }
+        floor_block[lid] = sum;
+    }
+    workgroupBarrier();
+    if (lid < 16u) {
+        var above = 0u;
+        for (var b = 0u; b < lid; b++) {
+            above += floor_block[b];
+        }
+        if (above < want && above + floor_block[lid] >= want) {
+            for (var i = 0u; i < 16u; i++) {
+                let digit = 255u - (16u * lid + i);
+                let count = atomicLoad(&floor_hist[digit]);
+                if (above + count >= want) {
+                    floor_pick = vec2<u32>(digit, want - above);
+                    break;
+                }
+                above += count;
+            }
+        }
     }
     return workgroupUniformLoad(&floor_pick);
 }
