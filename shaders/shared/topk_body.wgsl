@@ -928,7 +928,7 @@ fn finish_one_pass(lid: u32, row: u32) {
 //   give a floor: the highest 16-bit key prefix that k seeds reach. k entries of the row
 //   then reach it, so no entry below it can be kept, and it filters the tile as tau does
 //   later: a random row's first tile admits about k entries instead of all of it. The
-//   histograms take about a dozen barriers, where sorting the seeds took 36 to 45.
+//   histograms take eight barriers, where sorting the seeds took 36 to 45.
 // - Entries are offered against tau (or the floor) in (key, index) order. A whole vec4
 //   provably below it as floats skips its keys.
 // - Appends take slots by atomics with no headroom kept: an entry whose slot falls past
