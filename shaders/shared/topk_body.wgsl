@@ -1171,7 +1171,7 @@ fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, 
 // such that `want` (k) seeds have keys ≥ F << 16, so that k entries of the row reach the
 // floor and no entry below it can be among the k best; 0 (no floor) if fewer seeds exist.
 // Two 8-bit histograms of the seeds (each thread's best, and for k > WIDE_ONE_SEED_K its
-// second best) in about a dozen barriers, where sorting the seeds took one per bitonic step
+// second best) in eight barriers, where sorting the seeds took one per bitonic step
 // (36 for 256 seeds). Uniform call.
 fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
     let top = floor_digit(lid, s0, s1, 24u, 0u, want);
