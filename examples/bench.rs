@@ -17,7 +17,7 @@ use knn_attention::kernels::lazy_gumbel::{LazyGumbel, LazySamples};
 use knn_attention::kernels::lev_attention::{LevAttention, LevAttentionConfig};
 use knn_attention::kernels::rng_fill::{Distribution, RngFill, RngKey};
 use knn_attention::kernels::sparse_attention_backward::{BackwardInputs, SparseAttentionBackward};
-use knn_attention::kernels::topk::{Loads, SelectPhase, Strategy, Topk, TopkConfig, TopkInput};
+use knn_attention::kernels::topk::{Loads, ProfilePhase, Strategy, Topk, TopkConfig, TopkInput};
 use knn_attention::kernels::topk_attention::{KPolicy, TopkAttention, TopkAttentionConfig};
 use knn_attention::kernels::topk_baseline::TopkBaseline;
 use knn_attention::reference::rng_fill::rng_fill_f32;
@@ -316,29 +316,42 @@ fn topk_cases(
                 ..row_select
             },
             TopkConfig {
-                select_profile: Some(SelectPhase::Floor),
+                profile: Some(ProfilePhase::Floor),
                 ..row_select
             },
             TopkConfig {
-                select_profile: Some(SelectPhase::Gather),
+                profile: Some(ProfilePhase::Gather),
                 ..row_select
             },
             TopkConfig {
-                select_profile: Some(SelectPhase::Sort),
+                profile: Some(ProfilePhase::Sort),
                 ..row_select
             },
             TopkConfig {
-                select_profile: Some(SelectPhase::Read),
+                profile: Some(ProfilePhase::Read),
                 ..row_select
             },
             TopkConfig {
-                select_profile: Some(SelectPhase::Test),
+                profile: Some(ProfilePhase::Test),
                 ..row_select
             },
             TopkConfig {
                 select_workgroup: Some(512),
-                select_profile: Some(SelectPhase::Gather),
+                profile: Some(ProfilePhase::Gather),
                 ..row_select
+            },
+            // The default one pass's phases.
+            TopkConfig {
+                profile: Some(ProfilePhase::Floor),
+                ..one_pass
+            },
+            TopkConfig {
+                profile: Some(ProfilePhase::Gather),
+                ..one_pass
+            },
+            TopkConfig {
+                profile: Some(ProfilePhase::Sort),
+                ..one_pass
             },
             TopkConfig {
                 sorted: false,
@@ -482,7 +495,7 @@ fn topk_case(
         && !cfg.subgroups
         && cfg.select_cap.is_none()
         && cfg.select_workgroup.is_none()
-        && cfg.select_profile.is_none()
+        && cfg.profile.is_none()
         && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
         .radix_groups
@@ -503,7 +516,7 @@ fn topk_case(
     .filter_map(|(on, label)| on.then_some(label))
     .collect();
     let order = if cfg.sorted { "" } else { " unsorted" };
-    let order = match cfg.select_profile {
+    let order = match cfg.profile {
         Some(phase) => format!("{order} to {phase:?}"),
         None => order.to_string(),
     };

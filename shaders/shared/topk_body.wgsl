@@ -38,6 +38,11 @@ const WG: u32 = 256u;
 const BLOCK: u32 = 2048u;        // elements a local bitonic step holds in workgroup memory (16 KiB,
                                  // the WebGPU minimum limit): k ≤ 2048 sorts in one dispatch
 const SENTINEL_IDX: u32 = 0xFFFFFFFFu;
+// Profiling only (`TopkConfig::profile`): the row select and the wide one pass end after a
+// phase without writing a result: 1 the (first tile's) floor, 2 the gather or the tile loop,
+// 3 the sort; the row select also 4 and 5, after a gather that only reads, or reads and
+// tests. 0 (the default) runs it all.
+override PROFILE_STOP: u32 = 0u;
 const COMPACT_PASS: u32 = 4u;    // topk_compact chooses the last digit, as a fifth pass would
 const KEY_LOADS: u32 = 4u;       // loads a radix thread issues before using the first
 const MAX_RUN: u32 = 16u;        // largest COMPACT_RUN
@@ -908,6 +913,9 @@ fn finish_one_pass(lid: u32, row: u32) {
     if (p.sorted == 0u && kept > 0u) {
         sort_candidates(lid, 0u, kept, true, cand[kept - 1u].x);
     }
+    if (PROFILE_STOP == 3u) {
+        return;
+    }
     for (var slot = lid; slot < p.k; slot += WG) {
         write_slot(row, slot, select(SENTINEL_IDX, cand[slot].y, slot < kept));
     }
@@ -1228,6 +1236,9 @@ fn topk_one_pass_wide(
                 }
             }
             floor = seeds_floor(lid, s0, s1, p.k);
+            if (PROFILE_STOP == 1u) {
+                return;
+            }
         }
         loop {
             // Against tau once full, else against the floor: (floor, SENTINEL_IDX) admits
@@ -1263,6 +1274,9 @@ fn topk_one_pass_wide(
             full = true;
         }
     }
+    if (PROFILE_STOP == 2u) {
+        return;
+    }
     finish_one_pass(lid, row);
 }
 
@@ -1293,10 +1307,6 @@ override SEL_WG: u32 = 256u;   // threads (256, 512 or 1024: the host's choice)
 // limit, at most 4096; the small default keeps the module within WebGPU's default 16 KiB).
 override SEL_CAP: u32 = 512u;
 const SEL_LEVELS: u32 = 8u;     // 8-bit digits of the 64-bit composite (key, ~index)
-// Profiling only (`TopkConfig::select_profile`): 1, 2, 3 end the kernel after the floor, the
-// gather and the sort, without writing a result; 4 and 5 after a gather that only reads, or
-// reads and tests; 0 (the default) runs it all.
-override SEL_STOP: u32 = 0u;
 
 var<workgroup> sel_cand: array<vec2<u32>, SEL_CAP>;
 var<workgroup> sel_count: atomic<u32>;
@@ -1585,17 +1595,17 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
     }
     workgroupBarrier();
     let t = key_value(lb.x);
-    // Profiling (SEL_STOP 4, 5): the reads alone, and the reads and tests without appends.
+    // Profiling (PROFILE_STOP 4, 5): the reads alone, and the reads and tests without appends.
     var probe = 0u;
     for (var base = 0u; base < len; base += sel_tile_entries()) {
         let tile = sel_load(row, base, len, lid);
-        if (SEL_STOP == 4u) {
+        if (PROFILE_STOP == 4u) {
             let v = max(max(tile.g0, tile.g1), max(tile.g2, tile.g3));
             probe = max(probe, order_key(max(max(v.x, v.y), max(v.z, v.w))));
             continue;
         }
         var left = sel_passing_tile(tile, base, len, lid, lb, t);
-        if (SEL_STOP == 5u) {
+        if (PROFILE_STOP == 5u) {
             probe += countOneBits(left);
             continue;
         }
@@ -1611,7 +1621,7 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>) -> u32 {
             }
         }
     }
-    if (SEL_STOP >= 4u) {
+    if (PROFILE_STOP >= 4u) {
         atomicMax(&sel_count, probe);
     }
     return workgroupUniformLoad(&sel_count);
@@ -1727,18 +1737,18 @@ fn topk_row_select(
         let aim = clamp(((want + SEL_CAP) / 2u) >> shift, 1u, ns);
         lb = vec2<u32>(sel_floor(lid, ns, aim), 0u);
     }
-    if (SEL_STOP == 1u) {
+    if (PROFILE_STOP == 1u) {
         return;
     }
     var m = sel_gather(row, len, lid, lb);
-    if (SEL_STOP >= 4u) {
+    if (PROFILE_STOP >= 4u) {
         return;
     }
     if (m < want || m > SEL_CAP) {
         lb = sel_levels(row, len, lid, want);
         m = sel_gather(row, len, lid, lb);
     }
-    if (SEL_STOP == 2u) {
+    if (PROFILE_STOP == 2u) {
         return;
     }
     // Keep exactly the best `want`, then sort just those: a network on 2048 entries takes 66
@@ -1759,7 +1769,7 @@ fn topk_row_select(
         }
         sel_sort(lid, want, true, workgroupUniformLoad(&sel_count));
     }
-    if (SEL_STOP == 3u) {
+    if (PROFILE_STOP == 3u) {
         return;
     }
     for (var slot = lid; slot < p.k; slot += SEL_WG) {

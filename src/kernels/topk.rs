@@ -235,25 +235,27 @@ pub struct TopkConfig {
     /// Threads of a [`Strategy::RowSelect`] workgroup: 256, 512 or 1024 within the device's
     /// limits (`None`: the largest). Results are identical for any value.
     pub select_workgroup: Option<u32>,
-    /// Profiling only: the row select ends after this phase, leaving its outputs unwritten
-    /// (the bench's phase breakdown). `None` (the default) runs it all.
+    /// Profiling only: the row select, or the wide one pass (floor, tile loop, sort), ends
+    /// after this phase, leaving its outputs unwritten (the bench's phase breakdown). `None`
+    /// (the default) runs it all.
     #[doc(hidden)]
-    pub select_profile: Option<SelectPhase>,
+    pub profile: Option<ProfilePhase>,
 }
 
-/// Where a profiled row select ends ([`TopkConfig::select_profile`]).
+/// Where a profiled row select or wide one pass ends ([`TopkConfig::profile`]).
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SelectPhase {
-    /// After the sample's floor.
+pub enum ProfilePhase {
+    /// After the sample's floor (the one pass: its first tile's seeds' floor).
     Floor = 1,
-    /// After gathering the candidates (and the exact levels where the floor missed).
+    /// After gathering the candidates and the exact levels where the floor missed (the one
+    /// pass: its loop over the tiles).
     Gather = 2,
-    /// After sorting them.
+    /// After sorting them (the one pass: its last shrink).
     Sort = 3,
-    /// After a gather that only reads the row.
+    /// The row select only: after a gather that only reads the row.
     Read = 4,
-    /// After a gather that reads and tests the row, appending nothing.
+    /// The row select only: after a gather that reads and tests the row, appending nothing.
     Test = 5,
 }
 
@@ -276,7 +278,7 @@ impl Default for TopkConfig {
             wide_tiles: true,
             select_cap: None,
             select_workgroup: None,
-            select_profile: None,
+            profile: None,
         }
     }
 }
@@ -461,12 +463,15 @@ impl TopkConfig {
     /// The one pass's pipeline constants: the wide tiles skip the prefetch of a next tile
     /// where every row is one tile (`WIDE_PREFETCH`).
     fn one_pass_constants(&self) -> Vec<(&'static str, f64)> {
+        let mut constants = Vec::new();
         if self.wide_tiles {
             let prefetch = self.n > wgsl::topk::WIDE_TILE as usize;
-            vec![("WIDE_PREFETCH", prefetch as u32 as f64)]
-        } else {
-            Vec::new()
+            constants.push(("WIDE_PREFETCH", prefetch as u32 as f64));
         }
+        if let Some(phase) = self.profile {
+            constants.push(("PROFILE_STOP", phase as u32 as f64));
+        }
+        constants
     }
 
     /// The one pass's entry point: 512-entry tiles, or 4096-entry ones with `wide_tiles`.
@@ -915,10 +920,7 @@ impl Topk {
             let constants = [
                 ("SEL_WG", cfg.select_threads(ctx.limits())? as f64),
                 ("SEL_CAP", cfg.select_slots(ctx)? as f64),
-                (
-                    "SEL_STOP",
-                    cfg.select_profile.map_or(0, |p| p as u32) as f64,
-                ),
+                ("PROFILE_STOP", cfg.profile.map_or(0, |p| p as u32) as f64),
             ];
             Pipelines::RowSelect(module.pipeline_with_constants(
                 ctx,
