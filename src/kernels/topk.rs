@@ -62,9 +62,10 @@ pub type ScoreType = ElemType;
 /// Largest k of the one-pass path (512: its candidate buffer holds k plus one 512-entry tile).
 pub const ONE_PASS_MAX_K: usize = (wgsl::topk::ONE_PASS_CAP - wgsl::topk::ONE_PASS_TILE) as usize;
 
-/// `Strategy::Auto`'s choice, read off the H200 sweeps of 2026-11-27 (`bench --kernel
-/// topk_sweep`: 105 shapes of rows × n × k, every path timed, the library's default shader
-/// checks). The one pass gives each row one workgroup, so it wins where enough rows fill the
+/// One pass or radix: `Strategy::Auto`'s choice where the row select cannot run (and its
+/// whole choice before the row select existed), read off the H200 sweeps of 2026-11-27
+/// (`bench --kernel topk_sweep`: 105 shapes of rows × n × k, every path timed, the
+/// library's default shader checks). The one pass gives each row one workgroup, so it wins where enough rows fill the
 /// GPU, or rows are short enough to finish before radix's ~45 µs of dependent dispatches;
 /// radix spreads a long row over many workgroups and wins for few long rows (decode).
 /// Against the wide one pass (the default: its seeds' floor, refreshed tau and one atomic
