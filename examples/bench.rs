@@ -295,10 +295,25 @@ fn topk_cases(
             ..cfg
         };
         // The row select with the device's largest workgroup, unsorted, and at 512 and 256
-        // threads (each where the device has them).
+        // threads (each where the device has them); it and the default one pass also to each
+        // profiling phase (the one pass has the first three).
         let row_select = TopkConfig {
             strategy: Strategy::RowSelect,
             ..cfg
+        };
+        use ProfilePhase::{Floor, Gather, Read, Sort, Test};
+        let profiled = |base: TopkConfig, phases: &[ProfilePhase]| {
+            phases
+                .iter()
+                .map(|&p| TopkConfig {
+                    profile: Some(p),
+                    ..base
+                })
+                .collect::<Vec<_>>()
+        };
+        let row_select_512 = TopkConfig {
+            select_workgroup: Some(512),
+            ..row_select
         };
         let variants = [
             radix,
@@ -307,52 +322,17 @@ fn topk_cases(
                 sorted: false,
                 ..row_select
             },
-            TopkConfig {
-                select_workgroup: Some(512),
-                ..row_select
-            },
+            row_select_512,
             TopkConfig {
                 select_workgroup: Some(256),
                 ..row_select
             },
-            TopkConfig {
-                profile: Some(ProfilePhase::Floor),
-                ..row_select
-            },
-            TopkConfig {
-                profile: Some(ProfilePhase::Gather),
-                ..row_select
-            },
-            TopkConfig {
-                profile: Some(ProfilePhase::Sort),
-                ..row_select
-            },
-            TopkConfig {
-                profile: Some(ProfilePhase::Read),
-                ..row_select
-            },
-            TopkConfig {
-                profile: Some(ProfilePhase::Test),
-                ..row_select
-            },
-            TopkConfig {
-                select_workgroup: Some(512),
-                profile: Some(ProfilePhase::Gather),
-                ..row_select
-            },
-            // The default one pass's phases.
-            TopkConfig {
-                profile: Some(ProfilePhase::Floor),
-                ..one_pass
-            },
-            TopkConfig {
-                profile: Some(ProfilePhase::Gather),
-                ..one_pass
-            },
-            TopkConfig {
-                profile: Some(ProfilePhase::Sort),
-                ..one_pass
-            },
+        ]
+        .into_iter()
+        .chain(profiled(row_select, &[Floor, Gather, Sort, Read, Test]))
+        .chain(profiled(row_select_512, &[Gather]))
+        .chain(profiled(one_pass, &[Floor, Gather, Sort]))
+        .chain([
             TopkConfig {
                 sorted: false,
                 ..radix
@@ -381,8 +361,7 @@ fn topk_cases(
                 subgroups: true,
                 ..one_pass
             },
-        ]
-        .into_iter()
+        ])
         .chain(radix_groups.iter().map(|&g| TopkConfig {
             radix_groups: Some(g),
             ..radix

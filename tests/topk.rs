@@ -94,16 +94,6 @@ fn one_pass_variants() -> [Variant; 5] {
     ]
 }
 
-/// `cfg` as row-select variant `v` runs it.
-fn row_select_config(cfg: &TopkConfig, v: Variant) -> TopkConfig {
-    TopkConfig {
-        strategy: Strategy::RowSelect,
-        select_cap: v.select_cap,
-        select_workgroup: v.select_workgroup,
-        ..*cfg
-    }
-}
-
 /// The largest `TopkConfig::sort_workgroup` this device can run.
 fn largest_sort_workgroup(ctx: &GpuContext) -> u32 {
     let l = ctx.limits();
@@ -128,8 +118,24 @@ struct Variant {
     select_workgroup: Option<u32>,
 }
 
-/// Each variant of `cfg` (one pass only where k allows, quads only where the rows allow)
-/// matches the reference, and all agree.
+/// `cfg` as variant `v` runs it.
+fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
+    TopkConfig {
+        strategy: v.strategy,
+        subgroups: v.subgroups,
+        radix_groups: v.radix_groups,
+        sort_workgroup: v.sort_workgroup,
+        loads: v.loads,
+        rank_sort: v.rank_sort,
+        wide_tiles: v.wide_tiles,
+        select_cap: v.select_cap,
+        select_workgroup: v.select_workgroup,
+        ..cfg
+    }
+}
+
+/// Each variant of `cfg` (one pass only where k allows, quads only where the rows allow, the
+/// row select only where the device has the slots) matches the reference, and all agree.
 fn check_variants(
     ctx: &GpuContext,
     cfg: TopkConfig,
@@ -142,24 +148,13 @@ fn check_variants(
     for &v in variants {
         if v.strategy == Strategy::OnePass && cfg.k > ONE_PASS_MAX_K
             || v.strategy == Strategy::RowSelect
-                && row_select_config(&cfg, v).select_slots(ctx).is_err()
+                && variant_config(cfg, v).select_slots(ctx).is_err()
             || v.loads == Loads::Vec4
                 && (!cfg.n.is_multiple_of(4) || !cfg.stride().is_multiple_of(4))
         {
             continue;
         }
-        let c = TopkConfig {
-            strategy: v.strategy,
-            subgroups: v.subgroups,
-            radix_groups: v.radix_groups,
-            sort_workgroup: v.sort_workgroup,
-            loads: v.loads,
-            rank_sort: v.rank_sort,
-            wide_tiles: v.wide_tiles,
-            select_cap: v.select_cap,
-            select_workgroup: v.select_workgroup,
-            ..cfg
-        };
+        let c = variant_config(cfg, v);
         results.push(check_one(ctx, c, scores, lengths, &format!("{what} {v:?}")));
     }
     for r in &results[1..] {

@@ -1467,16 +1467,22 @@ fn sel_with_digit(prefix: vec2<u32>, level: u32, digit: u32) -> vec2<u32> {
     return select(vec2<u32>(prefix.x | d, prefix.y), vec2<u32>(prefix.x, prefix.y | d), level >= 4u);
 }
 
-// Counts the digit at `level` of this thread's entries in group g whose composite matches
-// `prefix` on the bits decided before it.
+// Counts the digit at `level` of the composite (key, inv = ~index) if it matches `prefix` on
+// the bits decided before that level (`masks`, sel_masks(level)).
+fn sel_count_matching(key: u32, inv: u32, prefix: vec2<u32>, masks: vec2<u32>, level: u32, lid: u32) {
+    if ((key & masks.x) == prefix.x && (inv & masks.y) == prefix.y) {
+        sel_count_digit(sel_digit(key, inv, level), lid);
+    }
+}
+
+// sel_count_matching for this thread's entries of group g that lie in the row.
 fn sel_hist_group(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, prefix: vec2<u32>, level: u32) {
     let masks = sel_masks(level);
     let keys = order_keys(v);
     for (var c = 0u; c < 4u; c++) {
         let col = sel_col(base, 4u * g + c, lid);
-        let inv = ~col;
-        if (col < len && (keys[c] & masks.x) == prefix.x && (inv & masks.y) == prefix.y) {
-            sel_count_digit(sel_digit(keys[c], inv, level), lid);
+        if (col < len) {
+            sel_count_matching(keys[c], ~col, prefix, masks, level, lid);
         }
     }
 }
@@ -1514,7 +1520,7 @@ fn sel_passing(v: vec4<f32>, base: u32, g: u32, len: u32, lid: u32, lb: vec2<u32
     var bits = 0u;
     for (var c = 0u; c < 4u; c++) {
         let col = sel_col(base, 4u * g + c, lid);
-        if (col < len && (keys[c] > lb.x || (keys[c] == lb.x && ~col >= lb.y))) {
+        if (col < len && sel_in(vec2<u32>(keys[c], col), lb)) {
             bits |= 1u << (4u * g + c);
         }
     }
@@ -1640,10 +1646,7 @@ fn sel_top(lid: u32, m: u32, want: u32) -> vec2<u32> {
         let masks = sel_masks(level);
         for (var i = lid; i < m; i += SEL_WG) {
             let e = sel_cand[i];
-            let inv = ~e.y;
-            if ((e.x & masks.x) == prefix.x && (inv & masks.y) == prefix.y) {
-                sel_count_digit(sel_digit(e.x, inv, level), lid);
-            }
+            sel_count_matching(e.x, ~e.y, prefix, masks, level, lid);
         }
         let pick = sel_choose(lid, left);
         left -= pick.y;
@@ -1655,6 +1658,7 @@ fn sel_top(lid: u32, m: u32, want: u32) -> vec2<u32> {
     return prefix;
 }
 
+// Whether entry (key, index) `e`'s composite (key, ~index) is ≥ lb.
 fn sel_in(e: vec2<u32>, lb: vec2<u32>) -> bool {
     return e.x > lb.x || (e.x == lb.x && ~e.y >= lb.y);
 }

@@ -65,9 +65,10 @@ pub const ONE_PASS_MAX_K: usize = (wgsl::topk::ONE_PASS_CAP - wgsl::topk::ONE_PA
 /// One pass or radix: `Strategy::Auto`'s choice where the row select cannot run (and its
 /// whole choice before the row select existed), read off the H200 sweeps of 2026-11-27
 /// (`bench --kernel topk_sweep`: 105 shapes of rows × n × k, every path timed, the
-/// library's default shader checks). The one pass gives each row one workgroup, so it wins where enough rows fill the
-/// GPU, or rows are short enough to finish before radix's ~45 µs of dependent dispatches;
-/// radix spreads a long row over many workgroups and wins for few long rows (decode).
+/// library's default shader checks). The one pass gives each row one workgroup, so it wins
+/// where enough rows fill the GPU, or rows are short enough to finish before radix's ~45 µs
+/// of dependent dispatches; radix spreads a long row over many workgroups and wins for few
+/// long rows (decode).
 /// Against the wide one pass (the default: its seeds' floor, refreshed tau and one atomic
 /// per thread's appends; the last sweep of 2026-11-27) this picks the faster path in all
 /// 105 (in the sweep before the batched appends, it was 0.6 µs off once); against the 512-entry
@@ -128,7 +129,7 @@ fn auto_strategy(rows: usize, n: usize, k: usize, wide_tiles: bool, row_select: 
     }
 }
 
-/// Which algorithm [`Topk`] uses; both give the same bits.
+/// Which algorithm [`Topk`] uses; all give the same bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
     /// Measured on an H200 (see `auto_strategy`): the row select for few rows, large k or
@@ -636,7 +637,6 @@ fn max_workgroup(l: &wgpu::Limits) -> u32 {
 struct Plan {
     /// The algorithm (never Auto).
     strategy: Strategy,
-    one_pass: bool,
     chunk: usize,
     chunks: usize,
     sort_size: usize,
@@ -647,6 +647,10 @@ struct Plan {
 }
 
 impl Plan {
+    fn one_pass(&self) -> bool {
+        self.strategy == Strategy::OnePass
+    }
+
     /// Consecutive entries a compaction thread takes per tile (`COMPACT_RUN`): chunk / 512,
     /// 1 to 16 (`MAX_RUN`, the size of the shader's key array). A GPU's chunk of 1024 to
     /// 8192 entries is 2 tiles whose threads each keep chunk / 512 loads in flight, next to
@@ -674,9 +678,8 @@ impl Plan {
         let chunk = chunk.min(MAX_CHUNK).min(n.next_multiple_of(WG)).max(lower);
         let chunks = n.div_ceil(chunk);
         let strategy = cfg.resolve(limits);
-        let one_pass = strategy == Strategy::OnePass;
         // The one pass and the row select need no scratch.
-        let no_scratch = one_pass || strategy == Strategy::RowSelect;
+        let no_scratch = matches!(strategy, Strategy::OnePass | Strategy::RowSelect);
         let (sort_size, work_per_row) = if no_scratch {
             (2, 1)
         } else {
@@ -720,7 +723,6 @@ impl Plan {
         }
         Ok(Plan {
             strategy,
-            one_pass,
             chunk,
             chunks,
             sort_size,
@@ -895,9 +897,9 @@ impl Topk {
         let step_layout = shader::bind_group_layout(ctx, "topk.step", &[Uniform]);
         let main = shader::pipeline_layout(ctx, "topk", &[&layout]);
         let with_step = shader::pipeline_layout(ctx, "topk.step", &[&layout, &step_layout]);
-        let subgroup_tier = cfg.subgroups && plan.one_pass && ctx.capabilities().subgroups;
+        let subgroup_tier = cfg.subgroups && plan.one_pass() && ctx.capabilities().subgroups;
         let module = match cfg.scores {
-            ScoreType::F32 if plan.one_pass && cfg.vec4_loads() => {
+            ScoreType::F32 if plan.one_pass() && cfg.vec4_loads() => {
                 Module::new(ctx, "topk_quad", shader::sources::TOPK_QUAD, Tier::Core)?
             }
             ScoreType::F32 if subgroup_tier => Module::new(
@@ -929,7 +931,7 @@ impl Topk {
                 Some(&main),
                 &constants,
             )?)
-        } else if plan.one_pass {
+        } else if plan.one_pass() {
             Pipelines::OnePass {
                 pipeline: module.pipeline_with_constants(
                     ctx,
@@ -1101,7 +1103,7 @@ impl Topk {
             input.offset,
             input.lengths.map(|l| l.len()),
         )?;
-        if cfg.loads == Loads::Vec4 && self.plan.one_pass && !input.offset.is_multiple_of(4) {
+        if cfg.loads == Loads::Vec4 && self.plan.one_pass() && !input.offset.is_multiple_of(4) {
             return Err(Error::shape(
                 "offset",
                 "a multiple of 4 with Loads::Vec4",
@@ -1201,8 +1203,8 @@ impl Topk {
     }
 
     /// The dispatches of one row batch. One pass: one (`scalar` in place of the kernel's
-    /// pipeline where given). Row select: one. Radix: 4 histogram passes, compact, then the sort (whose last
-    /// step writes the outputs), the rank sort, or, unsorted, finalize.
+    /// pipeline where given). Row select: one. Radix: 4 histogram passes, compact, then the
+    /// sort (whose last step writes the outputs), the rank sort, or, unsorted, finalize.
     fn stages<'s>(
         &'s self,
         bg: &'s wgpu::BindGroup,
@@ -1357,15 +1359,16 @@ mod tests {
                 }
             }
         }
-        let auto = |rows, n, k| {
+        let auto_on = |limits, rows, n, k| {
             TopkConfig {
                 rows,
                 n,
                 k,
                 ..Default::default()
             }
-            .resolve(&h200)
+            .resolve(limits)
         };
+        let auto = |rows, n, k| auto_on(&h200, rows, n, k);
         use Strategy::{OnePass, Radix, RowSelect};
         // The shapes.
         assert_eq!(auto(1, 131072, 2048), RowSelect);
@@ -1389,15 +1392,7 @@ mod tests {
         assert_eq!(auto(256, 16384, 128), OnePass);
         assert_eq!(auto(256, 4096, 512), RowSelect);
         // Without room for the row select, the rule before it.
-        let without = |rows, n, k| {
-            TopkConfig {
-                rows,
-                n,
-                k,
-                ..Default::default()
-            }
-            .resolve(&small)
-        };
+        let without = |rows, n, k| auto_on(&small, rows, n, k);
         assert_eq!(without(64, 131072, 2048), Radix);
         assert_eq!(without(1, 262144, 8), Radix);
         assert_eq!(without(1, 65536, 32), OnePass);
