@@ -362,6 +362,12 @@ fn topk_cases(
                 ..one_pass
             },
         ])
+        // The wide one pass taking 2, 4 and 8 rows per workgroup, the next row loaded ahead
+        // ("r=<rows>").
+        .chain([2, 4, 8].map(|r| TopkConfig {
+            wide_rows: Some(r),
+            ..one_pass
+        }))
         .chain(radix_groups.iter().map(|&g| TopkConfig {
             radix_groups: Some(g),
             ..radix
@@ -474,6 +480,7 @@ fn topk_case(
         && !cfg.subgroups
         && cfg.select_cap.is_none()
         && cfg.select_workgroup.is_none()
+        && cfg.wide_rows.is_none()
         && cfg.profile.is_none()
         && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
@@ -481,6 +488,10 @@ fn topk_case(
         .map_or(String::new(), |g| format!(" g={g}"));
     let groups = match cfg.sort_workgroup.or(cfg.select_workgroup) {
         Some(t) => format!("{groups} t={t}"),
+        None => groups,
+    };
+    let groups = match cfg.wide_rows {
+        Some(r) => format!("{groups} r={r}"),
         None => groups,
     };
     let one_pass = cfg.strategy_on(ctx) == Strategy::OnePass;

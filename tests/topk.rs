@@ -65,7 +65,8 @@ fn row_select_variants() -> [Variant; 2] {
 
 /// The one pass in 512-entry tiles with the core append, with the subgroup append (where
 /// the adapter has subgroups; otherwise the same core kernel again) and reading quads, and in
-/// wide tiles (the default) of scalars and of quads.
+/// wide tiles (the default) of scalars, three rows per workgroup (an empty row first, in the
+/// middle or last of its group in the ragged test), and of quads.
 fn one_pass_variants() -> [Variant; 5] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
@@ -84,6 +85,7 @@ fn one_pass_variants() -> [Variant; 5] {
         },
         Variant {
             wide_tiles: true,
+            wide_rows: Some(3),
             ..one_pass
         },
         Variant {
@@ -114,6 +116,7 @@ struct Variant {
     rank_sort: bool,
     /// False (512-entry tiles) unless a variant says otherwise, unlike `TopkConfig`.
     wide_tiles: bool,
+    wide_rows: Option<u32>,
     select_cap: Option<u32>,
     select_workgroup: Option<u32>,
 }
@@ -128,6 +131,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         loads: v.loads,
         rank_sort: v.rank_sort,
         wide_tiles: v.wide_tiles,
+        wide_rows: v.wide_rows,
         select_cap: v.select_cap,
         select_workgroup: v.select_workgroup,
         ..cfg

@@ -1190,94 +1190,119 @@ fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
     return (top.x << 24u) | (next.x << 16u);
 }
 
+// Consecutive rows one workgroup takes (the host's `TopkConfig::wide_rows`), each loaded
+// while the one before is worked on: a one-tile row (n ≤ WIDE_TILE) otherwise waits for its
+// loads before doing anything, and its workgroup's start and end are paid per row.
+override WIDE_ROWS: u32 = 1u;
+
 @compute @workgroup_size(WG)
 fn topk_one_pass_wide(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = linear_workgroup(wid, nwg);
-    if (row >= p.rows) {
+    let first = linear_workgroup(wid, nwg) * WIDE_ROWS;
+    if (first >= p.rows) {
         return;
     }
-    empty_candidates(lid);
-    let len = row_len(row);
-    var ahead = load_wide(row, 0u, len, lid);
-    // Uniform: the candidate count, and whether the running top-k holds k entries.
-    var count = 0u;
-    var full = false;
-    for (var base = 0u; base < len; base += WIDE_TILE) {
-        var tile = ahead;
-        if (WIDE_PREFETCH) {
-            ahead = load_wide(row, base + WIDE_TILE, len, lid);
-        } else if (base > 0u) {
-            tile = load_wide(row, base, len, lid);
-        }
-        var pending = wide_valid(base, len, lid);
-        // Before the running top-k is full, the tile's seeds set a floor (tau's role until
-        // then): each thread's best entry, and for k > WIDE_ONE_SEED_K its second best. A
-        // loop, not two copies of wide_best: with the second copy inlined, Chrome's
-        // SwiftShader never finished the kernel (the web check hung until the device was lost).
-        var floor = 0u;
-        if (!full) {
-            var s0 = vec2<u32>(0u, SENTINEL_IDX);
-            var s1 = s0;
-            var left = pending;
-            let rounds = select(1u, 2u, p.k > WIDE_ONE_SEED_K);
-            for (var m = 0u; m < rounds; m++) {
-                let best = wide_best(tile, base, left, lid);
-                if (best.y != SENTINEL_IDX) {
-                    left &= ~(1u << wide_entry(best.y, base, lid));
+    let end = min(first + WIDE_ROWS, p.rows);
+    var len = row_len(first);
+    var ahead = load_wide(first, 0u, len, lid);
+    for (var row = first; row < end; row++) {
+        empty_candidates(lid);
+        // Uniform: the candidate count, and whether the running top-k holds k entries.
+        var count = 0u;
+        var full = false;
+        for (var base = 0u; base < len; base += WIDE_TILE) {
+            var tile = ahead;
+            if (WIDE_PREFETCH) {
+                // The next tile: this row's, else the next row's first (none past the last).
+                let more = base + WIDE_TILE < len;
+                let next = select(row + 1u, row, more);
+                var next_len = len;
+                if (!more) {
+                    next_len = select(0u, row_len(min(next, end - 1u)), next < end);
                 }
-                if (m == 0u) {
-                    s0 = best;
-                } else {
-                    s1 = best;
+                ahead = load_wide(next, select(0u, base + WIDE_TILE, more), next_len, lid);
+            } else if (base > 0u || row > first) {
+                tile = load_wide(row, base, len, lid);
+            }
+            var pending = wide_valid(base, len, lid);
+            // Before the running top-k is full, the tile's seeds set a floor (tau's role until
+            // then): each thread's best entry, and for k > WIDE_ONE_SEED_K its second best. A
+            // loop, not two copies of wide_best: with the second copy inlined, Chrome's
+            // SwiftShader never finished the kernel (the web check hung until the device was
+            // lost).
+            var floor = 0u;
+            if (!full) {
+                var s0 = vec2<u32>(0u, SENTINEL_IDX);
+                var s1 = s0;
+                var left = pending;
+                let rounds = select(1u, 2u, p.k > WIDE_ONE_SEED_K);
+                for (var m = 0u; m < rounds; m++) {
+                    let best = wide_best(tile, base, left, lid);
+                    if (best.y != SENTINEL_IDX) {
+                        left &= ~(1u << wide_entry(best.y, base, lid));
+                    }
+                    if (m == 0u) {
+                        s0 = best;
+                    } else {
+                        s1 = best;
+                    }
+                }
+                floor = seeds_floor(lid, s0, s1, p.k);
+                if (PROFILE_STOP == 1u) {
+                    return;
                 }
             }
-            floor = seeds_floor(lid, s0, s1, p.k);
-            if (PROFILE_STOP == 1u) {
-                return;
+            loop {
+                // Against tau once full, else against the floor: (floor, SENTINEL_IDX) admits
+                // exactly the keys ≥ floor.
+                let tau = select(vec2<u32>(floor, SENTINEL_IDX), cand_tau, full);
+                let gate = full || floor != 0u;
+                let t = key_value(tau.x);
+                // Entries tau does not admit never will be (it only rises): only admitted ones
+                // that find no slot stay pending.
+                let admitted = wide_admitted_group(pending, tile.g0, base, 0u, lid, tau, t, gate)
+                    | wide_admitted_group(pending, tile.g1, base, 1u, lid, tau, t, gate)
+                    | wide_admitted_group(pending, tile.g2, base, 2u, lid, tau, t, gate)
+                    | wide_admitted_group(pending, tile.g3, base, 3u, lid, tau, t, gate);
+                pending = wide_append(tile, base, lid, admitted);
+                count = candidates_now();
+                if (count <= ONE_PASS_CAP) {
+                    break;
+                }
+                // Overflow: keep the best k of the full buffer, then offer what is left again.
+                shrink_candidates(lid, ONE_PASS_CAP);
+                count = p.k;
+                full = true;
+            }
+            // As the 512-entry pass does: shrink as soon as k candidates exist, so that tau
+            // filters the next tile; and once max(k, WIDE_REFRESH) more have arrived, so that
+            // tau keeps up with the row (a tau fixed at the first tile's k-th best admits
+            // about k entries from every later tile, where a fresh one admits about k / tiles
+            // seen).
+            let first_full = !full && count >= p.k;
+            let refresh = full && count >= p.k + max(p.k, WIDE_REFRESH);
+            if ((first_full || refresh) && base + WIDE_TILE < len) {
+                shrink_candidates(lid, count);
+                count = p.k;
+                full = true;
             }
         }
-        loop {
-            // Against tau once full, else against the floor: (floor, SENTINEL_IDX) admits
-            // exactly the keys ≥ floor.
-            let tau = select(vec2<u32>(floor, SENTINEL_IDX), cand_tau, full);
-            let gate = full || floor != 0u;
-            let t = key_value(tau.x);
-            // Entries tau does not admit never will be (it only rises): only admitted ones
-            // that find no slot stay pending.
-            let admitted = wide_admitted_group(pending, tile.g0, base, 0u, lid, tau, t, gate)
-                | wide_admitted_group(pending, tile.g1, base, 1u, lid, tau, t, gate)
-                | wide_admitted_group(pending, tile.g2, base, 2u, lid, tau, t, gate)
-                | wide_admitted_group(pending, tile.g3, base, 3u, lid, tau, t, gate);
-            pending = wide_append(tile, base, lid, admitted);
-            count = candidates_now();
-            if (count <= ONE_PASS_CAP) {
-                break;
-            }
-            // Overflow: keep the best k of the full buffer, then offer what is left again.
-            shrink_candidates(lid, ONE_PASS_CAP);
-            count = p.k;
-            full = true;
+        if (PROFILE_STOP == 2u) {
+            return;
         }
-        // As the 512-entry pass does: shrink as soon as k candidates exist, so that tau
-        // filters the next tile; and once max(k, WIDE_REFRESH) more have arrived, so that
-        // tau keeps up with the row (a tau fixed at the first tile's k-th best admits about
-        // k entries from every later tile, where a fresh one admits about k / tiles seen).
-        let first_full = !full && count >= p.k;
-        let refresh = full && count >= p.k + max(p.k, WIDE_REFRESH);
-        if ((first_full || refresh) && base + WIDE_TILE < len) {
-            shrink_candidates(lid, count);
-            count = p.k;
-            full = true;
+        finish_one_pass(lid, row);
+        if (row + 1u < end) {
+            // An empty row read no tile, so it loaded none ahead either.
+            let had_tile = len > 0u;
+            len = row_len(row + 1u);
+            if (WIDE_PREFETCH && !had_tile) {
+                ahead = load_wide(row + 1u, 0u, len, lid);
+            }
         }
     }
-    if (PROFILE_STOP == 2u) {
-        return;
-    }
-    finish_one_pass(lid, row);
 }
 
 // ---- Row select (topk_row_select, `Strategy::RowSelect`) ----

@@ -62,6 +62,9 @@ pub type ScoreType = ElemType;
 /// Largest k of the one-pass path (512: its candidate buffer holds k plus one 512-entry tile).
 pub const ONE_PASS_MAX_K: usize = (wgsl::topk::ONE_PASS_CAP - wgsl::topk::ONE_PASS_TILE) as usize;
 
+/// Most rows one wide one-pass workgroup takes ([`TopkConfig::wide_rows`]).
+pub const MAX_WIDE_ROWS: u32 = 64;
+
 /// One pass or radix: `Strategy::Auto`'s choice where the row select cannot run (and its
 /// whole choice before the row select existed), read off the H200 sweeps of 2026-11-27
 /// (`bench --kernel topk_sweep`: 105 shapes of rows × n × k, every path timed, the
@@ -228,6 +231,13 @@ pub struct TopkConfig {
     /// 2 % (k = 32) and 5 % (k = 256), and by up to 20 % on such many-row shapes against
     /// scalar wide loads. The radix path ignores it; results are identical either way.
     pub wide_tiles: bool,
+    /// Consecutive rows one wide one-pass workgroup takes in turn (1 to [`MAX_WIDE_ROWS`];
+    /// `None`: 1), loading each row's first tile while the row before is worked on. Meant for
+    /// many short rows (65536 × 4096), where a one-tile row otherwise waits for its loads
+    /// before any work and pays a workgroup's start and end; costs the registers of a
+    /// second tile. Unmeasured on a GPU so far, hence off by default. A tuning knob: results
+    /// are identical for any value; the 512-entry tiles and the other paths ignore it.
+    pub wide_rows: Option<u32>,
     /// [`Strategy::RowSelect`]'s candidate slots per row, a power of two from 256 to 4096
     /// within the device's workgroup memory (`None`: the largest that fits, at most 4096);
     /// k may not exceed it. Fewer slots make the sample's floor miss more often (then the
@@ -278,6 +288,7 @@ impl Default for TopkConfig {
             loads: Loads::Auto,
             rank_sort: false,
             wide_tiles: true,
+            wide_rows: None,
             select_cap: None,
             select_workgroup: None,
             profile: None,
@@ -305,6 +316,15 @@ impl TopkConfig {
                 "k",
                 format!("≤ {ONE_PASS_MAX_K} with Strategy::OnePass"),
                 self.k,
+            ));
+        }
+        if let Some(r) = self.wide_rows
+            && !(1..=MAX_WIDE_ROWS).contains(&r)
+        {
+            return Err(Error::shape(
+                "wide_rows",
+                format!("1 to {MAX_WIDE_ROWS}"),
+                r,
             ));
         }
         if self.radix_groups == Some(0) {
@@ -462,13 +482,25 @@ impl TopkConfig {
         }
     }
 
+    /// Rows per wide one-pass workgroup ([`TopkConfig::wide_rows`]).
+    fn rows_per_group(&self) -> usize {
+        if self.wide_tiles {
+            self.wide_rows.unwrap_or(1) as usize
+        } else {
+            1
+        }
+    }
+
     /// The one pass's pipeline constants: the wide tiles skip the prefetch of a next tile
-    /// where every row is one tile (`WIDE_PREFETCH`).
+    /// where every row is one tile and a workgroup takes one row (`WIDE_PREFETCH`), and take
+    /// `WIDE_ROWS` rows each.
     fn one_pass_constants(&self) -> Vec<(&'static str, f64)> {
         let mut constants = Vec::new();
         if self.wide_tiles {
-            let prefetch = self.n > wgsl::topk::WIDE_TILE as usize;
+            let rows = self.rows_per_group();
+            let prefetch = self.n > wgsl::topk::WIDE_TILE as usize || rows > 1;
             constants.push(("WIDE_PREFETCH", prefetch as u32 as f64));
+            constants.push(("WIDE_ROWS", rows as f64));
         }
         if let Some(phase) = self.profile {
             constants.push(("PROFILE_STOP", phase as u32 as f64));
@@ -1222,7 +1254,8 @@ impl Topk {
         let (histogram, compact, passes, output) = match &self.pipelines {
             Pipelines::OnePass { pipeline, .. } => {
                 let pipeline = scalar.unwrap_or(pipeline);
-                return vec![stage(cfg.one_pass_entry(), pipeline, None, rows)];
+                let groups = rows.div_ceil(cfg.rows_per_group());
+                return vec![stage(cfg.one_pass_entry(), pipeline, None, groups)];
             }
             Pipelines::RowSelect(pipeline) => {
                 return vec![stage("topk_row_select", pipeline, None, rows)];
