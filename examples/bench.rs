@@ -362,10 +362,15 @@ fn topk_cases(
                 ..one_pass
             },
         ])
-        // The wide one pass taking 2, 4 and 8 rows per workgroup, the next row loaded ahead
-        // ("r=<rows>").
+        // The wide one pass taking 2, 4 and 8 rows per workgroup ("r=<rows>"), and 1 and 4
+        // with the next tile loaded ahead even where rows are one tile ("ahead").
         .chain([2, 4, 8].map(|r| TopkConfig {
             wide_rows: Some(r),
+            ..one_pass
+        }))
+        .chain([1, 4].map(|r| TopkConfig {
+            wide_rows: Some(r),
+            wide_prefetch: Some(true),
             ..one_pass
         }))
         .chain(radix_groups.iter().map(|&g| TopkConfig {
@@ -481,6 +486,7 @@ fn topk_case(
         && cfg.select_cap.is_none()
         && cfg.select_workgroup.is_none()
         && cfg.wide_rows.is_none()
+        && cfg.wide_prefetch.is_none()
         && cfg.profile.is_none()
         && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
@@ -492,6 +498,11 @@ fn topk_case(
     };
     let groups = match cfg.wide_rows {
         Some(r) => format!("{groups} r={r}"),
+        None => groups,
+    };
+    let groups = match cfg.wide_prefetch {
+        Some(true) => format!("{groups} ahead"),
+        Some(false) => format!("{groups} not ahead"),
         None => groups,
     };
     let one_pass = cfg.strategy_on(ctx) == Strategy::OnePass;

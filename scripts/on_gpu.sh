@@ -94,7 +94,11 @@ for s in "${steps[@]}"; do
       step "$s.$c" 60 .devbin/kernel_stats --shader-checks $c
     done
     # The wide one pass as built for rows of one tile (n ≤ 4096: no next tile loaded ahead).
-    step kernel_stats_one_tile 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 ;;
+    step kernel_stats_one_tile 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0
+    # ... taking four rows per workgroup, without and with the next row loaded ahead.
+    step kernel_stats_rows 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 \
+      --constant WIDE_ROWS=4
+    step kernel_stats_rows_ahead 30 .devbin/kernel_stats topk --constant WIDE_ROWS=4 ;;
   # The top-k shapes (and the bandwidth probes: the barrier chain's loop) compiled
   # with all of wgpu's shader checks (the library's default drops loop bounding), then with
   # none and with all but index clamps (what the checks the default keeps cost), against

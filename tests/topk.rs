@@ -65,8 +65,8 @@ fn row_select_variants() -> [Variant; 2] {
 
 /// The one pass in 512-entry tiles with the core append, with the subgroup append (where
 /// the adapter has subgroups; otherwise the same core kernel again) and reading quads, and in
-/// wide tiles (the default) of scalars, three rows per workgroup (an empty row first, in the
-/// middle or last of its group in the ragged test), and of quads.
+/// wide tiles (the default) of scalars, three rows per workgroup each loaded ahead (an empty
+/// row first, in the middle or last of its group in the ragged test), and of quads.
 fn one_pass_variants() -> [Variant; 5] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
@@ -86,6 +86,7 @@ fn one_pass_variants() -> [Variant; 5] {
         Variant {
             wide_tiles: true,
             wide_rows: Some(3),
+            wide_prefetch: Some(true),
             ..one_pass
         },
         Variant {
@@ -117,6 +118,7 @@ struct Variant {
     /// False (512-entry tiles) unless a variant says otherwise, unlike `TopkConfig`.
     wide_tiles: bool,
     wide_rows: Option<u32>,
+    wide_prefetch: Option<bool>,
     select_cap: Option<u32>,
     select_workgroup: Option<u32>,
 }
@@ -132,6 +134,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         rank_sort: v.rank_sort,
         wide_tiles: v.wide_tiles,
         wide_rows: v.wide_rows,
+        wide_prefetch: v.wide_prefetch,
         select_cap: v.select_cap,
         select_workgroup: v.select_workgroup,
         ..cfg
@@ -423,6 +426,31 @@ fn ragged_and_causal_rows_including_empty() {
             };
             check(&ctx, c, &data, Some(&lengths), &format!("ragged k={k}"));
         }
+    }
+    // The wide pass's other row groupings, with and without the tile loaded ahead: a group
+    // of the most rows (its last one partial) and one row loaded ahead.
+    let wide = Variant {
+        strategy: Strategy::OnePass,
+        wide_tiles: true,
+        ..Default::default()
+    };
+    let groupings = [(Some(3), Some(false)), (Some(64), None), (None, Some(true))].map(
+        |(wide_rows, wide_prefetch)| Variant {
+            wide_rows,
+            wide_prefetch,
+            ..wide
+        },
+    );
+    for k in [16, 300] {
+        let what = format!("ragged k={k}, row groupings");
+        check_variants(
+            &ctx,
+            cfg(rows, n, k),
+            &data,
+            Some(&lengths),
+            &what,
+            &groupings,
+        );
     }
     // Padding is documented: index u32::MAX, value −∞, count 0.
     let r = Topk::new(&ctx, cfg(rows, n, 16))

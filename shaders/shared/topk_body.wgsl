@@ -1190,9 +1190,9 @@ fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
     return (top.x << 24u) | (next.x << 16u);
 }
 
-// Consecutive rows one workgroup takes (the host's `TopkConfig::wide_rows`), each loaded
-// while the one before is worked on: a one-tile row (n ≤ WIDE_TILE) otherwise waits for its
-// loads before doing anything, and its workgroup's start and end are paid per row.
+// Consecutive rows one workgroup takes (`TopkConfig::wide_rows`): many short rows pay a
+// workgroup's start and end once per group. With WIDE_PREFETCH a row's last tile loads the
+// next row's first.
 override WIDE_ROWS: u32 = 1u;
 
 @compute @workgroup_size(WG)

@@ -232,12 +232,17 @@ pub struct TopkConfig {
     /// scalar wide loads. The radix path ignores it; results are identical either way.
     pub wide_tiles: bool,
     /// Consecutive rows one wide one-pass workgroup takes in turn (1 to [`MAX_WIDE_ROWS`];
-    /// `None`: 1), loading each row's first tile while the row before is worked on. Meant for
-    /// many short rows (65536 × 4096), where a one-tile row otherwise waits for its loads
-    /// before any work and pays a workgroup's start and end; costs the registers of a
-    /// second tile. Unmeasured on a GPU so far, hence off by default. A tuning knob: results
+    /// `None`: 1), so that many short rows (65536 × 4096) pay a workgroup's start and end
+    /// once per group. Unmeasured on a GPU so far, hence 1 by default. A tuning knob: results
     /// are identical for any value; the 512-entry tiles and the other paths ignore it.
     pub wide_rows: Option<u32>,
+    /// Whether the wide one pass loads its next tile (with [`TopkConfig::wide_rows`], possibly
+    /// the next row's first) while working on this one. `None`: where a row has more than one
+    /// tile; one-tile rows ran 10 % faster without it on an H200 (65536 × 4096, k = 64, 1.853
+    /// → 1.665 ms, 2026-11-27: the second tile's registers cost occupancy). Profiling and
+    /// tuning only; results are identical either way.
+    #[doc(hidden)]
+    pub wide_prefetch: Option<bool>,
     /// [`Strategy::RowSelect`]'s candidate slots per row, a power of two from 256 to 4096
     /// within the device's workgroup memory (`None`: the largest that fits, at most 4096);
     /// k may not exceed it. Fewer slots make the sample's floor miss more often (then the
@@ -289,6 +294,7 @@ impl Default for TopkConfig {
             rank_sort: false,
             wide_tiles: true,
             wide_rows: None,
+            wide_prefetch: None,
             select_cap: None,
             select_workgroup: None,
             profile: None,
@@ -492,15 +498,16 @@ impl TopkConfig {
     }
 
     /// The one pass's pipeline constants: the wide tiles skip the prefetch of a next tile
-    /// where every row is one tile and a workgroup takes one row (`WIDE_PREFETCH`), and take
-    /// `WIDE_ROWS` rows each.
+    /// where every row is one tile (`WIDE_PREFETCH`, unless [`TopkConfig::wide_prefetch`]
+    /// says otherwise), and take `WIDE_ROWS` rows each.
     fn one_pass_constants(&self) -> Vec<(&'static str, f64)> {
         let mut constants = Vec::new();
         if self.wide_tiles {
-            let rows = self.rows_per_group();
-            let prefetch = self.n > wgsl::topk::WIDE_TILE as usize || rows > 1;
+            let prefetch = self
+                .wide_prefetch
+                .unwrap_or(self.n > wgsl::topk::WIDE_TILE as usize);
             constants.push(("WIDE_PREFETCH", prefetch as u32 as f64));
-            constants.push(("WIDE_ROWS", rows as f64));
+            constants.push(("WIDE_ROWS", self.rows_per_group() as f64));
         }
         if let Some(phase) = self.profile {
             constants.push(("PROFILE_STOP", phase as u32 as f64));
