@@ -315,6 +315,11 @@ fn topk_cases(
             select_workgroup: Some(512),
             ..row_select
         };
+        // With the subgroup tier's shuffled sort ("subgroups"), where the adapter has them.
+        let row_select_shuffled = TopkConfig {
+            subgroups: true,
+            ..row_select
+        };
         let variants = [
             radix,
             row_select,
@@ -327,10 +332,16 @@ fn topk_cases(
                 select_workgroup: Some(256),
                 ..row_select
             },
+            row_select_shuffled,
+            TopkConfig {
+                sorted: false,
+                ..row_select_shuffled
+            },
         ]
         .into_iter()
         .chain(profiled(row_select, &[Floor, Gather, Sort, Read, Test]))
         .chain(profiled(row_select_512, &[Gather]))
+        .chain(profiled(row_select_shuffled, &[Sort]))
         .chain(profiled(one_pass, &[Floor, Gather, Sort]))
         .chain([
             TopkConfig {

@@ -21,6 +21,6 @@ fn load_score(i: u32) -> f32 {
     return scores[i];
 }
 
-//! include shared/topk_append.wgsl
+//! include shared/topk_tier.wgsl
 //! include shared/topk_tile.wgsl
 //! include shared/topk_body.wgsl

@@ -3,6 +3,6 @@
 // so this tier runs on every adapter.
 
 //! include shared/topk_scores_f16.wgsl
-//! include shared/topk_append.wgsl
+//! include shared/topk_tier.wgsl
 //! include shared/topk_tile.wgsl
 //! include shared/topk_body.wgsl

@@ -3,6 +3,6 @@
 // no `enable subgroups;`.
 
 //! include shared/topk_scores_f16.wgsl
-//! include shared/topk_append_subgroup.wgsl
+//! include shared/topk_tier_subgroup.wgsl
 //! include shared/topk_tile.wgsl
 //! include shared/topk_body.wgsl

@@ -10,6 +10,6 @@ fn load_score(i: u32) -> f32 {
     return scores[i >> 2u][i & 3u];
 }
 
-//! include shared/topk_append.wgsl
+//! include shared/topk_tier.wgsl
 //! include shared/topk_tile_quad.wgsl
 //! include shared/topk_body.wgsl

@@ -9,6 +9,6 @@ fn load_score(i: u32) -> f32 {
     return scores[i];
 }
 
-//! include shared/topk_append_subgroup.wgsl
+//! include shared/topk_tier_subgroup.wgsl
 //! include shared/topk_tile.wgsl
 //! include shared/topk_body.wgsl

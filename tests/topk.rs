@@ -48,10 +48,16 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 /// The row select with the device's slots and threads, and with the fewest of both: 256
 /// slots make rows past 256 entries take the sample's floor, and its misses the exact
 /// levels, at small sizes.
-fn row_select_variants() -> [Variant; 2] {
+fn row_select_variants() -> [Variant; 4] {
     let row_select = Variant {
         strategy: Strategy::RowSelect,
         ..Default::default()
+    };
+    // The subgroup tier (where the adapter has subgroups; otherwise the core kernel again):
+    // its shuffled sort, and at 256 threads, where k > 1024 falls back to the core sort.
+    let shuffled = Variant {
+        subgroups: true,
+        ..row_select
     };
     [
         row_select,
@@ -59,6 +65,11 @@ fn row_select_variants() -> [Variant; 2] {
             select_cap: Some(256),
             select_workgroup: Some(256),
             ..row_select
+        },
+        shuffled,
+        Variant {
+            select_workgroup: Some(256),
+            ..shuffled
         },
     ]
 }

@@ -1,6 +1,7 @@
 // Body of the topk kernels; the including file defines `alias Score` (the element type of the
 // `scores` binding), `load_score` (entry i of the binding's elements, as f32) and includes one
-// `append_candidate` (shared/topk_append{,_subgroup}.wgsl) and the one pass's reading order,
+// the tier hooks `append_candidate` and `sel_shuffle_xor` (shared/topk_tier{,_subgroup}.wgsl)
+// and the one pass's reading order,
 // `tile_span`, `tile_col`, `load_tile` and `admits` (shared/topk_tile{,_quad}.wgsl).
 
 //! include shared/common.wgsl
@@ -1740,12 +1741,144 @@ fn sel_sort(lid: u32, count: u32, by_class: bool, t: u32) {
     workgroupBarrier();
 }
 
+// The largest entries per thread of sel_sort_shuffled: four registers.
+const SHUFFLED_PER_THREAD: u32 = 4u;
+
+// sel_sort's network with four entries per thread in registers, thread q holding entries
+// 4q .. 4q + 3 where q = `pos`, subgroup_id · subgroup_size (`sub`, every subgroup full) +
+// subgroup_invocation_id: a step whose pairs lie within a subgroup's
+// 4·size entries exchanges by subgroup shuffles, or inside a thread, with no barrier; only
+// longer steps go through workgroup memory (2048 entries at subgroups of 32: 18 barriers
+// where sel_sort takes 66). Positions from `count` to the power of two above hold a sentinel
+// that sorts after every entry, so the network runs in its two-direction form. Needs
+// 4·SEL_WG ≥ that power of two. Uniform call.
+fn sel_sort_shuffled(lid: u32, count: u32, by_class: bool, t: u32, sub: u32, pos: u32) {
+    var size = 2u;
+    while (size < count) {
+        size *= 2u;
+    }
+    let first = pos * SHUFFLED_PER_THREAD;
+    let lanes = SHUFFLED_PER_THREAD * sub;
+    let none = vec2<u32>(select(0u, t, by_class), SENTINEL_IDX);
+    workgroupBarrier();
+    var r = sel_load_four(first, count, none);
+    for (var s = 2u; s <= size; s *= 2u) {
+        if (s > lanes) {
+            // The steps that pair entries of different subgroups, in workgroup memory.
+            sel_store_four(first, size, r);
+            for (var j = s / 2u; j >= lanes; j /= 2u) {
+                workgroupBarrier();
+                for (var h = lid; h < size / 2u; h += SEL_WG) {
+                    let i = bitonic_lower(h, j);
+                    let a = sel_cand[i];
+                    let b = sel_cand[i + j];
+                    if (sel_swaps(a, b, (i & s) == 0u, by_class, t)) {
+                        sel_cand[i] = b;
+                        sel_cand[i + j] = a;
+                    }
+                }
+            }
+            workgroupBarrier();
+            r = sel_load_four(first, size, none);
+        }
+        for (var j = min(s, lanes) / 2u; j >= SHUFFLED_PER_THREAD; j /= 2u) {
+            let m = j / SHUFFLED_PER_THREAD;
+            r = SelFour(
+                sel_keep(r.e0, sel_shuffle_xor(r.e0, m), first, j, s, by_class, t),
+                sel_keep(r.e1, sel_shuffle_xor(r.e1, m), first + 1u, j, s, by_class, t),
+                sel_keep(r.e2, sel_shuffle_xor(r.e2, m), first + 2u, j, s, by_class, t),
+                sel_keep(r.e3, sel_shuffle_xor(r.e3, m), first + 3u, j, s, by_class, t),
+            );
+        }
+        // Inside the thread: distance 2 (from s = 4), then 1.
+        if (s >= 4u) {
+            let x = sel_pair(r.e0, r.e2, first, s, by_class, t);
+            let y = sel_pair(r.e1, r.e3, first + 1u, s, by_class, t);
+            r = SelFour(x.lo, y.lo, x.hi, y.hi);
+        }
+        let x = sel_pair(r.e0, r.e1, first, s, by_class, t);
+        let y = sel_pair(r.e2, r.e3, first + 2u, s, by_class, t);
+        r = SelFour(x.lo, x.hi, y.lo, y.hi);
+    }
+    sel_store_four(first, size, r);
+    workgroupBarrier();
+}
+
+// A thread's four entries of sel_sort_shuffled, in named registers: a private array indexed
+// at run time may live in local memory.
+struct SelFour {
+    e0: vec2<u32>,
+    e1: vec2<u32>,
+    e2: vec2<u32>,
+    e3: vec2<u32>,
+}
+
+// Entries first .. first + 3 of sel_cand, `none` from `end` on.
+fn sel_load_four(first: u32, end: u32, none: vec2<u32>) -> SelFour {
+    return SelFour(
+        sel_entry_or(first, end, none),
+        sel_entry_or(first + 1u, end, none),
+        sel_entry_or(first + 2u, end, none),
+        sel_entry_or(first + 3u, end, none),
+    );
+}
+
+fn sel_entry_or(i: u32, end: u32, none: vec2<u32>) -> vec2<u32> {
+    return select(none, sel_cand[min(i, SEL_CAP - 1u)], i < end);
+}
+
+fn sel_store_four(first: u32, end: u32, r: SelFour) {
+    if (first < end) {
+        sel_cand[first] = r.e0;
+        sel_cand[first + 1u] = r.e1;
+        sel_cand[first + 2u] = r.e2;
+        sel_cand[first + 3u] = r.e3;
+    }
+}
+
+// Whether a network step exchanges the pair (a at the lower position, b at the higher) of a
+// block sorted ascending (`up`: sorts_first order) or descending.
+fn sel_swaps(a: vec2<u32>, b: vec2<u32>, up: bool, by_class: bool, t: u32) -> bool {
+    return select(sorts_first(a, b, by_class, t), sorts_first(b, a, by_class, t), up);
+}
+
+// What position i keeps of its entry `mine` and its partner's `other` (at i ^ j) in merge
+// step j of blocks of s.
+fn sel_keep(mine: vec2<u32>, other: vec2<u32>, i: u32, j: u32, s: u32, by_class: bool, t: u32) -> vec2<u32> {
+    let other_first = sorts_first(other, mine, by_class, t);
+    let earlier = select(mine, other, other_first);
+    let later = select(other, mine, other_first);
+    // The lower position of an ascending block, or the higher of a descending one, keeps
+    // the earlier entry.
+    return select(later, earlier, ((i & j) == 0u) == ((i & s) == 0u));
+}
+
+struct SelPair {
+    lo: vec2<u32>,
+    hi: vec2<u32>,
+}
+
+// A step on a thread's entries `lo` at position i and `hi` above it, in blocks of s.
+fn sel_pair(lo: vec2<u32>, hi: vec2<u32>, i: u32, s: u32, by_class: bool, t: u32) -> SelPair {
+    if (sel_swaps(lo, hi, (i & s) == 0u, by_class, t)) {
+        return SelPair(hi, lo);
+    }
+    return SelPair(lo, hi);
+}
+
 @compute @workgroup_size(SEL_WG)
 fn topk_row_select(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    row_select(wid, nwg, lid, 0u, 0u);
+}
+
+// The row select of row `wid`. `sub`: the subgroup size where every subgroup is full, for
+// the shuffled sort with this thread at `pos` (sel_sort_shuffled); 0 for sel_sort. Uniform
+// call.
+fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     let row = linear_workgroup(wid, nwg);
     if (row >= p.rows) {
         return;
@@ -1785,10 +1918,10 @@ fn topk_row_select(
     if (m > want) {
         sel_compact(lid, m, want, sel_top(lid, m, want));
     }
-    if (p.sorted != 0u) {
-        sel_sort(lid, want, false, 0u);
-    } else {
-        // Unsorted: keys above the k-th, then those equal to it, each in index order.
+    // Unsorted: keys above the k-th, then those equal to it, each in index order.
+    let by_class = p.sorted == 0u;
+    var t = 0u;
+    if (by_class) {
         if (lid == 0u) {
             atomicStore(&sel_count, 0xFFFFFFFFu);
         }
@@ -1796,7 +1929,12 @@ fn topk_row_select(
         for (var i = lid; i < want; i += SEL_WG) {
             atomicMin(&sel_count, sel_cand[i].x);
         }
-        sel_sort(lid, want, true, workgroupUniformLoad(&sel_count));
+        t = workgroupUniformLoad(&sel_count);
+    }
+    if (sub != 0u && want <= SHUFFLED_PER_THREAD * SEL_WG) {
+        sel_sort_shuffled(lid, want, by_class, t, sub, pos);
+    } else {
+        sel_sort(lid, want, by_class, t);
     }
     if (PROFILE_STOP == 3u) {
         return;

@@ -186,11 +186,16 @@ pub struct TopkConfig {
     pub row_stride: Option<usize>,
     pub scores: ScoreType,
     pub strategy: Strategy,
-    /// Use the subgroup tier (`topk_subgroup`, `topk_f16_subgroup`: after a tile that admitted
-    /// many candidates, the one-pass append takes one atomic per subgroup) when the adapter
-    /// has `SUBGROUP`. Default false: on an H200 (NVIDIA Vulkan 580.159.04, 4096×65536, k=32)
-    /// the core kernel took 1.62 ms, the subgroup tier 2.45 ms (3.01 ms when every tile used
-    /// subgroup operations). Kept for other devices to measure; results are identical.
+    /// Use the subgroup tier (`topk_subgroup`, `topk_f16_subgroup`) when the adapter has
+    /// `SUBGROUP`. The one pass: after a tile that admitted many candidates, its append takes
+    /// one atomic per subgroup. The row select (`topk_row_select_subgroup`): its sort holds
+    /// four entries per thread in registers and exchanges within a subgroup by shuffles, so
+    /// only steps between subgroups pass through workgroup memory, a barrier each (2048
+    /// entries at 32 lanes: 18 barriers instead of 66); where a subgroup is partial it sorts
+    /// as the core tier does. Default false: on an H200 (NVIDIA Vulkan 580.159.04,
+    /// 4096×65536, k=32) the one pass took 1.62 ms in the core tier, 2.45 ms in this one
+    /// (3.01 ms when every tile used subgroup operations); the row select's sort is not yet
+    /// measured on a GPU. Results are identical either way.
     pub subgroups: bool,
     /// Workgroups the radix path aims for per histogram pass (each scans one chunk of a row;
     /// at most 256 chunks per row). `None`: 512 on GPUs, with chunks no shorter than 1024
@@ -780,7 +785,11 @@ enum Pipelines {
         /// an offset that is not a multiple of 4, compiled on the first such call.
         scalar: Mutex<Option<wgpu::ComputePipeline>>,
     },
-    RowSelect(wgpu::ComputePipeline),
+    RowSelect {
+        pipeline: wgpu::ComputePipeline,
+        /// `topk_row_select`, or with the subgroup tier `topk_row_select_subgroup`.
+        entry: &'static str,
+    },
     Radix {
         histogram: wgpu::ComputePipeline,
         compact: wgpu::ComputePipeline,
@@ -936,7 +945,9 @@ impl Topk {
         let step_layout = shader::bind_group_layout(ctx, "topk.step", &[Uniform]);
         let main = shader::pipeline_layout(ctx, "topk", &[&layout]);
         let with_step = shader::pipeline_layout(ctx, "topk.step", &[&layout, &step_layout]);
-        let subgroup_tier = cfg.subgroups && plan.one_pass() && ctx.capabilities().subgroups;
+        let row_select = plan.strategy == Strategy::RowSelect;
+        let subgroup_tier =
+            cfg.subgroups && (plan.one_pass() || row_select) && ctx.capabilities().subgroups;
         let module = match cfg.scores {
             ScoreType::F32 if plan.one_pass() && cfg.vec4_loads() => {
                 Module::new(ctx, "topk_quad", shader::sources::TOPK_QUAD, Tier::Core)?
@@ -958,18 +969,21 @@ impl Topk {
         };
         let build = |entry, l| module.pipeline_with_layout(ctx, entry, Some(l));
 
-        let pipelines = if plan.strategy == Strategy::RowSelect {
+        let pipelines = if row_select {
             let constants = [
                 ("SEL_WG", cfg.select_threads(ctx.limits())? as f64),
                 ("SEL_CAP", cfg.select_slots(ctx)? as f64),
                 ("PROFILE_STOP", cfg.profile.map_or(0, |p| p as u32) as f64),
             ];
-            Pipelines::RowSelect(module.pipeline_with_constants(
-                ctx,
-                "topk_row_select",
-                Some(&main),
-                &constants,
-            )?)
+            let entry = if subgroup_tier {
+                "topk_row_select_subgroup"
+            } else {
+                "topk_row_select"
+            };
+            Pipelines::RowSelect {
+                pipeline: module.pipeline_with_constants(ctx, entry, Some(&main), &constants)?,
+                entry,
+            }
         } else if plan.one_pass() {
             Pipelines::OnePass {
                 pipeline: module.pipeline_with_constants(
@@ -1264,8 +1278,8 @@ impl Topk {
                 let groups = rows.div_ceil(cfg.rows_per_group());
                 return vec![stage(cfg.one_pass_entry(), pipeline, None, groups)];
             }
-            Pipelines::RowSelect(pipeline) => {
-                return vec![stage("topk_row_select", pipeline, None, rows)];
+            Pipelines::RowSelect { pipeline, entry } => {
+                return vec![stage(entry, pipeline, None, rows)];
             }
             Pipelines::Radix {
                 histogram,
