@@ -1866,6 +1866,16 @@ fn sel_pair(lo: vec2<u32>, hi: vec2<u32>, i: u32, s: u32, by_class: bool, t: u32
     return SelPair(lo, hi);
 }
 
+// sel_sort_shuffled where the entry point has full subgroups (`sub` ≠ 0) and the threads hold
+// `count`, else sel_sort. Uniform call.
+fn sel_sort_tier(lid: u32, count: u32, by_class: bool, t: u32, sub: u32, pos: u32) {
+    if (sub != 0u && count <= SHUFFLED_PER_THREAD * SEL_WG) {
+        sel_sort_shuffled(lid, count, by_class, t, sub, pos);
+    } else {
+        sel_sort(lid, count, by_class, t);
+    }
+}
+
 @compute @workgroup_size(SEL_WG)
 fn topk_row_select(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -1918,10 +1928,10 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     if (m > want) {
         sel_compact(lid, m, want, sel_top(lid, m, want));
     }
-    // Unsorted: keys above the k-th, then those equal to it, each in index order.
-    let by_class = p.sorted == 0u;
-    var t = 0u;
-    if (by_class) {
+    if (p.sorted != 0u) {
+        sel_sort_tier(lid, want, false, 0u, sub, pos);
+    } else {
+        // Unsorted: keys above the k-th, then those equal to it, each in index order.
         if (lid == 0u) {
             atomicStore(&sel_count, 0xFFFFFFFFu);
         }
@@ -1929,12 +1939,7 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
         for (var i = lid; i < want; i += SEL_WG) {
             atomicMin(&sel_count, sel_cand[i].x);
         }
-        t = workgroupUniformLoad(&sel_count);
-    }
-    if (sub != 0u && want <= SHUFFLED_PER_THREAD * SEL_WG) {
-        sel_sort_shuffled(lid, want, by_class, t, sub, pos);
-    } else {
-        sel_sort(lid, want, by_class, t);
+        sel_sort_tier(lid, want, true, workgroupUniformLoad(&sel_count), sub, pos);
     }
     if (PROFILE_STOP == 3u) {
         return;
