@@ -315,6 +315,11 @@ fn topk_cases(
             select_workgroup: Some(512),
             ..row_select
         };
+        // Sorting by buckets ("buckets").
+        let row_select_buckets = TopkConfig {
+            select_buckets: true,
+            ..row_select
+        };
         // With the subgroup tier's shuffled sort ("subgroups"), where the adapter has them.
         let row_select_shuffled = TopkConfig {
             subgroups: true,
@@ -337,11 +342,13 @@ fn topk_cases(
                 sorted: false,
                 ..row_select_shuffled
             },
+            row_select_buckets,
         ]
         .into_iter()
         .chain(profiled(row_select, &[Floor, Gather, Sort, Read, Test]))
         .chain(profiled(row_select_512, &[Gather]))
         .chain(profiled(row_select_shuffled, &[Sort]))
+        .chain(profiled(row_select_buckets, &[Sort]))
         .chain(profiled(one_pass, &[Floor, Gather, Sort]))
         .chain([
             TopkConfig {
@@ -498,6 +505,7 @@ fn topk_case(
         && cfg.select_workgroup.is_none()
         && cfg.wide_rows.is_none()
         && cfg.wide_prefetch.is_none()
+        && !cfg.select_buckets
         && cfg.profile.is_none()
         && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
@@ -523,6 +531,7 @@ fn topk_case(
         (cfg.loads == Loads::Scalar && one_pass, " scalar"),
         (cfg.loads == Loads::Vec4 && one_pass, " quads"),
         (cfg.rank_sort && !one_pass, " rank"),
+        (cfg.select_buckets, " buckets"),
     ]
     .into_iter()
     .filter_map(|(on, label)| on.then_some(label))

@@ -48,7 +48,7 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 /// The row select with the device's slots and threads, and with the fewest of both: 256
 /// slots make rows past 256 entries take the sample's floor, and its misses the exact
 /// levels, at small sizes.
-fn row_select_variants() -> [Variant; 4] {
+fn row_select_variants() -> [Variant; 5] {
     let row_select = Variant {
         strategy: Strategy::RowSelect,
         ..Default::default()
@@ -70,6 +70,10 @@ fn row_select_variants() -> [Variant; 4] {
         Variant {
             select_workgroup: Some(256),
             ..shuffled
+        },
+        Variant {
+            select_buckets: true,
+            ..row_select
         },
     ]
 }
@@ -130,6 +134,7 @@ struct Variant {
     wide_tiles: bool,
     wide_rows: Option<u32>,
     wide_prefetch: Option<bool>,
+    select_buckets: bool,
     select_cap: Option<u32>,
     select_workgroup: Option<u32>,
 }
@@ -146,6 +151,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         wide_tiles: v.wide_tiles,
         wide_rows: v.wide_rows,
         wide_prefetch: v.wide_prefetch,
+        select_buckets: v.select_buckets,
         select_cap: v.select_cap,
         select_workgroup: v.select_workgroup,
         ..cfg

@@ -1866,6 +1866,116 @@ fn sel_pair(lo: vec2<u32>, hi: vec2<u32>, i: u32, s: u32, by_class: bool, t: u32
     return SelPair(lo, hi);
 }
 
+// Whether the row select sorts its sorted output by buckets (sel_bucket_sort) rather than by
+// the network (`TopkConfig::select_buckets`; the subgroup tier's shuffled sort comes first).
+override SEL_BUCKET_SORT: bool = false;
+// Buckets of sel_bucket_sort: wg_hist's 2048 counters.
+const SEL_BUCKETS: u32 = 256u * HIST_COPIES;
+// A bucket fuller than this (equal or clustered keys) sends the row to the bitonic network:
+// one thread orders each bucket by insertion.
+const SEL_BUCKET_MAX: u32 = 16u;
+
+// Sorts sel_cand[0, count) best-first into sel_cand[count, 2·count) and returns where the
+// sorted entries start: a counting sort by the key's bits below the entries' common span
+// (≤ 2048 buckets, about one entry each), then one thread per bucket orders it by insertion.
+// About a dozen barriers, where the bitonic network on 2048 entries takes 66 (~19 µs of the
+// H200's decode row). Where 2·count exceeds the slots or a bucket holds more than
+// SEL_BUCKET_MAX entries it runs that network in place instead (returns 0). Uniform call.
+fn sel_bucket_sort(lid: u32, count: u32) -> u32 {
+    if (2u * count > SEL_CAP || count < 2u) {
+        sel_sort(lid, count, false, 0u);
+        return 0u;
+    }
+    // The keys' span: bucket b holds keys hi - key in [b, b + 1) << shift.
+    workgroupBarrier();
+    if (lid == 0u) {
+        atomicStore(&sel_count, 0u);
+        atomicStore(&sel_moved, 0xFFFFFFFFu);
+    }
+    workgroupBarrier();
+    for (var i = lid; i < count; i += SEL_WG) {
+        let key = sel_cand[i].x;
+        atomicMax(&sel_count, key);
+        atomicMin(&sel_moved, key);
+    }
+    let hi = workgroupUniformLoad(&sel_count);
+    let lo = workgroupUniformLoad(&sel_moved);
+    let bits = 32u - countLeadingZeros(hi - lo);
+    let shift = max(bits, 11u) - 11u;
+    for (var b = lid; b < SEL_BUCKETS; b += SEL_WG) {
+        atomicStore(&wg_hist[b], 0u);
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        atomicStore(&sel_count, 0u); // becomes the largest bucket
+    }
+    for (var i = lid; i < count; i += SEL_WG) {
+        atomicAdd(&wg_hist[(hi - sel_cand[i].x) >> shift], 1u);
+    }
+    workgroupBarrier();
+    // Exclusive offsets: 256 blocks of 8 buckets, the block sums scanned as sel_choose scans.
+    if (lid < 256u) {
+        var sum = 0u;
+        var most = 0u;
+        for (var j = 0u; j < 8u; j++) {
+            let c = atomicLoad(&wg_hist[lid * 8u + j]);
+            sum += c;
+            most = max(most, c);
+        }
+        sel_digits[lid] = sum;
+        atomicMax(&sel_count, most);
+    }
+    workgroupBarrier();
+    if (lid < 16u) {
+        var sum = 0u;
+        for (var j = 0u; j < 16u; j++) {
+            sum += sel_digits[lid * 16u + j];
+        }
+        sel_blocks[lid] = sum;
+    }
+    workgroupBarrier();
+    if (lid < 256u) {
+        var at = 0u;
+        for (var g = 0u; g < lid / 16u; g++) {
+            at += sel_blocks[g];
+        }
+        for (var j = lid / 16u * 16u; j < lid; j++) {
+            at += sel_digits[j];
+        }
+        for (var j = 0u; j < 8u; j++) {
+            let c = atomicLoad(&wg_hist[lid * 8u + j]);
+            atomicStore(&wg_hist[lid * 8u + j], at);
+            at += c;
+        }
+    }
+    if (workgroupUniformLoad(&sel_count) > SEL_BUCKET_MAX) {
+        sel_sort(lid, count, false, 0u);
+        return 0u;
+    }
+    // Scatter (in any order within a bucket); each bucket's counter ends at its end.
+    for (var i = lid; i < count; i += SEL_WG) {
+        let e = sel_cand[i];
+        sel_cand[count + atomicAdd(&wg_hist[(hi - e.x) >> shift], 1u)] = e;
+    }
+    workgroupBarrier();
+    for (var b = lid; b < SEL_BUCKETS; b += SEL_WG) {
+        let end = count + atomicLoad(&wg_hist[b]);
+        let start = count + select(atomicLoad(&wg_hist[max(b, 1u) - 1u]), 0u, b == 0u);
+        // Insertion sort of sel_cand[start, end) (at most SEL_BUCKET_MAX entries).
+        for (var i = start + 1u; i < end; i++) {
+            let e = sel_cand[i];
+            var j = i;
+            while (j > start && before(e, sel_cand[j - 1u])) {
+                sel_cand[j] = sel_cand[j - 1u];
+                j--;
+            }
+            sel_cand[j] = e;
+        }
+    }
+    workgroupBarrier();
+    return count;
+}
+
 // sel_sort_shuffled where the entry point has full subgroups (`sub` ≠ 0) and the threads hold
 // `count`, else sel_sort. Uniform call.
 fn sel_sort_tier(lid: u32, count: u32, by_class: bool, t: u32, sub: u32, pos: u32) {
@@ -1928,8 +2038,14 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     if (m > want) {
         sel_compact(lid, m, want, sel_top(lid, m, want));
     }
+    // Where the sorted entries start in sel_cand.
+    var first = 0u;
     if (p.sorted != 0u) {
-        sel_sort_tier(lid, want, false, 0u, sub, pos);
+        if (SEL_BUCKET_SORT && sub == 0u) {
+            first = sel_bucket_sort(lid, want);
+        } else {
+            sel_sort_tier(lid, want, false, 0u, sub, pos);
+        }
     } else {
         // Unsorted: keys above the k-th, then those equal to it, each in index order.
         if (lid == 0u) {
@@ -1945,7 +2061,8 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
         return;
     }
     for (var slot = lid; slot < p.k; slot += SEL_WG) {
-        write_slot(row, slot, select(SENTINEL_IDX, sel_cand[min(slot, SEL_CAP - 1u)].y, slot < want));
+        let at = min(first + slot, SEL_CAP - 1u);
+        write_slot(row, slot, select(SENTINEL_IDX, sel_cand[at].y, slot < want));
     }
     if (lid == 0u) {
         out_counts[p.row0 + row] = want;
