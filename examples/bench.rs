@@ -391,6 +391,11 @@ fn topk_cases(
             wide_prefetch: Some(true),
             ..one_pass
         }))
+        // Admitting by bit tests ("bits").
+        .chain([TopkConfig {
+            wide_bit_tests: true,
+            ..one_pass
+        }])
         .chain(radix_groups.iter().map(|&g| TopkConfig {
             radix_groups: Some(g),
             ..radix
@@ -506,6 +511,7 @@ fn topk_case(
         && cfg.wide_rows.is_none()
         && cfg.wide_prefetch.is_none()
         && !cfg.select_buckets
+        && !cfg.wide_bit_tests
         && cfg.profile.is_none()
         && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
@@ -532,6 +538,7 @@ fn topk_case(
         (cfg.loads == Loads::Vec4 && one_pass, " quads"),
         (cfg.rank_sort && !one_pass, " rank"),
         (cfg.select_buckets, " buckets"),
+        (cfg.wide_bit_tests && one_pass, " bits"),
     ]
     .into_iter()
     .filter_map(|(on, label)| on.then_some(label))

@@ -81,8 +81,9 @@ fn row_select_variants() -> [Variant; 5] {
 /// The one pass in 512-entry tiles with the core append, with the subgroup append (where
 /// the adapter has subgroups; otherwise the same core kernel again) and reading quads, and in
 /// wide tiles (the default) of scalars, three rows per workgroup each loaded ahead (an empty
-/// row first, in the middle or last of its group in the ragged test), and of quads.
-fn one_pass_variants() -> [Variant; 5] {
+/// row first, in the middle or last of its group in the ragged test), and of quads, tested
+/// per entry and by bits.
+fn one_pass_variants() -> [Variant; 6] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
         loads: Loads::Scalar,
@@ -107,6 +108,12 @@ fn one_pass_variants() -> [Variant; 5] {
         Variant {
             wide_tiles: true,
             loads: Loads::Vec4,
+            ..one_pass
+        },
+        Variant {
+            wide_tiles: true,
+            loads: Loads::Vec4,
+            wide_bit_tests: true,
             ..one_pass
         },
     ]
@@ -135,6 +142,7 @@ struct Variant {
     wide_rows: Option<u32>,
     wide_prefetch: Option<bool>,
     select_buckets: bool,
+    wide_bit_tests: bool,
     select_cap: Option<u32>,
     select_workgroup: Option<u32>,
 }
@@ -152,6 +160,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         wide_rows: v.wide_rows,
         wide_prefetch: v.wide_prefetch,
         select_buckets: v.select_buckets,
+        wide_bit_tests: v.wide_bit_tests,
         select_cap: v.select_cap,
         select_workgroup: v.select_workgroup,
         ..cfg

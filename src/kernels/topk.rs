@@ -257,6 +257,13 @@ pub struct TopkConfig {
     /// Threads of a [`Strategy::RowSelect`] workgroup: 256, 512 or 1024 within the device's
     /// limits (`None`: the largest). Results are identical for any value.
     pub select_workgroup: Option<u32>,
+    /// The wide one pass admits a tile's entries by bit tests, four at once (key ≥ tau's key,
+    /// then key > it, as floats compared on their bits; indices compared only for keys equal
+    /// to tau's), as the row select's gather does (H200: its gather went from 12 to 3.4 µs of
+    /// a decode row that way), instead of a per-entry key conversion and comparison. Unmeasured
+    /// in the one pass on a GPU; results are identical either way.
+    #[doc(hidden)]
+    pub wide_bit_tests: bool,
     /// [`Strategy::RowSelect`] sorts its sorted output by buckets: a counting sort on the key
     /// bits below the k best's common span into the free upper half of the slots (about one
     /// entry per bucket), then insertion within each bucket; about a dozen barriers where the
@@ -308,6 +315,7 @@ impl Default for TopkConfig {
             wide_tiles: true,
             wide_rows: None,
             wide_prefetch: None,
+            wide_bit_tests: false,
             select_buckets: false,
             select_cap: None,
             select_workgroup: None,
@@ -522,6 +530,7 @@ impl TopkConfig {
                 .unwrap_or(self.n > wgsl::topk::WIDE_TILE as usize);
             constants.push(("WIDE_PREFETCH", prefetch as u32 as f64));
             constants.push(("WIDE_ROWS", self.rows_per_group() as f64));
+            constants.push(("WIDE_BIT_TESTS", self.wide_bit_tests as u32 as f64));
         }
         if let Some(phase) = self.profile {
             constants.push(("PROFILE_STOP", phase as u32 as f64));
