@@ -1437,6 +1437,21 @@ fn sel_count_digit(digit: u32, lid: u32) {
     atomicAdd(&wg_hist[digit * HIST_COPIES + lid % HIST_COPIES], 1u);
 }
 
+// sel_blocks[b] = the sum of sel_digits[16b, 16b + 16), as written before the call: the
+// block sums that the 256-entry scans of sel_choose and sel_bucket_sort start from. Uniform
+// call.
+fn sel_sum_blocks(lid: u32) {
+    workgroupBarrier();
+    if (lid < 16u) {
+        var sum = 0u;
+        for (var i = 0u; i < 16u; i++) {
+            sum += sel_digits[lid * 16u + i];
+        }
+        sel_blocks[lid] = sum;
+    }
+    workgroupBarrier();
+}
+
 // After a histogram in wg_hist: (d, above, count) for the largest digit d whose suffix count
 // reaches `want` (≥ 1, at most the histogram's total): the entries counted above d and at d.
 // Uniform call.
@@ -1451,15 +1466,7 @@ fn sel_choose(lid: u32, want: u32) -> vec3<u32> {
         }
         sel_digits[lid] = count;
     }
-    workgroupBarrier();
-    if (lid < 16u) {
-        var sum = 0u;
-        for (var i = 0u; i < 16u; i++) {
-            sum += sel_digits[lid * 16u + i];
-        }
-        sel_blocks[lid] = sum;
-    }
-    workgroupBarrier();
+    sel_sum_blocks(lid);
     if (lid < 256u) {
         let block = lid / 16u;
         var suffix = 0u;
@@ -1970,15 +1977,7 @@ fn sel_bucket_sort(lid: u32, count: u32) -> u32 {
         sel_digits[lid] = sum;
         atomicMax(&sel_count, most);
     }
-    workgroupBarrier();
-    if (lid < 16u) {
-        var sum = 0u;
-        for (var j = 0u; j < 16u; j++) {
-            sum += sel_digits[lid * 16u + j];
-        }
-        sel_blocks[lid] = sum;
-    }
-    workgroupBarrier();
+    sel_sum_blocks(lid);
     if (lid < 256u) {
         var at = 0u;
         for (var g = 0u; g < lid / 16u; g++) {
