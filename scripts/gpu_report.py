@@ -223,6 +223,25 @@ def main(d):
             sweep_table(by_checks[setting], setting)
 
     ours = {(c["kernel"], c["shape"]): c["median_ms"] for c in cases}
+    # The opt-in top-k experiments, each against the same case without it (bench labels:
+    # " r=N" and " ahead" wide_rows / wide_prefetch, " bits" wide_bit_tests, " buckets"
+    # select_buckets, and " subgroups" on the row select).
+    rows = []
+    for c in cases:
+        s_ = c["shape"]
+        if c["kernel"] != "topk":
+            continue
+        base = re.sub(r" (r=\d+|ahead|not ahead|bits|buckets)\b", "", s_)
+        if "RowSelect" in s_:
+            base = base.replace(" subgroups", "")
+        if base != s_ and ("topk", base) in ours:
+            rows.append(["topk", s_, ms(ours[("topk", base)]), ms(c["median_ms"]),
+                         ratio(ours[("topk", base)], c["median_ms"])])
+    if rows:
+        print("## Top-k experiments against the same case without them (same run; "
+              "speedup = without / with)\n")
+        print(table(["kernel", "shape", "without", "with", "speedup"], rows))
+
     revs = sorted(bases)
     times = {rev: {(c["kernel"], c["shape"]): c["median_ms"] for c in bases[rev]} for rev in revs}
     keys = [k for k in ours if any(k in times[rev] for rev in revs)]
