@@ -33,14 +33,16 @@ fn sel_shuffle_xor(v: vec2<u32>, mask: u32) -> vec2<u32> {
 
 var<workgroup> sel_partial: atomic<u32>;
 
-// Whether every subgroup of the workgroup is full: the shuffled sort numbers threads by
-// (subgroup, lane), and a lane of a partial subgroup would miss its partners. Uniform call.
-fn sel_subgroups_full(lid: u32, size: u32) -> bool {
+// Whether every subgroup of the workgroup is full and of one size (`count` subgroups of `size`
+// lanes make the workgroup): the shuffled sort numbers threads by (subgroup, lane), and a
+// lane of a partial subgroup would miss its partners. Where a driver varies the subgroup
+// size within a dispatch, some subgroup's count × size misses the workgroup. Uniform call.
+fn sel_subgroups_full(lid: u32, size: u32, count: u32) -> bool {
     if (lid == 0u) {
         atomicStore(&sel_partial, 0u);
     }
     workgroupBarrier();
-    if (subgroupAdd(1u) != size) {
+    if (subgroupAdd(1u) != size || count * size != SEL_WG) {
         atomicStore(&sel_partial, 1u);
     }
     return workgroupUniformLoad(&sel_partial) == 0u;
@@ -56,7 +58,8 @@ fn topk_row_select_subgroup(
     @builtin(subgroup_id) subgroup: u32,
     @builtin(subgroup_size) size: u32,
     @builtin(subgroup_invocation_id) lane: u32,
+    @builtin(num_subgroups) count: u32,
 ) {
-    let sub = select(0u, size, sel_subgroups_full(lid, size));
+    let sub = select(0u, size, sel_subgroups_full(lid, size, count));
     row_select(wid, nwg, lid, sub, subgroup * size + lane);
 }
