@@ -1100,11 +1100,11 @@ fn wide_admitted_group(
 override WIDE_BIT_TESTS: bool = false;
 
 // The pending entries of the tile that `tau` admits if `gate` (all pending ones if not).
-// With WIDE_BIT_TESTS, where tau's key and the next one are numbers' keys, on their bits, four
-// entries at once
-// (`sel_at_least`: key ≥ tau's, then key > tau's; the few equal to tau compare indices), so
-// no per-entry key conversion or branch; else per group (`wide_admitted_group`). The row
-// select's gather went from 12 to 3.4 µs of a decode row on the H200 this way.
+// With WIDE_BIT_TESTS, where tau's key and the next one are numbers' keys, on their bits,
+// four entries at once (`sel_at_least`: key ≥ tau's, then key > tau's; the few equal to tau
+// compare indices), so no per-entry key conversion or branch; else per group
+// (`wide_admitted_group`). The row select's gather went from 12 to 3.4 µs of a decode row on
+// the H200 this way.
 fn wide_admitted(pending: u32, tile: WideTile, base: u32, lid: u32, tau: vec2<u32>, gate: bool) -> u32 {
     if (!gate) {
         return pending;
@@ -1793,17 +1793,17 @@ fn sel_sort(lid: u32, count: u32, by_class: bool, t: u32) {
     workgroupBarrier();
 }
 
-// The largest entries per thread of sel_sort_shuffled: four registers.
+// Entries per thread of sel_sort_shuffled, held in four registers.
 const SHUFFLED_PER_THREAD: u32 = 4u;
 
 // sel_sort's network with four entries per thread in registers, thread q holding entries
-// 4q .. 4q + 3 where q = `pos`, subgroup_id · subgroup_size (`sub`, every subgroup full) +
-// subgroup_invocation_id: a step whose pairs lie within a subgroup's
-// 4·size entries exchanges by subgroup shuffles, or inside a thread, with no barrier; only
-// longer steps go through workgroup memory (2048 entries at subgroups of 32: 18 barriers
-// where sel_sort takes 66). Positions from `count` to the power of two above hold a sentinel
-// that sorts after every entry, so the network runs in its two-direction form. Needs
-// 4·SEL_WG ≥ that power of two. Uniform call.
+// 4q .. 4q + 3 where q = `pos` = subgroup_id · subgroup_size (`sub`, every subgroup full) +
+// subgroup_invocation_id. A step whose pairs lie within a subgroup's 4·sub entries exchanges
+// by subgroup shuffles, or inside a thread, with no barrier; only longer steps go through
+// workgroup memory (2048 entries at subgroups of 32: 18 barriers where sel_sort takes 66).
+// Positions from `count` to the power of two above hold a sentinel that sorts after every
+// entry, so the network runs in its two-direction form. Needs 4·SEL_WG ≥ that power of two.
+// Uniform call.
 fn sel_sort_shuffled(lid: u32, count: u32, by_class: bool, t: u32, sub: u32, pos: u32) {
     var size = 2u;
     while (size < count) {
