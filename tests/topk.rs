@@ -4,7 +4,8 @@
 use crate::common;
 
 use knn_attention::kernels::topk::{
-    Loads, ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput, TopkResult,
+    Loads, MAX_WIDE_ROWS, ONE_PASS_MAX_K, Order, ScoreType, Strategy, Topk, TopkConfig, TopkInput,
+    TopkResult,
 };
 use knn_attention::reference::topk::{best_first, topk as topk_ref};
 use knn_attention::timer::StageTimer;
@@ -977,6 +978,13 @@ fn bad_input_is_a_typed_error() {
         ),
         "radix_groups",
     );
+    for r in [0, MAX_WIDE_ROWS + 1] {
+        let rows = TopkConfig {
+            wide_rows: Some(r),
+            ..cfg(2, 10, 1)
+        };
+        shape_err(Topk::new(&ctx, rows), "wide_rows");
+    }
     let sort_threads = |t| TopkConfig {
         sort_workgroup: Some(t),
         strategy: Strategy::Radix,
