@@ -601,27 +601,34 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                     strategy: Strategy::OnePass,
                     ..radix
                 };
-                // The default one pass (wide tiles, vec4 loads here), then scalar loads, and
-                // 512-entry tiles of scalars and of vec4s.
-                let scalar = TopkConfig {
-                    loads: Loads::Scalar,
+                // The default one pass (wide tiles, vec4 loads here) and taking 4 rows per
+                // workgroup; the row select with its core sort, the subgroup tier's shuffled
+                // sort (where the adapter has subgroups) and the bucket sort: the defaults
+                // Auto chooses among and the opt-ins that might join them. (The scalar wide
+                // and 512-entry tiles, in the sweeps up to session 16, left the sweep.)
+                let rows_4 = TopkConfig {
+                    wide_rows: Some(4),
                     ..one_pass
-                };
-                let narrow = TopkConfig {
-                    wide_tiles: false,
-                    ..scalar
-                };
-                let narrow_quads = TopkConfig {
-                    loads: Loads::Vec4,
-                    ..narrow
                 };
                 let row_select = TopkConfig {
                     strategy: Strategy::RowSelect,
                     ..radix
                 };
-                // k = 2048: radix against the row select only.
-                for cfg in [radix, one_pass, scalar, narrow, narrow_quads, row_select] {
-                    if cfg.validate().is_ok() && row_select_runs(ctx, &cfg) {
+                let shuffled = TopkConfig {
+                    subgroups: true,
+                    ..row_select
+                };
+                let buckets = TopkConfig {
+                    select_buckets: true,
+                    ..row_select
+                };
+                let subgroups = ctx.capabilities().subgroups;
+                // k = 2048: radix against the row selects only.
+                for cfg in [radix, one_pass, rows_4, row_select, shuffled, buckets] {
+                    if cfg.validate().is_ok()
+                        && row_select_runs(ctx, &cfg)
+                        && (subgroups || !cfg.subgroups)
+                    {
                         cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
                     }
                 }

@@ -95,10 +95,10 @@ def table(header, rows):
 
 
 # The sweep's paths (bench topk_sweep_cases): radix, the default one pass (wide tiles, vec4
-# loads), wide tiles of scalars, 512-entry tiles of scalars and of vec4s, and the row select
-# (k = 2048: radix and the row select only).
-SWEEP_PATHS = ["Radix", "OnePass", "OnePass scalar", "OnePass 512 scalar", "OnePass 512 quads",
-               "RowSelect"]
+# loads) and at 4 rows per workgroup, and the row select with its core, shuffled (subgroup
+# tier) and bucket sorts (k = 2048: radix and the row selects only).
+SWEEP_PATHS = ["Radix", "OnePass", "OnePass r=4", "RowSelect", "RowSelect subgroups",
+               "RowSelect buckets"]
 
 
 AUTO_PATHS = ["Radix", "OnePass", "RowSelect"]
@@ -129,8 +129,8 @@ def sweep_table(cases, setting):
         wins[fastest] += 1
         rows.append([f"{key[0]}×{key[1]}, k = {key[2]}"] + [ms(v.get(p)) for p in SWEEP_PATHS]
                     + [fastest, v.get("auto", "?") + ("" if v.get("auto") == best else " ✗")])
-    print(table(["shape", "radix", "one pass", "wide scalar", "512 scalar", "512 vec4",
-                 "row select", "fastest", "Auto picks"], rows))
+    print(table(["shape", "radix", "one pass", "one pass r=4", "row select", "shuffled",
+                 "buckets", "fastest", "Auto picks"], rows))
     print(f"Auto misses the fastest of radix, one pass and row select in {wrong} of {len(rows)} shapes. "
           "Fastest: " + ", ".join(f"{p} {wins[p]}" for p in SWEEP_PATHS if wins[p]) + ".\n")
 
