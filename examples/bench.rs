@@ -347,7 +347,7 @@ fn topk_cases(
         .into_iter()
         .chain(profiled(row_select, &[Floor, Gather, Sort, Read, Test]))
         .chain(profiled(row_select_512, &[Gather]))
-        .chain(profiled(row_select_shuffled, &[Sort]))
+        .chain(profiled(row_select_shuffled, &[Gather, Sort]))
         .chain(profiled(row_select_buckets, &[Sort]))
         .chain(profiled(one_pass, &[Floor, Gather, Sort]))
         .chain([

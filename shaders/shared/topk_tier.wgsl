@@ -9,8 +9,12 @@ fn append_candidate(admit: bool, key: u32, col: u32, dense: bool) {
     }
 }
 
-// The row select's subgroup shuffle (sel_sort_shuffled), never called in the core tier: its
-// entry point passes no subgroups.
+// The row select's subgroup hooks (sel_claim in sel_gather, the shuffle in sel_sort_shuffled),
+// never called in the core tier: its entry point passes no subgroups.
+fn sel_claim(n: u32) -> u32 {
+    return atomicAdd(&sel_count, n);
+}
+
 fn sel_shuffle_xor(v: vec2<u32>, mask: u32) -> vec2<u32> {
     return v;
 }

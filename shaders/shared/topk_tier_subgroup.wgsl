@@ -26,6 +26,19 @@ fn append_candidate(admit: bool, key: u32, col: u32, dense: bool) {
     }
 }
 
+// The first of `n` gather slots for this thread, the subgroup's together taken by one atomic:
+// as append_candidate's dense case, the first lane with entries reserves them and subgroupMax
+// hands the base to the others (every other lane holds 0). Uniform call.
+fn sel_claim(n: u32) -> u32 {
+    let total = subgroupAdd(n);
+    let before = subgroupExclusiveAdd(n);
+    var mine = 0u;
+    if (n != 0u && before == 0u) {
+        mine = atomicAdd(&sel_count, total);
+    }
+    return subgroupMax(mine) + before;
+}
+
 // The row select's subgroup shuffle (sel_sort_shuffled).
 fn sel_shuffle_xor(v: vec2<u32>, mask: u32) -> vec2<u32> {
     return subgroupShuffleXor(v, mask);

@@ -188,11 +188,12 @@ pub struct TopkConfig {
     pub strategy: Strategy,
     /// Use the subgroup tier (`topk_subgroup`, `topk_f16_subgroup`) when the adapter has
     /// `SUBGROUP`. The one pass: after a tile that admitted many candidates, its append takes
-    /// one atomic per subgroup. The row select (`topk_row_select_subgroup`): its sort holds
-    /// four entries per thread in registers and exchanges within a subgroup by shuffles, so
-    /// only steps between subgroups pass through workgroup memory, a barrier each (2048
-    /// entries at 32 lanes: 18 barriers instead of 66); where a subgroup is partial it sorts
-    /// as the core tier does. Default false: on an H200 (NVIDIA Vulkan 580.159.04,
+    /// one atomic per subgroup. The row select (`topk_row_select_subgroup`): its gather takes
+    /// one atomic per subgroup and tile instead of one per thread, and its sort holds four
+    /// entries per thread in registers and exchanges within a subgroup by shuffles, so only
+    /// steps between subgroups pass through workgroup memory, a barrier each (2048 entries at
+    /// 32 lanes: 18 barriers instead of 66); where a subgroup is partial it runs as the core
+    /// tier does. Default false: on an H200 (NVIDIA Vulkan 580.159.04,
     /// 4096×65536, k=32) the one pass took 1.62 ms in the core tier, 2.45 ms in this one
     /// (3.01 ms when every tile used subgroup operations); the row select's sort is not yet
     /// measured on a GPU. Results are identical either way.
