@@ -297,10 +297,9 @@ fn topk_cases(
         // The row select with the device's largest workgroup, unsorted, and at 512 and 256
         // threads (each where the device has them); it and the default one pass also to each
         // profiling phase (the one pass has the first three).
-        let row_select = TopkConfig {
-            strategy: Strategy::RowSelect,
-            ..cfg
-        };
+        // The row select's sorts: with the subgroup tier's shuffles ("subgroups", where the
+        // adapter has them) and by buckets ("buckets").
+        let [row_select, row_select_shuffled, row_select_buckets] = row_select_sorts(cfg);
         use ProfilePhase::{Floor, Gather, Read, Sort, Test};
         let profiled = |base: TopkConfig, phases: &[ProfilePhase]| {
             phases
@@ -313,16 +312,6 @@ fn topk_cases(
         };
         let row_select_512 = TopkConfig {
             select_workgroup: Some(512),
-            ..row_select
-        };
-        // Sorting by buckets ("buckets").
-        let row_select_buckets = TopkConfig {
-            select_buckets: true,
-            ..row_select
-        };
-        // With the subgroup tier's shuffled sort ("subgroups"), where the adapter has them.
-        let row_select_shuffled = TopkConfig {
-            subgroups: true,
             ..row_select
         };
         let variants = [
@@ -479,6 +468,26 @@ fn dispatch_overhead_cases(ctx: &GpuContext) -> Result<Vec<Case>> {
         .collect())
 }
 
+/// `cfg` as the row select with its core sort, the subgroup tier's shuffled sort and the
+/// bucket sort.
+fn row_select_sorts(cfg: TopkConfig) -> [TopkConfig; 3] {
+    let core = TopkConfig {
+        strategy: Strategy::RowSelect,
+        ..cfg
+    };
+    [
+        core,
+        TopkConfig {
+            subgroups: true,
+            ..core
+        },
+        TopkConfig {
+            select_buckets: true,
+            ..core
+        },
+    ]
+}
+
 /// Whether a row-select config (any other passes) runs on `ctx`'s device: its workgroup
 /// within the device's, k within its slots.
 fn row_select_runs(ctx: &GpuContext, cfg: &TopkConfig) -> bool {
@@ -610,18 +619,7 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                     wide_rows: Some(4),
                     ..one_pass
                 };
-                let row_select = TopkConfig {
-                    strategy: Strategy::RowSelect,
-                    ..radix
-                };
-                let shuffled = TopkConfig {
-                    subgroups: true,
-                    ..row_select
-                };
-                let buckets = TopkConfig {
-                    select_buckets: true,
-                    ..row_select
-                };
+                let [row_select, shuffled, buckets] = row_select_sorts(radix);
                 let subgroups = ctx.capabilities().subgroups;
                 // k = 2048: radix against the row selects only.
                 for cfg in [radix, one_pass, rows_4, row_select, shuffled, buckets] {
