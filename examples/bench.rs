@@ -380,11 +380,14 @@ fn topk_cases(
             wide_prefetch: Some(true),
             ..one_pass
         }))
-        // Admitting by bit tests ("bits").
-        .chain([TopkConfig {
-            wide_bit_tests: true,
-            ..one_pass
-        }])
+        // Admitting by bit tests ("bits"), the count and front in registers ("lean"), both.
+        .chain(
+            [(true, false), (false, true), (true, true)].map(|(bits, lean)| TopkConfig {
+                wide_bit_tests: bits,
+                wide_lean: lean,
+                ..one_pass
+            }),
+        )
         .chain(radix_groups.iter().map(|&g| TopkConfig {
             radix_groups: Some(g),
             ..radix
@@ -521,6 +524,7 @@ fn topk_case(
         && cfg.wide_prefetch.is_none()
         && !cfg.select_buckets
         && !cfg.wide_bit_tests
+        && !cfg.wide_lean
         && cfg.profile.is_none()
         && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
@@ -548,6 +552,7 @@ fn topk_case(
         (cfg.rank_sort && !one_pass, " rank"),
         (cfg.select_buckets, " buckets"),
         (cfg.wide_bit_tests && one_pass, " bits"),
+        (cfg.wide_lean && one_pass, " lean"),
     ]
     .into_iter()
     .filter_map(|(on, label)| on.then_some(label))

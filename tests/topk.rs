@@ -83,7 +83,7 @@ fn row_select_variants() -> [Variant; 5] {
 /// the adapter has subgroups; otherwise the same core kernel again) and reading quads, and in
 /// wide tiles (the default) of scalars, three rows per workgroup each loaded ahead (an empty
 /// row first, in the middle or last of its group in the ragged test), and of quads, tested
-/// per entry and by bits.
+/// per entry and (lean: count and front in registers) by bits.
 fn one_pass_variants() -> [Variant; 6] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
@@ -115,6 +115,7 @@ fn one_pass_variants() -> [Variant; 6] {
             wide_tiles: true,
             loads: Loads::Vec4,
             wide_bit_tests: true,
+            wide_lean: true,
             ..one_pass
         },
     ]
@@ -144,6 +145,7 @@ struct Variant {
     wide_prefetch: Option<bool>,
     select_buckets: bool,
     wide_bit_tests: bool,
+    wide_lean: bool,
     select_cap: Option<u32>,
     select_workgroup: Option<u32>,
 }
@@ -162,6 +164,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         wide_prefetch: v.wide_prefetch,
         select_buckets: v.select_buckets,
         wide_bit_tests: v.wide_bit_tests,
+        wide_lean: v.wide_lean,
         select_cap: v.select_cap,
         select_workgroup: v.select_workgroup,
         ..cfg
@@ -455,19 +458,23 @@ fn ragged_and_causal_rows_including_empty() {
         }
     }
     // The wide pass's other row groupings, with and without the tile loaded ahead: a group
-    // of the most rows (its last one partial) and one row loaded ahead.
+    // of the most rows (its last one partial; lean) and one row loaded ahead.
     let wide = Variant {
         strategy: Strategy::OnePass,
         wide_tiles: true,
         ..Default::default()
     };
-    let groupings = [(Some(3), Some(false)), (Some(64), None), (None, Some(true))].map(
-        |(wide_rows, wide_prefetch)| Variant {
-            wide_rows,
-            wide_prefetch,
-            ..wide
-        },
-    );
+    let groupings = [
+        (Some(3), Some(false), false),
+        (Some(64), None, true),
+        (None, Some(true), false),
+    ]
+    .map(|(wide_rows, wide_prefetch, wide_lean)| Variant {
+        wide_rows,
+        wide_prefetch,
+        wide_lean,
+        ..wide
+    });
     for k in [16, 300] {
         let what = format!("ragged k={k}, row groupings");
         check_variants(

@@ -775,7 +775,12 @@ fn rank_candidates(lid: u32, first: u32, n: u32, keep: u32) {
 
 // Keeps the best k of the `count` candidates, sorted, and sets tau. Uniform call.
 fn shrink_candidates(lid: u32, count: u32) {
-    let front = workgroupUniformLoad(&cand_sorted);
+    shrink_candidates_at(lid, count, workgroupUniformLoad(&cand_sorted));
+}
+
+// shrink_candidates where the caller knows how many lead sorted (`front`, cand_sorted), so
+// no barrier reads it. Uniform call.
+fn shrink_candidates_at(lid: u32, count: u32, front: u32) {
     if (count <= RANK_ALL_MAX && front < count) {
         // Few in all: rank them all at once, with no merge.
         rank_candidates(lid, 0u, count, p.k);
@@ -909,8 +914,13 @@ fn topk_one_pass(
 // The end of a row in either one pass: the last shrink, the unsorted order if asked for,
 // then the outputs. Uniform call.
 fn finish_one_pass(lid: u32, row: u32) {
-    let count = candidates_now();
-    shrink_candidates(lid, count);
+    finish_one_pass_at(lid, row, candidates_now(), workgroupUniformLoad(&cand_sorted));
+}
+
+// finish_one_pass where the caller knows the candidate count and the sorted front. Uniform
+// call.
+fn finish_one_pass_at(lid: u32, row: u32, count: u32, front: u32) {
+    shrink_candidates_at(lid, count, front);
     let kept = min(count, p.k);
     if (p.sorted == 0u && kept > 0u) {
         sort_candidates(lid, 0u, kept, true, cand[kept - 1u].x);
@@ -1241,6 +1251,20 @@ fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
     return (top.x << 24u) | (next.x << 16u);
 }
 
+// The wide one pass keeps the candidate count and the sorted front in uniform registers
+// (`TopkConfig::wide_lean`): a row's start, each shrink and its finish skip the barrier that
+// reads them from workgroup memory (a one-tile row: 3 of its ~15 barriers).
+override WIDE_LEAN: bool = false;
+
+// A shrink of the wide one pass: the sorted front is k once `full`, else none.
+fn wide_shrink(lid: u32, count: u32, full: bool) {
+    if (WIDE_LEAN) {
+        shrink_candidates_at(lid, count, select(0u, p.k, full));
+    } else {
+        shrink_candidates(lid, count);
+    }
+}
+
 // Consecutive rows one workgroup takes (`TopkConfig::wide_rows`): many short rows pay a
 // workgroup's start and end once per group. With WIDE_PREFETCH a row's last tile loads the
 // next row's first.
@@ -1260,8 +1284,18 @@ fn topk_one_pass_wide(
     var len = row_len(first);
     var ahead = load_wide(first, 0u, len, lid);
     for (var row = first; row < end; row++) {
-        empty_candidates(lid);
-        // Uniform: the candidate count, and whether the running top-k holds k entries.
+        if (WIDE_LEAN) {
+            // No barrier: the first tile's floor takes one before any append, and the row
+            // before read no counter after its last shrink's barrier.
+            if (lid == 0u) {
+                atomicStore(&cand_count, 0u);
+                cand_sorted = 0u;
+            }
+        } else {
+            empty_candidates(lid);
+        }
+        // Uniform: the candidate count, and whether the running top-k holds k entries (then
+        // the k best lead the buffer, sorted: every shrink keeps k).
         var count = 0u;
         var full = false;
         for (var base = 0u; base < len; base += WIDE_TILE) {
@@ -1308,8 +1342,14 @@ fn topk_one_pass_wide(
             }
             loop {
                 // Against tau once full, else against the floor: (floor, SENTINEL_IDX) admits
-                // exactly the keys ≥ floor.
-                let tau = select(vec2<u32>(floor, SENTINEL_IDX), cand_tau, full);
+                // exactly the keys ≥ floor. The lean pass reads cand_tau only once full: its
+                // row start left the last row's there.
+                var tau = vec2<u32>(floor, SENTINEL_IDX);
+                if (!WIDE_LEAN) {
+                    tau = select(tau, cand_tau, full);
+                } else if (full) {
+                    tau = cand_tau;
+                }
                 let gate = full || floor != 0u;
                 // Entries tau does not admit never will be (it only rises): only admitted ones
                 // that find no slot stay pending.
@@ -1320,7 +1360,7 @@ fn topk_one_pass_wide(
                     break;
                 }
                 // Overflow: keep the best k of the full buffer, then offer what is left again.
-                shrink_candidates(lid, ONE_PASS_CAP);
+                wide_shrink(lid, ONE_PASS_CAP, full);
                 count = p.k;
                 full = true;
             }
@@ -1332,7 +1372,7 @@ fn topk_one_pass_wide(
             let first_full = !full && count >= p.k;
             let refresh = full && count >= p.k + max(p.k, WIDE_REFRESH);
             if ((first_full || refresh) && base + WIDE_TILE < len) {
-                shrink_candidates(lid, count);
+                wide_shrink(lid, count, full);
                 count = p.k;
                 full = true;
             }
@@ -1340,7 +1380,11 @@ fn topk_one_pass_wide(
         if (PROFILE_STOP == 2u) {
             return;
         }
-        finish_one_pass(lid, row);
+        if (WIDE_LEAN) {
+            finish_one_pass_at(lid, row, count, select(0u, p.k, full));
+        } else {
+            finish_one_pass(lid, row);
+        }
         if (row + 1u < end) {
             // An empty row read no tile, so it loaded none ahead either.
             let had_tile = len > 0u;

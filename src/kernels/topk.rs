@@ -265,6 +265,12 @@ pub struct TopkConfig {
     /// in the one pass on a GPU; results are identical either way.
     #[doc(hidden)]
     pub wide_bit_tests: bool,
+    /// The wide one pass keeps its candidate count and sorted front in registers, so a
+    /// row's start, each shrink and its finish skip the barrier that reads them from
+    /// workgroup memory (a one-tile row: 3 of its ~15 barriers). Unmeasured on a GPU;
+    /// results are identical either way.
+    #[doc(hidden)]
+    pub wide_lean: bool,
     /// [`Strategy::RowSelect`] sorts its sorted output by buckets: a counting sort on the key
     /// bits below the k best's common span into the free upper half of the slots (about one
     /// entry per bucket), then insertion within each bucket; about a dozen barriers where the
@@ -317,6 +323,7 @@ impl Default for TopkConfig {
             wide_rows: None,
             wide_prefetch: None,
             wide_bit_tests: false,
+            wide_lean: false,
             select_buckets: false,
             select_cap: None,
             select_workgroup: None,
@@ -532,6 +539,7 @@ impl TopkConfig {
             constants.push(("WIDE_PREFETCH", prefetch as u32 as f64));
             constants.push(("WIDE_ROWS", self.rows_per_group() as f64));
             constants.push(("WIDE_BIT_TESTS", self.wide_bit_tests as u32 as f64));
+            constants.push(("WIDE_LEAN", self.wide_lean as u32 as f64));
         }
         if let Some(phase) = self.profile {
             constants.push(("PROFILE_STOP", phase as u32 as f64));
