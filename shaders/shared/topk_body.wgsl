@@ -1182,9 +1182,11 @@ fn wide_append(tile: WideTile, base: u32, lid: u32, admitted: u32) -> u32 {
     return left;
 }
 
-var<workgroup> floor_hist: array<atomic<u32>, 256>;
+// The floor's digit histograms and picks: floor_digit uses the first; the lean pass's two
+// levels alternate between both (floor_digit_lean).
+var<workgroup> floor_hist: array<atomic<u32>, 512>;
 var<workgroup> floor_block: array<u32, 16>;
-var<workgroup> floor_pick: vec2<u32>;
+var<workgroup> floor_pick: array<vec2<u32>, 2>;
 
 // Of this thread's seeds (`s0`, `s1`; y = SENTINEL_IDX for none), those whose key's digit
 // (key >> shift) & 255 is the chosen one, if `prefix` is their key's higher bits: the largest
@@ -1195,23 +1197,35 @@ fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, 
     workgroupBarrier();
     // Past a barrier, so every thread has read the previous call's pick.
     if (lid == 0u) {
-        floor_pick = vec2<u32>(0u);
+        floor_pick[0] = vec2<u32>(0u);
     }
+    floor_count(0u, s0, s1, shift, prefix);
+    return floor_choose(lid, 0u, want);
+}
+
+// Counts this thread's seeds (those with the key prefix) by digit into histogram `h`.
+fn floor_count(h: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32) {
     let high = shift + 8u;
     if (s0.y != SENTINEL_IDX && (high == 32u || (s0.x >> high) == prefix)) {
-        atomicAdd(&floor_hist[(s0.x >> shift) & 255u], 1u);
+        atomicAdd(&floor_hist[256u * h + ((s0.x >> shift) & 255u)], 1u);
     }
     if (s1.y != SENTINEL_IDX && (high == 32u || (s1.x >> high) == prefix)) {
-        atomicAdd(&floor_hist[(s1.x >> shift) & 255u], 1u);
+        atomicAdd(&floor_hist[256u * h + ((s1.x >> shift) & 255u)], 1u);
     }
+}
+
+// After the counts: floor_digit's result from histogram `h`, through its pick ((0, 0) there
+// unless the digit is found). Sixteen threads sum sixteen digits each, from 255 down; the one
+// whose block holds the digit where the count from the top reaches `want` walks its block for
+// it. One warp's work and a barrier, where a scan of the 256 bins over every thread took
+// three. Uniform call.
+fn floor_choose(lid: u32, h: u32, want: u32) -> vec2<u32> {
     workgroupBarrier();
-    // Sixteen threads sum sixteen digits each, from 255 down; the one whose block holds the
-    // digit where the count from the top reaches `want` walks its block for it. One warp's
-    // work and a barrier, where a scan of the 256 bins over every thread took three.
+    let bins = 256u * h + 255u;
     if (lid < 16u) {
         var sum = 0u;
         for (var i = 0u; i < 16u; i++) {
-            sum += atomicLoad(&floor_hist[255u - (16u * lid + i)]);
+            sum += atomicLoad(&floor_hist[bins - (16u * lid + i)]);
         }
         floor_block[lid] = sum;
     }
@@ -1224,16 +1238,34 @@ fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, 
         if (above < want && above + floor_block[lid] >= want) {
             for (var i = 0u; i < 16u; i++) {
                 let digit = 255u - (16u * lid + i);
-                let count = atomicLoad(&floor_hist[digit]);
+                let count = atomicLoad(&floor_hist[256u * h + digit]);
                 if (above + count >= want) {
-                    floor_pick = vec2<u32>(digit, want - above);
+                    floor_pick[h] = vec2<u32>(digit, want - above);
                     break;
                 }
                 above += count;
             }
         }
     }
-    return workgroupUniformLoad(&floor_pick);
+    return workgroupUniformLoad(&floor_pick[h]);
+}
+
+// floor_digit over histogram `h` (0 or 1), cleared and its pick zero on entry (by the other
+// level, or at the workgroup's start); clears the other's and zeroes its pick for the other
+// level, so that a level needs no barrier of its own before counting (three barriers where
+// floor_digit takes four). Uniform call.
+fn floor_digit_lean(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, want: u32, h: u32) -> vec2<u32> {
+    // The other level read its histogram before its last barrier (its pick's uniform load),
+    // so its counts may be cleared now; its pick once every thread has loaded it, past this
+    // call's barriers.
+    let other = 1u - h;
+    atomicStore(&floor_hist[256u * other + lid], 0u);
+    floor_count(h, s0, s1, shift, prefix);
+    let digit = floor_choose(lid, h, want);
+    if (lid == 0u) {
+        floor_pick[other] = vec2<u32>(0u);
+    }
+    return digit;
 }
 
 // A key floor for a row whose running top-k is not full: the highest 16-bit key prefix F
@@ -1243,6 +1275,12 @@ fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, 
 // second best) in eight barriers, where sorting the seeds took one per bitonic step
 // (36 for 256 seeds). Uniform call.
 fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
+    if (WIDE_LEAN) {
+        // Both levels always run, so each leaves the other's histogram cleared.
+        let top = floor_digit_lean(lid, s0, s1, 24u, 0u, want, 0u);
+        let next = floor_digit_lean(lid, s0, s1, 16u, top.x, top.y, 1u);
+        return select(0u, (top.x << 24u) | (next.x << 16u), top.y != 0u);
+    }
     let top = floor_digit(lid, s0, s1, 24u, 0u, want);
     if (top.y == 0u) {
         return 0u;
@@ -1253,7 +1291,9 @@ fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
 
 // The wide one pass keeps the candidate count and the sorted front in uniform registers
 // (`TopkConfig::wide_lean`): a row's start, each shrink and its finish skip the barrier that
-// reads them from workgroup memory (a one-tile row: 3 of its ~15 barriers).
+// reads them from workgroup memory; and its floor's two levels alternate between two
+// histograms (floor_digit_lean), one barrier fewer each. A one-tile row: 5 of its ~15
+// barriers, less one per workgroup.
 override WIDE_LEAN: bool = false;
 
 // A shrink of the wide one pass: the sorted front is k once `full`, else none.
@@ -1281,6 +1321,14 @@ fn topk_one_pass_wide(
         return;
     }
     let end = min(first + WIDE_ROWS, p.rows);
+    if (WIDE_LEAN) {
+        // The first floor's histogram and pick (each floor leaves them so for the next).
+        atomicStore(&floor_hist[lid], 0u);
+        if (lid == 0u) {
+            floor_pick[0] = vec2<u32>(0u);
+        }
+        workgroupBarrier();
+    }
     var len = row_len(first);
     var ahead = load_wide(first, 0u, len, lid);
     for (var row = first; row < end; row++) {

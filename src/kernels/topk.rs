@@ -267,8 +267,9 @@ pub struct TopkConfig {
     pub wide_bit_tests: bool,
     /// The wide one pass keeps its candidate count and sorted front in registers, so a
     /// row's start, each shrink and its finish skip the barrier that reads them from
-    /// workgroup memory (a one-tile row: 3 of its ~15 barriers). Unmeasured on a GPU;
-    /// results are identical either way.
+    /// workgroup memory, and its floor's two digit levels alternate between two histograms,
+    /// one barrier fewer each (a one-tile row: 5 of its ~15 barriers, less one per
+    /// workgroup). Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub wide_lean: bool,
     /// [`Strategy::RowSelect`] sorts its sorted output by buckets: a counting sort on the key
