@@ -98,7 +98,10 @@ for s in "${steps[@]}"; do
     # ... taking four rows per workgroup, without and with the next row loaded ahead.
     step kernel_stats_rows 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 \
       --constant WIDE_ROWS=4
-    step kernel_stats_rows_ahead 30 .devbin/kernel_stats topk --constant WIDE_ROWS=4 ;;
+    step kernel_stats_rows_ahead 30 .devbin/kernel_stats topk --constant WIDE_ROWS=4
+    # ... lean, and admitting by bits (TopkConfig::wide_lean, wide_bit_tests).
+    step kernel_stats_lean_bits 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 \
+      --constant WIDE_LEAN=1 --constant WIDE_BIT_TESTS=1 ;;
   # The top-k shapes (and the bandwidth probes: the barrier chain's loop) compiled
   # with all of wgpu's shader checks (the library's default drops loop bounding), then with
   # none and with all but index clamps (what the checks the default keeps cost), against
