@@ -675,11 +675,12 @@ const ROW_HIST: usize = 3 * 256;
 const MIN_SELECT_CAP: u32 = 256;
 const MAX_SELECT_CAP: u32 = 4096;
 
-/// Workgroup memory of `topk_row_select` with `cap` slots: the slots (8 bytes each), the
-/// histogram copies and the digit scan.
+/// Workgroup memory of `topk_row_select` (and `topk_row_select_subgroup`) with `cap` slots:
+/// the slots (8 bytes each), the histogram copies, the digit scan (digits, blocks, pick) and
+/// three counters (`sel_count`, `sel_moved`, the subgroup tier's `sel_partial`).
 fn select_memory(cap: u32) -> usize {
     let hist = 256 * wgsl::topk::HIST_COPIES as usize * 4;
-    cap as usize * 8 + hist + (256 + 16 + 4 + 1 + 1) * 4
+    cap as usize * 8 + hist + (256 + 16 + 4 + 3) * 4
 }
 
 /// [`Strategy::RowSelect`]'s default slots per row on `ctx`'s device (so its largest k): the
