@@ -54,15 +54,14 @@ step() {
 
 for s in "${steps[@]}"; do
   case $s in
-  # 180 s: since session 17 every opt-in experiment is a case of its own (about 45 per
-  # shape; the JSON is rewritten after each case, so a cut step keeps what it measured).
-  # --radix-groups around the default (512 workgroups, chunks ≥ 1024): the decode row
-  # (1×131072) gets chunks of 4096 / 512 (default 1024), 64×131072 gets 16384 / 4096
-  # (default 16384; 4096 was the default before the H200 run of 2026-11-27).
+  # 180 s: since session 17 every opt-in experiment is a case of its own (about 40 per
+  # shape; the JSON is rewritten after each case, so a cut step keeps what it measured, and
+  # 65536×4096 comes last). The radix tuning cases (--radix-groups 32 / 2048,
+  # --sort-workgroup 512 / 1024, settled on the H200 in session 15) left the step; radix is
+  # now the fallback where the row select cannot run.
   bench_topk) step "$s" 180 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --kernel bandwidth --kernel topk_stages \
     --no-baseline --reps 10 --warmup 3 \
-    --radix-groups 32 --radix-groups 2048 --sort-workgroup 512 --sort-workgroup 1024 \
     --json "$out/$s.json" ;;
   torch_peers) step "$s" 120 env OUT="$out" python3 .devbin/torch_peers.py ;;
   topk_sweep) step "$s" 120 $bench --size $size --kernel topk_sweep --reps 5 --warmup 2 \
