@@ -1120,7 +1120,7 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
 }
 
 /// Every one of the 65536 f16 bit patterns, each row holding 512 of them (k = n, so each comes
-/// back), through both strategies: the widening is exact for each, subnormals and NaN payloads
+/// back), through every strategy: the widening is exact for each, subnormals and NaN payloads
 /// included. A float conversion would flush subnormals on some drivers (NVIDIA's Vulkan did);
 /// the kernel widens in integer arithmetic, and this checks that arithmetic on any adapter.
 #[test]
@@ -1139,6 +1139,7 @@ fn f16_widening_is_exact_for_every_bit_pattern() {
         (Strategy::Radix, false),
         (Strategy::OnePass, false),
         (Strategy::OnePass, true),
+        (Strategy::RowSelect, false),
     ] {
         let c = TopkConfig {
             scores: ScoreType::F16,
@@ -1184,17 +1185,16 @@ fn f16_scores_match_reference_on_widened_values() {
     let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 61 % 2100).collect();
     for k in [1, 33, 700, 2049] {
         for order in [Order::Largest, Order::Smallest] {
-            // Radix, one pass, one pass with the subgroup append (`topk_f16_subgroup`), and
-            // in wide tiles.
+            // Radix, one pass, one pass with the subgroup append (`topk_f16_subgroup`), in
+            // wide tiles, and the row select in both tiers (where its slots hold k).
             for (strategy, subgroups, wide_tiles) in [
                 (Strategy::Radix, false, false),
                 (Strategy::OnePass, false, false),
                 (Strategy::OnePass, true, false),
                 (Strategy::OnePass, false, true),
+                (Strategy::RowSelect, false, true),
+                (Strategy::RowSelect, true, true),
             ] {
-                if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K {
-                    continue;
-                }
                 let c = TopkConfig {
                     order,
                     strategy,
@@ -1202,6 +1202,11 @@ fn f16_scores_match_reference_on_widened_values() {
                     wide_tiles,
                     ..f16_cfg(rows, n, k)
                 };
+                if strategy == Strategy::OnePass && k > ONE_PASS_MAX_K
+                    || strategy == Strategy::RowSelect && c.select_slots(&ctx).is_err()
+                {
+                    continue;
+                }
                 let gpu = Topk::new(&ctx, c)
                     .unwrap()
                     .run_f16(&bits, Some(&lengths))
