@@ -388,6 +388,11 @@ fn topk_cases(
                 ..one_pass
             }),
         )
+        // Values written from the kept keys ("keys").
+        .chain([one_pass, row_select].map(|c| TopkConfig {
+            values_from_keys: true,
+            ..c
+        }))
         .chain(radix_groups.iter().map(|&g| TopkConfig {
             radix_groups: Some(g),
             ..radix
@@ -525,6 +530,7 @@ fn topk_case(
         && !cfg.select_buckets
         && !cfg.wide_bit_tests
         && !cfg.wide_lean
+        && !cfg.values_from_keys
         && cfg.profile.is_none()
         && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
@@ -553,6 +559,7 @@ fn topk_case(
         (cfg.select_buckets, " buckets"),
         (cfg.wide_bit_tests && one_pass, " bits"),
         (cfg.wide_lean && one_pass, " lean"),
+        (cfg.values_from_keys, " keys"),
     ]
     .into_iter()
     .filter_map(|(on, label)| on.then_some(label))

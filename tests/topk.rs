@@ -74,6 +74,7 @@ fn row_select_variants() -> [Variant; 5] {
         },
         Variant {
             select_buckets: true,
+            values_from_keys: true,
             ..row_select
         },
     ]
@@ -83,7 +84,7 @@ fn row_select_variants() -> [Variant; 5] {
 /// the adapter has subgroups; otherwise the same core kernel again) and reading quads, and in
 /// wide tiles (the default) of scalars, three rows per workgroup each loaded ahead (an empty
 /// row first, in the middle or last of its group in the ragged test), and of quads, tested
-/// per entry and (lean: count and front in registers) by bits.
+/// per entry and (lean: count and front in registers; values from keys) by bits.
 fn one_pass_variants() -> [Variant; 6] {
     let one_pass = Variant {
         strategy: Strategy::OnePass,
@@ -116,6 +117,7 @@ fn one_pass_variants() -> [Variant; 6] {
             loads: Loads::Vec4,
             wide_bit_tests: true,
             wide_lean: true,
+            values_from_keys: true,
             ..one_pass
         },
     ]
@@ -146,6 +148,7 @@ struct Variant {
     select_buckets: bool,
     wide_bit_tests: bool,
     wide_lean: bool,
+    values_from_keys: bool,
     select_cap: Option<u32>,
     select_workgroup: Option<u32>,
 }
@@ -165,6 +168,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         select_buckets: v.select_buckets,
         wide_bit_tests: v.wide_bit_tests,
         wide_lean: v.wide_lean,
+        values_from_keys: v.values_from_keys,
         select_cap: v.select_cap,
         select_workgroup: v.select_workgroup,
         ..cfg
@@ -320,7 +324,11 @@ fn adversarial_rows(n: usize) -> Vec<(&'static str, Vec<f32>)> {
         (
             "mostly nan",
             (0..n)
-                .map(|i| if i % 100 == 5 { i as f32 } else { f32::NAN })
+                .map(|i| match i % 100 {
+                    5 => i as f32,
+                    // NaNs of both signs with payloads, which must come back as stored.
+                    _ => f32::from_bits(0x7FC0_0000 | ((i as u32 % 2) << 31) | (i as u32 % 977)),
+                })
                 .collect(),
         ),
     ]

@@ -626,6 +626,24 @@ fn topk_finalize(
 
 // Output slot `slot` of batch row `row`: the selected index and its original value (so NaN
 // payloads and -0.0 come back untouched), or, for SENTINEL_IDX, the padding value.
+// The one pass and the row select write a kept entry's value from its key
+// (`TopkConfig::values_from_keys`) where that is exact, every number but the two zeros (whose
+// keys are equal), instead of reading it back from the scores: a dependent read at the end of
+// each row. NaN and the zeros are still read, so payloads and signs come back as stored.
+override VALUES_FROM_KEYS: bool = false;
+
+// write_slot for the kept entry `e` (key, index) if `ok`, else padding.
+fn write_kept(row: u32, slot: u32, e: vec2<u32>, ok: bool) {
+    let largest = select(e.x, ~e.x, p.smallest != 0u && e.x != 0u);
+    if (!VALUES_FROM_KEYS || !ok || e.x == 0u || largest == 0x80000000u) {
+        write_slot(row, slot, select(SENTINEL_IDX, e.y, ok));
+        return;
+    }
+    let out = (p.row0 + row) * p.k + slot;
+    out_indices[out] = e.y;
+    out_values[out] = key_value(e.x);
+}
+
 fn write_slot(row: u32, slot: u32, idx: u32) {
     let out = (p.row0 + row) * p.k + slot;
     out_indices[out] = idx;
@@ -929,7 +947,7 @@ fn finish_one_pass_at(lid: u32, row: u32, count: u32, front: u32) {
         return;
     }
     for (var slot = lid; slot < p.k; slot += WG) {
-        write_slot(row, slot, select(SENTINEL_IDX, cand[slot].y, slot < kept));
+        write_kept(row, slot, cand[slot], slot < kept);
     }
     if (lid == 0u) {
         out_counts[p.row0 + row] = kept;
@@ -2210,7 +2228,7 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     }
     for (var slot = lid; slot < p.k; slot += SEL_WG) {
         let at = min(first + slot, SEL_CAP - 1u);
-        write_slot(row, slot, select(SENTINEL_IDX, sel_cand[at].y, slot < want));
+        write_kept(row, slot, sel_cand[at], slot < want);
     }
     if (lid == 0u) {
         out_counts[p.row0 + row] = want;

@@ -272,6 +272,12 @@ pub struct TopkConfig {
     /// workgroup). Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub wide_lean: bool,
+    /// The one pass and the row select write each kept value from its order key where that
+    /// is exact (every number but the two zeros) instead of reading it back from the scores,
+    /// a dependent read at the end of each row; NaN and the zeros are still read, so payloads
+    /// and signs come back as stored. Unmeasured on a GPU; results are identical either way.
+    #[doc(hidden)]
+    pub values_from_keys: bool,
     /// [`Strategy::RowSelect`] sorts its sorted output by buckets: a counting sort on the key
     /// bits below the k best's common span into the free upper half of the slots (about one
     /// entry per bucket), then insertion within each bucket; about a dozen barriers where the
@@ -325,6 +331,7 @@ impl Default for TopkConfig {
             wide_prefetch: None,
             wide_bit_tests: false,
             wide_lean: false,
+            values_from_keys: false,
             select_buckets: false,
             select_cap: None,
             select_workgroup: None,
@@ -545,6 +552,7 @@ impl TopkConfig {
         if let Some(phase) = self.profile {
             constants.push(("PROFILE_STOP", phase as u32 as f64));
         }
+        constants.push(("VALUES_FROM_KEYS", self.values_from_keys as u32 as f64));
         constants
     }
 
@@ -1004,6 +1012,7 @@ impl Topk {
                 ("SEL_CAP", cfg.select_slots(ctx)? as f64),
                 ("PROFILE_STOP", cfg.profile.map_or(0, |p| p as u32) as f64),
                 ("SEL_BUCKET_SORT", cfg.select_buckets as u32 as f64),
+                ("VALUES_FROM_KEYS", cfg.values_from_keys as u32 as f64),
             ];
             let entry = if subgroup_tier {
                 "topk_row_select_subgroup"
