@@ -1351,11 +1351,12 @@ fn topk_one_pass_wide(
     var ahead = load_wide(first, 0u, len, lid);
     for (var row = first; row < end; row++) {
         if (WIDE_LEAN) {
-            // No barrier: the first tile's floor takes one before any append, and the row
-            // before read no counter after its last shrink's barrier.
+            // Only the count, with no barrier: the first tile's floor takes one before any
+            // append, and the row before read no counter after its last shrink's barrier
+            // (cand_tau counts only once full, so after this row's first shrink sets it;
+            // cand_sorted is never read, the front being passed).
             if (lid == 0u) {
                 atomicStore(&cand_count, 0u);
-                cand_sorted = 0u;
             }
         } else {
             empty_candidates(lid);
@@ -1408,14 +1409,8 @@ fn topk_one_pass_wide(
             }
             loop {
                 // Against tau once full, else against the floor: (floor, SENTINEL_IDX) admits
-                // exactly the keys ≥ floor. The lean pass reads cand_tau only once full: its
-                // row start left the last row's there.
-                var tau = vec2<u32>(floor, SENTINEL_IDX);
-                if (!WIDE_LEAN) {
-                    tau = select(tau, cand_tau, full);
-                } else if (full) {
-                    tau = cand_tau;
-                }
+                // exactly the keys ≥ floor.
+                let tau = select(vec2<u32>(floor, SENTINEL_IDX), cand_tau, full);
                 let gate = full || floor != 0u;
                 // Entries tau does not admit never will be (it only rises): only admitted ones
                 // that find no slot stay pending.
