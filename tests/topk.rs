@@ -603,14 +603,11 @@ fn check_strided(
     };
     let variants = [radix, default].into_iter().chain(one_pass_variants());
     for v in variants.filter(|v| quads || v.loads != Loads::Vec4) {
-        let c = TopkConfig {
+        let strided = TopkConfig {
             row_stride: Some(stride),
-            strategy: v.strategy,
-            subgroups: v.subgroups,
-            loads: v.loads,
-            wide_tiles: v.wide_tiles,
             ..cfg(rows, n, k)
         };
+        let c = variant_config(strided, v);
         let topk = Topk::new(ctx, c).unwrap();
         let out = topk.outputs().unwrap();
         let mut enc = ctx.encoder("t");
