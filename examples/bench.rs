@@ -516,23 +516,16 @@ fn topk_case(
         strategy: Strategy::Auto,
         ..cfg
     };
-    let auto = cfg.radix_groups.is_none()
-        && cfg.sort_workgroup.is_none()
-        && cfg.loads == Loads::Auto
-        && !cfg.rank_sort
-        && cfg.wide_tiles
-        && cfg.sorted
-        && !cfg.subgroups
-        && cfg.select_cap.is_none()
-        && cfg.select_workgroup.is_none()
-        && cfg.wide_rows.is_none()
-        && cfg.wide_prefetch.is_none()
-        && !cfg.select_buckets
-        && !cfg.wide_bit_tests
-        && !cfg.wide_lean
-        && !cfg.values_from_keys
-        && cfg.profile.is_none()
-        && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
+    // Auto's pick: this strategy with every other setting at its default (no tuning knob,
+    // profile or experiment).
+    let plain = TopkConfig {
+        rows: cfg.rows,
+        n: cfg.n,
+        k: cfg.k,
+        strategy: cfg.strategy,
+        ..Default::default()
+    };
+    let auto = cfg == plain && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
     let groups = cfg
         .radix_groups
         .map_or(String::new(), |g| format!(" g={g}"));
