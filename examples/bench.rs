@@ -393,6 +393,21 @@ fn topk_cases(
             values_from_keys: true,
             ..c
         }))
+        // The row select spread over a workgroup per tile of its row ("split"), with each
+        // sort, and to its floor and its gather (the last workgroup's handoff included).
+        .chain(
+            [row_select, row_select_shuffled, row_select_buckets].map(|c| TopkConfig {
+                select_split: true,
+                ..c
+            }),
+        )
+        .chain(profiled(
+            TopkConfig {
+                select_split: true,
+                ..row_select
+            },
+            &[Floor, Gather],
+        ))
         .chain(radix_groups.iter().map(|&g| TopkConfig {
             radix_groups: Some(g),
             ..radix
@@ -550,6 +565,7 @@ fn topk_case(
         (cfg.loads == Loads::Vec4 && one_pass, " quads"),
         (cfg.rank_sort && !one_pass, " rank"),
         (cfg.select_buckets, " buckets"),
+        (cfg.select_split, " split"),
         (cfg.wide_bit_tests && one_pass, " bits"),
         (cfg.wide_lean && one_pass, " lean"),
         (cfg.values_from_keys, " keys"),
@@ -617,7 +633,7 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                 };
                 // The default one pass (wide tiles, vec4 loads here) and taking 4 rows per
                 // workgroup; the row select with its core sort, the subgroup tier's shuffled
-                // sort (where the adapter has subgroups) and the bucket sort: the defaults
+                // sort (where the adapter has subgroups), the bucket sort and split: the defaults
                 // Auto chooses among and the opt-ins that might join them. (The scalar wide
                 // and 512-entry tiles, in the sweeps up to session 16, left the sweep.)
                 let rows_4 = TopkConfig {
@@ -625,9 +641,23 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                     ..one_pass
                 };
                 let [row_select, shuffled, buckets] = row_select_sorts(radix);
+                // ... and spread over a workgroup per tile of its row, core and shuffled.
+                let [split, split_shuffled] = [row_select, shuffled].map(|c| TopkConfig {
+                    select_split: true,
+                    ..c
+                });
                 let subgroups = ctx.capabilities().subgroups;
                 // k = 2048: radix against the row selects only.
-                for cfg in [radix, one_pass, rows_4, row_select, shuffled, buckets] {
+                for cfg in [
+                    radix,
+                    one_pass,
+                    rows_4,
+                    row_select,
+                    shuffled,
+                    buckets,
+                    split,
+                    split_shuffled,
+                ] {
                     if cfg.validate().is_ok()
                         && row_select_runs(ctx, &cfg)
                         && (subgroups || !cfg.subgroups)

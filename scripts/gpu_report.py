@@ -96,9 +96,10 @@ def table(header, rows):
 
 # The sweep's paths (bench topk_sweep_cases): radix, the default one pass (wide tiles, vec4
 # loads) and at 4 rows per workgroup, and the row select with its core, shuffled (subgroup
-# tier) and bucket sorts (k = 2048: radix and the row selects only).
+# tier) and bucket sorts, and split over a workgroup per tile, core and shuffled (k = 2048:
+# radix and the row selects only).
 SWEEP_PATHS = ["Radix", "OnePass", "OnePass r=4", "RowSelect", "RowSelect subgroups",
-               "RowSelect buckets"]
+               "RowSelect buckets", "RowSelect split", "RowSelect subgroups split"]
 
 
 AUTO_PATHS = ["Radix", "OnePass", "RowSelect"]
@@ -130,7 +131,7 @@ def sweep_table(cases, setting):
         rows.append([f"{key[0]}×{key[1]}, k = {key[2]}"] + [ms(v.get(p)) for p in SWEEP_PATHS]
                     + [fastest, v.get("auto", "?") + ("" if v.get("auto") == best else " ✗")])
     print(table(["shape", "radix", "one pass", "one pass r=4", "row select", "shuffled",
-                 "buckets", "fastest", "Auto picks"], rows))
+                 "buckets", "split", "split shuffled", "fastest", "Auto picks"], rows))
     print(f"Auto misses the fastest of radix, one pass and row select in {wrong} of {len(rows)} shapes. "
           "Fastest: " + ", ".join(f"{p} {wins[p]}" for p in SWEEP_PATHS if wins[p]) + ".\n")
 
@@ -227,7 +228,8 @@ def main(d):
     # The opt-in top-k experiments, each against the same case without it (bench labels:
     # " r=N" and " ahead" wide_rows / wide_prefetch, " bits" wide_bit_tests, " lean" wide_lean,
     # " keys" values_from_keys, " buckets"
-    # select_buckets, and " subgroups" on the row select).
+    # select_buckets, and " subgroups" on the row select; " split" select_split against the
+    # same row select without it).
     rows = []
     for c in cases:
         s_ = c["shape"]
@@ -236,6 +238,8 @@ def main(d):
         base = re.sub(r" (r=\d+|ahead|not ahead|bits|lean|keys|buckets)\b", "", s_)
         if "RowSelect" in s_:
             base = base.replace(" subgroups", "")
+        if s_.endswith(" split"):
+            base = s_[: -len(" split")]
         if base != s_ and ("topk", base) in ours:
             rows.append(["topk", s_, ms(ours[("topk", base)]), ms(c["median_ms"]),
                          ratio(ours[("topk", base)], c["median_ms"])])

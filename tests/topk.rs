@@ -48,8 +48,10 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 
 /// The row select with the device's slots and threads, and with the fewest of both: 256
 /// slots make rows past 256 entries take the sample's floor, and its misses the exact
-/// levels, at small sizes.
-fn row_select_variants() -> [Variant; 5] {
+/// levels, at small sizes. Split (a workgroup per tile of a row, the last to finish sorting
+/// it): at 256 threads and slots in the subgroup tier (rows past 4096 entries split, and
+/// its lists miss often), and with the buckets at the device's threads.
+fn row_select_variants() -> [Variant; 6] {
     let row_select = Variant {
         strategy: Strategy::RowSelect,
         ..Default::default()
@@ -75,7 +77,14 @@ fn row_select_variants() -> [Variant; 5] {
         Variant {
             select_buckets: true,
             values_from_keys: true,
+            select_split: true,
             ..row_select
+        },
+        Variant {
+            select_cap: Some(256),
+            select_workgroup: Some(256),
+            select_split: true,
+            ..shuffled
         },
     ]
 }
@@ -146,6 +155,7 @@ struct Variant {
     wide_rows: Option<u32>,
     wide_prefetch: Option<bool>,
     select_buckets: bool,
+    select_split: bool,
     wide_bit_tests: bool,
     wide_lean: bool,
     values_from_keys: bool,
@@ -166,6 +176,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         wide_rows: v.wide_rows,
         wide_prefetch: v.wide_prefetch,
         select_buckets: v.select_buckets,
+        select_split: v.select_split,
         wide_bit_tests: v.wide_bit_tests,
         wide_lean: v.wide_lean,
         values_from_keys: v.values_from_keys,
@@ -621,36 +632,63 @@ fn check_strided(
 }
 
 /// The radix path sums the row histograms of multi-chunk rows with atomics in scratch that each
-/// run must leave zeroed for the next (nothing clears it per call). One `Topk`, reused on new
-/// data, recorded twice in one encoder, and over many row batches (a device with a 1 MiB
-/// binding limit), sorted and unsorted (a different kernel clears the scratch), with one-chunk
-/// and multi-chunk rows, matches the reference every time.
+/// run must leave zeroed for the next (nothing clears it per call), and the split row select
+/// counts its rows' entries and arrivals there. One `Topk`, reused on new data, recorded
+/// twice in one encoder, and over many row batches (a device with a 1 MiB binding limit),
+/// sorted and unsorted (a different kernel clears the radix scratch), with one-chunk and
+/// multi-chunk rows, matches the reference every time.
 #[test]
-fn radix_scratch_is_left_clean_for_the_next_run() {
+fn scratch_is_left_clean_for_the_next_run() {
     let ctx = gpu_or_skip!();
     let batched = one_mib_bindings();
     for (ctx, rows) in [(&ctx, 3), (&batched, 300)] {
         // The sort clears the row histogram when sorted: also with the largest workgroup.
         let largest = Some(largest_sort_workgroup(ctx));
-        for (sorted, radix_groups, sort_workgroup, rank_sort) in [
-            (true, None, None, false),
-            (false, None, None, false),
-            (true, Some(2048), None, false),
-            (true, Some(2048), largest, false),
-            (true, Some(2048), None, true),
-            (false, Some(2048), None, false),
+        let radix = TopkConfig {
+            strategy: Strategy::Radix,
+            ..cfg(rows, 5000, 64)
+        };
+        // Two workgroups per row (256 threads: tiles of 4096).
+        let split = TopkConfig {
+            strategy: Strategy::RowSelect,
+            select_split: true,
+            select_workgroup: Some(256),
+            ..radix
+        };
+        for c in [
+            radix,
+            TopkConfig {
+                sorted: false,
+                ..radix
+            },
+            TopkConfig {
+                radix_groups: Some(2048),
+                ..radix
+            },
+            TopkConfig {
+                radix_groups: Some(2048),
+                sort_workgroup: largest,
+                ..radix
+            },
+            TopkConfig {
+                radix_groups: Some(2048),
+                rank_sort: true,
+                ..radix
+            },
+            TopkConfig {
+                radix_groups: Some(2048),
+                sorted: false,
+                ..radix
+            },
+            split,
+            TopkConfig {
+                sorted: false,
+                ..split
+            },
         ] {
-            let c = TopkConfig {
-                sorted,
-                strategy: Strategy::Radix,
-                radix_groups,
-                sort_workgroup,
-                rank_sort,
-                ..cfg(rows, 5000, 64)
-            };
             let what = format!(
-                "rows={rows} sorted={sorted} groups={radix_groups:?} sort={sort_workgroup:?} \
-                 rank={rank_sort}"
+                "rows={rows} {:?} sorted={} groups={:?} sort={:?} rank={} split={}",
+                c.strategy, c.sorted, c.radix_groups, c.sort_workgroup, c.rank_sort, c.select_split
             );
             let topk = Topk::new(ctx, c).unwrap();
             let data: Vec<Vec<f32>> = (0..3)

@@ -58,6 +58,7 @@ override COMPACT_RUN: u32 = 4u;
 // info: per chunk, the entries known to be above the threshold from the digits chosen so far.
 // state s (1..4): the row once digits 0..s-1 are chosen: prefix, remaining, gt_total, unused.
 //   Written by chunk 0 of the dispatch that chose digit s-1, for the dispatches after it.
+// The split row select's row_hist is its own (sel_split_base).
 // row_hist [rows][3][256], only for rows of several chunks (a one-chunk row's histogram is its
 //   chunk's): each pass's row histogram (plain counts), summed by atomics from the chunks.
 //   Pass p adds into slot p % 3 and clears slot (p+1) % 3, whose last reader was pass p-1, so
@@ -1790,11 +1791,12 @@ fn sel_append(tile: WideTile, base: u32, lid: u32, left: u32, slot: u32) {
     }
 }
 
-// Gathers the row's entries whose composite is ≥ lb into sel_cand (those past SEL_CAP are
-// counted, not stored); returns how many there are. One atomic per thread and tile; with
-// `sub` ≠ 0 (the subgroup tier) one per subgroup and tile: a decode row's ~3000 appends
-// otherwise queue on one counter (H200: 4.8 of its 54 µs). Uniform call.
-fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
+// Gathers the row's entries in the tiles from column `start` (a multiple of the tile) to `end`
+// whose composite is ≥ lb into sel_cand (those past SEL_CAP are counted, not stored); returns
+// how many there are. One atomic per thread and tile; with `sub` ≠ 0 (the subgroup tier) one
+// per subgroup and tile: a decode row's ~3000 appends otherwise queue on one counter (H200:
+// 4.8 of its 54 µs). Uniform call.
+fn sel_gather(row: u32, start: u32, end: u32, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
     workgroupBarrier();
     if (lid == 0u) {
         atomicStore(&sel_count, 0u);
@@ -1803,7 +1805,7 @@ fn sel_gather(row: u32, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
     let t = key_value(lb.x);
     // Profiling (PROFILE_STOP 4, 5): the reads alone, and the reads and tests without appends.
     var probe = 0u;
-    for (var base = 0u; base < len; base += sel_tile_entries()) {
+    for (var base = start; base < end; base += sel_tile_entries()) {
         let tile = sel_load(row, base, len, lid);
         if (PROFILE_STOP == 4u) {
             let v = max(max(tile.g0, tile.g1), max(tile.g2, tile.g3));
@@ -2147,6 +2149,88 @@ fn sel_sort_tier(lid: u32, count: u32, by_class: bool, t: u32, sub: u32, pos: u3
     }
 }
 
+// ---- Split row select (SEL_SPLIT > 1, `TopkConfig::select_split`) ----
+//
+// SEL_SPLIT workgroups per row, one tile of the row each, in the same single dispatch: each
+// finds the sample's floor (every one the same: the same sample, the same exact histograms),
+// gathers its tile's entries at or above it, and appends them to the row's list in
+// `row_hist` (one atomic per workgroup reserves its slots). The last workgroup of the row to
+// finish (a counter of arrivals) takes the list into sel_cand and goes on as the one
+// workgroup of the plain row select does; the others end. No workgroup waits on another: the
+// last to arrive finds every other one's entries written, since each wrote them before a
+// device-scope barrier (storageBarrier) and then counted itself, and the last reads them
+// after one. The entries travel as atomics, coherent at device scope on every backend. The
+// last workgroup leaves both counters zeroed for the next call. Where the list misses
+// (fewer than k, or more than SEL_CAP entries) the last workgroup runs the exact levels over
+// the whole row, as the plain kernel does. The aim: the decode row's gather (13 of 54 µs on
+// an H200, one workgroup reading 512 KiB) spread over SEL_SPLIT SMs.
+
+// Workgroups per row of the row select (1: the plain kernel).
+override SEL_SPLIT: u32 = 1u;
+// sel_split_gather's answer to every workgroup but the row's last.
+const SEL_NOT_LAST: u32 = 0xFFFFFFFFu;
+
+// (first slot of this workgroup's entries, arrivals before it, the row's count).
+var<workgroup> sel_split: vec3<u32>;
+
+// Where row `row`'s list starts in row_hist: [count, arrivals, then SEL_CAP (key, index)].
+fn sel_split_base(row: u32) -> u32 {
+    return row * (2u + 2u * SEL_CAP);
+}
+
+// The split gather of workgroup `chunk` of row `row`: SEL_NOT_LAST for every workgroup of the
+// row but the last to finish; for that one, the row's count of entries ≥ lb, its entries in
+// sel_cand where they fit (count ≤ SEL_CAP). Uniform call.
+fn sel_split_gather(row: u32, chunk: u32, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
+    let start = chunk * sel_tile_entries();
+    let end = min(start + sel_tile_entries(), len);
+    var mine = 0u;
+    if (PROFILE_STOP != 1u) {
+        mine = sel_gather(row, start, end, len, lid, lb, sub);
+    }
+    if (PROFILE_STOP >= 4u) {
+        // The profile's gather counted nothing (its answer is a probe).
+        mine = 0u;
+    }
+    let base = sel_split_base(row);
+    if (lid == 0u) {
+        sel_split.x = atomicAdd(&row_hist[base], mine);
+    }
+    let at = workgroupUniformLoad(&sel_split).x;
+    for (var i = lid; i < min(mine, SEL_CAP); i += SEL_WG) {
+        let slot = at + i;
+        if (slot < SEL_CAP) {
+            let e = sel_cand[i];
+            atomicStore(&row_hist[base + 2u + 2u * slot], e.x);
+            atomicStore(&row_hist[base + 3u + 2u * slot], e.y);
+        }
+    }
+    // Release: the entries (and the count) before the arrival.
+    storageBarrier();
+    if (lid == 0u) {
+        sel_split.y = atomicAdd(&row_hist[base + 1u], 1u);
+    }
+    if (workgroupUniformLoad(&sel_split).y != SEL_SPLIT - 1u) {
+        return SEL_NOT_LAST;
+    }
+    // Acquire: every other workgroup's entries after its arrival.
+    storageBarrier();
+    if (lid == 0u) {
+        sel_split.z = atomicLoad(&row_hist[base]);
+        atomicStore(&row_hist[base], 0u);
+        atomicStore(&row_hist[base + 1u], 0u);
+    }
+    let m = workgroupUniformLoad(&sel_split).z;
+    if (m <= SEL_CAP) {
+        for (var i = lid; i < m; i += SEL_WG) {
+            let key = atomicLoad(&row_hist[base + 2u + 2u * i]);
+            sel_cand[i] = vec2<u32>(key, atomicLoad(&row_hist[base + 3u + 2u * i]));
+        }
+    }
+    workgroupBarrier();
+    return m;
+}
+
 @compute @workgroup_size(SEL_WG)
 fn topk_row_select(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -2160,7 +2244,8 @@ fn topk_row_select(
 // the shuffled sort with this thread at `pos` (sel_sort_shuffled); 0 for sel_sort. Uniform
 // call.
 fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
-    let row = linear_workgroup(wid, nwg);
+    let group = linear_workgroup(wid, nwg);
+    let row = group / SEL_SPLIT;
     if (row >= p.rows) {
         return;
     }
@@ -2180,16 +2265,24 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
         let aim = clamp(((want + SEL_CAP) / 2u) >> shift, 1u, ns);
         lb = vec2<u32>(sel_floor(lid, ns, aim), 0u);
     }
-    if (PROFILE_STOP == 1u) {
-        return;
-    }
-    var m = sel_gather(row, len, lid, lb, sub);
-    if (PROFILE_STOP >= 4u) {
-        return;
+    var m = 0u;
+    if (SEL_SPLIT > 1u) {
+        m = sel_split_gather(row, group % SEL_SPLIT, len, lid, lb, sub);
+        if (m == SEL_NOT_LAST || PROFILE_STOP == 1u || PROFILE_STOP >= 4u) {
+            return;
+        }
+    } else {
+        if (PROFILE_STOP == 1u) {
+            return;
+        }
+        m = sel_gather(row, 0u, len, len, lid, lb, sub);
+        if (PROFILE_STOP >= 4u) {
+            return;
+        }
     }
     if (m < want || m > SEL_CAP) {
         lb = sel_levels(row, len, lid, want);
-        m = sel_gather(row, len, lid, lb, sub);
+        m = sel_gather(row, 0u, len, len, lid, lb, sub);
     }
     if (PROFILE_STOP == 2u) {
         return;

@@ -286,6 +286,15 @@ pub struct TopkConfig {
     /// first. Unmeasured on a GPU so far; results are identical either way.
     #[doc(hidden)]
     pub select_buckets: bool,
+    /// [`Strategy::RowSelect`] spreads each row longer than one of its tiles (16 entries per
+    /// thread) over one workgroup per tile, in the same dispatch: each finds the sample's
+    /// floor and gathers its tile's entries above it into a list of the row's, and the last
+    /// workgroup of the row to finish (a counter of arrivals; none waits on another) selects
+    /// and sorts them as the one workgroup of the plain kernel does. Scratch: 8 bytes per
+    /// slot and row. Aimed at the decode row's gather (13 of its 54 µs on an H200, one
+    /// workgroup reading 512 KiB). Unmeasured on a GPU; results are identical either way.
+    #[doc(hidden)]
+    pub select_split: bool,
     /// Profiling only: the row select, or the wide one pass (floor, tile loop, sort), ends
     /// after this phase, leaving its outputs unwritten (the bench's phase breakdown). `None`
     /// (the default) runs it all.
@@ -333,6 +342,7 @@ impl Default for TopkConfig {
             wide_lean: false,
             values_from_keys: false,
             select_buckets: false,
+            select_split: false,
             select_cap: None,
             select_workgroup: None,
             profile: None,
@@ -723,8 +733,12 @@ struct Plan {
     sort_size: usize,
     batch_rows: usize,
     work_per_row: usize,
-    /// u32s of `row_hist` per row: none for the one-pass path and one-chunk rows.
+    /// u32s of `row_hist` per row: none for the one-pass path and one-chunk rows; the split
+    /// row select's counters and list.
     row_hist_per_row: usize,
+    /// Workgroups per row of the row select: 1, or with [`TopkConfig::select_split`] one per
+    /// tile of its row (`SEL_SPLIT`).
+    select_split: usize,
 }
 
 impl Plan {
@@ -774,7 +788,16 @@ impl Plan {
         let scratch = SCRATCH_BYTES.min(binding);
         let elem = cfg.scores.bytes();
         let input_row = cfg.stride().saturating_mul(elem);
-        let row_hist_per_row = if no_scratch || chunks == 1 {
+        let select_split = if strategy == Strategy::RowSelect && cfg.select_split {
+            let tile = wgsl::topk::WIDE_PER_THREAD as usize * cfg.select_threads(limits)? as usize;
+            n.div_ceil(tile)
+        } else {
+            1
+        };
+        let row_hist_per_row = if select_split > 1 {
+            // The split row select's count, arrivals and (key, index) list.
+            2 + 2 * cfg.slots_on(limits)? as usize
+        } else if no_scratch || chunks == 1 {
             0
         } else {
             ROW_HIST
@@ -810,6 +833,7 @@ impl Plan {
             batch_rows: batch_rows.max(1),
             work_per_row,
             row_hist_per_row,
+            select_split,
         })
     }
 }
@@ -1012,6 +1036,7 @@ impl Topk {
                 ("SEL_CAP", cfg.select_slots(ctx)? as f64),
                 ("PROFILE_STOP", cfg.profile.map_or(0, |p| p as u32) as f64),
                 ("SEL_BUCKET_SORT", cfg.select_buckets as u32 as f64),
+                ("SEL_SPLIT", plan.select_split as f64),
                 ("VALUES_FROM_KEYS", cfg.values_from_keys as u32 as f64),
             ];
             let entry = if subgroup_tier {
@@ -1318,7 +1343,7 @@ impl Topk {
                 return vec![stage(cfg.one_pass_entry(), pipeline, None, groups)];
             }
             Pipelines::RowSelect { pipeline, entry } => {
-                return vec![stage(entry, pipeline, None, rows)];
+                return vec![stage(entry, pipeline, None, rows * plan.select_split)];
             }
             Pipelines::Radix {
                 histogram,
