@@ -48,10 +48,11 @@ fn check(ctx: &GpuContext, cfg: TopkConfig, scores: &[f32], lengths: Option<&[u3
 
 /// The row select with the device's slots and threads, and with the fewest of both: 256
 /// slots make rows past 256 entries take the sample's floor, and its misses the exact
-/// levels, at small sizes. Split (a workgroup per tile of a row, the last to finish sorting
-/// it): at 256 threads and slots in the subgroup tier (rows past 4096 entries split, and
-/// its lists miss often), and with the buckets at the device's threads.
-fn row_select_variants() -> [Variant; 6] {
+/// levels, at small sizes. The bucket sort (values from keys). Split (a workgroup per tile
+/// of a row, the last to finish sorting it): at the device's threads, and at 256 threads and
+/// slots (rows past 4096 entries split, and its lists miss often) in the subgroup tier with
+/// the bucket sort (the shuffled sort where a bucket overflows).
+fn row_select_variants() -> [Variant; 7] {
     let row_select = Variant {
         strategy: Strategy::RowSelect,
         ..Default::default()
@@ -77,6 +78,9 @@ fn row_select_variants() -> [Variant; 6] {
         Variant {
             select_buckets: true,
             values_from_keys: true,
+            ..row_select
+        },
+        Variant {
             select_split: true,
             ..row_select
         },
@@ -84,6 +88,7 @@ fn row_select_variants() -> [Variant; 6] {
             select_cap: Some(256),
             select_workgroup: Some(256),
             select_split: true,
+            select_buckets: true,
             ..shuffled
         },
     ]

@@ -1476,7 +1476,8 @@ fn topk_one_pass_wide(
 //    entries; on distinct composites that level exists. A second gather collects them.
 // 4. In workgroup memory: the same radix select over the gathered entries finds exactly the
 //    k best, they move to the front, and a bitonic network sorts just those (H200, decode
-//    row: 26 of 54 µs; the gather 13, the sample and floor 4, a lone dispatch ~9).
+//    row: 26 of 54 µs; the gather 13, the sample and floor 4, a lone dispatch ~9). With
+//    SEL_BUCKET_SORT a counting sort orders every gathered entry instead (sel_bucket_sort).
 // The result is the other paths' exactly: the gathered entries include every entry that
 // comes before the k-th, sorted by the same (key, index) order.
 
@@ -2037,26 +2038,40 @@ fn sel_pair(lo: vec2<u32>, hi: vec2<u32>, i: u32, s: u32, by_class: bool, t: u32
     return SelPair(lo, hi);
 }
 
-// Whether the row select sorts its sorted output by buckets (sel_bucket_sort) rather than by
-// the network (`TopkConfig::select_buckets`; the subgroup tier's shuffled sort comes first).
+// Whether the row select sorts its sorted output by buckets (sel_bucket_sort): all its
+// gathered entries at once, in place of the exact select, the compaction and the network
+// (`TopkConfig::select_buckets`).
 override SEL_BUCKET_SORT: bool = false;
 // Buckets of sel_bucket_sort: wg_hist's 2048 counters.
 const SEL_BUCKETS: u32 = 256u * HIST_COPIES;
-// A bucket fuller than this (equal or clustered keys) sends the row to the bitonic network:
-// one thread orders each bucket by insertion.
+// A bucket fuller than this (equal or clustered keys) sends the row back to the exact select
+// and the network: one thread orders each bucket by insertion.
 const SEL_BUCKET_MAX: u32 = 16u;
 
-// Sorts sel_cand[0, count) best-first into sel_cand[count, 2·count) and returns where the
-// sorted entries start: a counting sort by the key's bits below the entries' common span
-// (≤ 2048 buckets, about one entry each), then one thread per bucket orders it by insertion.
-// About a dozen barriers, where the bitonic network on 2048 entries takes 66 (~19 µs of the
-// H200's decode row). Where 2·count exceeds the slots or a bucket holds more than
-// SEL_BUCKET_MAX entries it runs that network in place instead (returns 0). Uniform call.
-fn sel_bucket_sort(lid: u32, count: u32) -> u32 {
-    if (2u * count > SEL_CAP || count < 2u) {
-        sel_sort(lid, count, false, 0u);
-        return 0u;
-    }
+// Entry j (< 4) of a thread's SelFour.
+fn sel_four_entry(r: SelFour, j: u32) -> vec2<u32> {
+    return select(select(r.e0, r.e1, j == 1u), select(r.e2, r.e3, j == 3u), j >= 2u);
+}
+
+// This thread's entries of sel_cand[0, count) for sel_bucket_sort: i = lid + j·SEL_WG, j < 4
+// (those from count on are junk, never used).
+fn sel_four_strided(lid: u32, count: u32) -> SelFour {
+    let none = vec2<u32>(0u);
+    return SelFour(
+        sel_entry_or(lid, count, none),
+        sel_entry_or(lid + SEL_WG, count, none),
+        sel_entry_or(lid + 2u * SEL_WG, count, none),
+        sel_entry_or(lid + 3u * SEL_WG, count, none),
+    );
+}
+
+// Sorts the `count` (≤ 4·SEL_WG) entries that the threads hold in `r` (sel_four_strided's
+// layout) best-first into sel_cand[0, count): a counting sort by the key's bits below the
+// entries' common span (≤ 2048 buckets, about one entry each), then one thread per bucket
+// orders it by insertion. About a dozen barriers, where the exact select and the network on
+// 2048 entries take about 80 (~26 µs of the H200's decode row). False, with sel_cand
+// untouched, where a bucket would hold more than SEL_BUCKET_MAX. Uniform call.
+fn sel_bucket_sort(lid: u32, count: u32, r: SelFour) -> bool {
     // The keys' span: bucket b holds keys hi - key in [b, b + 1) << shift.
     workgroupBarrier();
     if (lid == 0u) {
@@ -2064,10 +2079,12 @@ fn sel_bucket_sort(lid: u32, count: u32) -> u32 {
         atomicStore(&sel_moved, 0xFFFFFFFFu);
     }
     workgroupBarrier();
-    for (var i = lid; i < count; i += SEL_WG) {
-        let key = sel_cand[i].x;
-        atomicMax(&sel_count, key);
-        atomicMin(&sel_moved, key);
+    for (var j = 0u; j < SHUFFLED_PER_THREAD; j++) {
+        if (lid + j * SEL_WG < count) {
+            let key = sel_four_entry(r, j).x;
+            atomicMax(&sel_count, key);
+            atomicMin(&sel_moved, key);
+        }
     }
     let hi = workgroupUniformLoad(&sel_count);
     let lo = workgroupUniformLoad(&sel_moved);
@@ -2080,8 +2097,10 @@ fn sel_bucket_sort(lid: u32, count: u32) -> u32 {
     if (lid == 0u) {
         atomicStore(&sel_count, 0u); // becomes the largest bucket
     }
-    for (var i = lid; i < count; i += SEL_WG) {
-        atomicAdd(&wg_hist[(hi - sel_cand[i].x) >> shift], 1u);
+    for (var j = 0u; j < SHUFFLED_PER_THREAD; j++) {
+        if (lid + j * SEL_WG < count) {
+            atomicAdd(&wg_hist[(hi - sel_four_entry(r, j).x) >> shift], 1u);
+        }
     }
     workgroupBarrier();
     // Exclusive offsets: 256 blocks of 8 buckets, the block sums scanned as sel_choose scans.
@@ -2112,18 +2131,20 @@ fn sel_bucket_sort(lid: u32, count: u32) -> u32 {
         }
     }
     if (workgroupUniformLoad(&sel_count) > SEL_BUCKET_MAX) {
-        sel_sort(lid, count, false, 0u);
-        return 0u;
+        return false;
     }
-    // Scatter (in any order within a bucket); each bucket's counter ends at its end.
-    for (var i = lid; i < count; i += SEL_WG) {
-        let e = sel_cand[i];
-        sel_cand[count + atomicAdd(&wg_hist[(hi - e.x) >> shift], 1u)] = e;
+    // Scatter from the registers (every read of sel_cand lies behind the barriers above),
+    // in any order within a bucket; each bucket's counter ends at its end.
+    for (var j = 0u; j < SHUFFLED_PER_THREAD; j++) {
+        if (lid + j * SEL_WG < count) {
+            let e = sel_four_entry(r, j);
+            sel_cand[atomicAdd(&wg_hist[(hi - e.x) >> shift], 1u)] = e;
+        }
     }
     workgroupBarrier();
     for (var b = lid; b < SEL_BUCKETS; b += SEL_WG) {
-        let end = count + atomicLoad(&wg_hist[b]);
-        let start = count + select(atomicLoad(&wg_hist[max(b, 1u) - 1u]), 0u, b == 0u);
+        let end = atomicLoad(&wg_hist[b]);
+        let start = select(atomicLoad(&wg_hist[max(b, 1u) - 1u]), 0u, b == 0u);
         // Insertion sort of sel_cand[start, end) (at most SEL_BUCKET_MAX entries).
         for (var i = start + 1u; i < end; i++) {
             let e = sel_cand[i];
@@ -2136,7 +2157,7 @@ fn sel_bucket_sort(lid: u32, count: u32) -> u32 {
         }
     }
     workgroupBarrier();
-    return count;
+    return true;
 }
 
 // sel_sort_shuffled where the entry point has full subgroups (`sub` ≠ 0) and the threads hold
@@ -2231,6 +2252,29 @@ fn sel_split_gather(row: u32, chunk: u32, len: u32, lid: u32, lb: vec2<u32>, sub
     return m;
 }
 
+// Orders the best `want` of the m gathered entries into sel_cand[0, want): keeps exactly
+// those (the exact select, then the compaction), then sorts just them, best-first or in the
+// unsorted order (keys above the k-th, then those equal to it, each in index order): a
+// network on 2048 entries takes 66 steps where one on the ~3000 gathered took 78, with half
+// the exchanges each. Uniform call.
+fn sel_keep_best(lid: u32, m: u32, want: u32, sub: u32, pos: u32) {
+    if (m > want) {
+        sel_compact(lid, m, want, sel_top(lid, m, want));
+    }
+    if (p.sorted != 0u) {
+        sel_sort_tier(lid, want, false, 0u, sub, pos);
+        return;
+    }
+    if (lid == 0u) {
+        atomicStore(&sel_count, 0xFFFFFFFFu);
+    }
+    workgroupBarrier();
+    for (var i = lid; i < want; i += SEL_WG) {
+        atomicMin(&sel_count, sel_cand[i].x);
+    }
+    sel_sort_tier(lid, want, true, workgroupUniformLoad(&sel_count), sub, pos);
+}
+
 @compute @workgroup_size(SEL_WG)
 fn topk_row_select(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -2287,36 +2331,19 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     if (PROFILE_STOP == 2u) {
         return;
     }
-    // Keep exactly the best `want`, then sort just those: a network on 2048 entries takes 66
-    // steps where one on the ~3000 gathered took 78, with half the exchanges each.
-    if (m > want) {
-        sel_compact(lid, m, want, sel_top(lid, m, want));
+    // Sorted by buckets: every gathered entry at once, the best `want` first.
+    var bucketed = false;
+    if (SEL_BUCKET_SORT && p.sorted != 0u && m <= SHUFFLED_PER_THREAD * SEL_WG) {
+        bucketed = sel_bucket_sort(lid, m, sel_four_strided(lid, m));
     }
-    // Where the sorted entries start in sel_cand.
-    var first = 0u;
-    if (p.sorted != 0u) {
-        if (SEL_BUCKET_SORT && sub == 0u) {
-            first = sel_bucket_sort(lid, want);
-        } else {
-            sel_sort_tier(lid, want, false, 0u, sub, pos);
-        }
-    } else {
-        // Unsorted: keys above the k-th, then those equal to it, each in index order.
-        if (lid == 0u) {
-            atomicStore(&sel_count, 0xFFFFFFFFu);
-        }
-        workgroupBarrier();
-        for (var i = lid; i < want; i += SEL_WG) {
-            atomicMin(&sel_count, sel_cand[i].x);
-        }
-        sel_sort_tier(lid, want, true, workgroupUniformLoad(&sel_count), sub, pos);
+    if (!bucketed) {
+        sel_keep_best(lid, m, want, sub, pos);
     }
     if (PROFILE_STOP == 3u) {
         return;
     }
     for (var slot = lid; slot < p.k; slot += SEL_WG) {
-        let at = min(first + slot, SEL_CAP - 1u);
-        write_kept(row, slot, sel_cand[at], slot < want);
+        write_kept(row, slot, sel_cand[min(slot, SEL_CAP - 1u)], slot < want);
     }
     if (lid == 0u) {
         out_counts[p.row0 + row] = want;

@@ -278,12 +278,13 @@ pub struct TopkConfig {
     /// and signs come back as stored. Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub values_from_keys: bool,
-    /// [`Strategy::RowSelect`] sorts its sorted output by buckets: a counting sort on the key
-    /// bits below the k best's common span into the free upper half of the slots (about one
-    /// entry per bucket), then insertion within each bucket; about a dozen barriers where the
-    /// network on 2048 entries takes 66. The network still runs for clustered keys (a bucket
-    /// over 16) and for k over half the slots, and the subgroup tier's shuffled sort comes
-    /// first. Unmeasured on a GPU so far; results are identical either way.
+    /// [`Strategy::RowSelect`] sorts its sorted output by buckets: every gathered entry (up to
+    /// four per thread) at once, by a counting sort on the key bits below their common span
+    /// (about one entry per bucket), then insertion within each bucket, in place of the exact
+    /// select of the k best, their compaction and the network: about a dozen barriers where
+    /// those take about 80 on a decode row. Where a bucket would hold over 16 (clustered
+    /// keys) the row goes the usual way. Unmeasured on a GPU so far; results are identical
+    /// either way.
     #[doc(hidden)]
     pub select_buckets: bool,
     /// [`Strategy::RowSelect`] spreads each row longer than one of its tiles (16 entries per
