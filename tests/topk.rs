@@ -597,6 +597,43 @@ fn row_select_recovers_when_its_sample_misjudges_the_row() {
     }
 }
 
+/// The split row select on rows of 2^19 entries: at 256 threads their 128 tiles exceed the
+/// 64 workgroups a row may take, so each takes a run of two; a shorter row leaves the last
+/// workgroups without tiles, and an empty row gives them none at all. Sorted (core, and the
+/// subgroup tier with the bucket sort) and unsorted, at k where the sample's floor holds
+/// (a list of at least k and at most the slots: a workgroup's run taken wrong fails it).
+#[test]
+fn split_row_select_over_runs_of_tiles() {
+    let ctx = gpu_or_skip!();
+    let (rows, n) = (3, 1 << 19);
+    let data = common::normal_data(rows * n, 21);
+    let lengths = [n as u32, (n / 3 + 5) as u32, 0];
+    let split = Variant {
+        strategy: Strategy::RowSelect,
+        select_split: true,
+        select_workgroup: Some(256),
+        ..Default::default()
+    };
+    let variants = [
+        split,
+        Variant {
+            subgroups: true,
+            select_buckets: true,
+            ..split
+        },
+    ];
+    for k in [1, 100, 300] {
+        for sorted in [true, false] {
+            let c = TopkConfig {
+                sorted,
+                ..cfg(rows, n, k)
+            };
+            let what = format!("split n=2^19 k={k} sorted={sorted}");
+            check_variants(&ctx, c, &data, Some(&lengths), &what, &variants);
+        }
+    }
+}
+
 /// Runs `topk` through `encode` on rows `stride` apart starting at element `offset`.
 fn check_strided(
     ctx: &GpuContext,

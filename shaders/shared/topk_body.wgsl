@@ -2172,42 +2172,56 @@ fn sel_sort_tier(lid: u32, count: u32, by_class: bool, t: u32, sub: u32, pos: u3
 
 // ---- Split row select (SEL_SPLIT > 1, `TopkConfig::select_split`) ----
 //
-// SEL_SPLIT workgroups per row, one tile of the row each, in the same single dispatch: each
-// finds the sample's floor (every one the same: the same sample, the same exact histograms),
-// gathers its tile's entries at or above it, and appends them to the row's list in
-// `row_hist` (one atomic per workgroup reserves its slots). The last workgroup of the row to
-// finish (a counter of arrivals) takes the list into sel_cand and goes on as the one
-// workgroup of the plain row select does; the others end. No workgroup waits on another: the
-// last to arrive finds every other one's entries written, since each wrote them before a
-// device-scope barrier (storageBarrier) and then counted itself, and the last reads them
-// after one. The entries travel as atomics, coherent at device scope on every backend. The
-// last workgroup leaves both counters zeroed for the next call. Where the list misses
-// (fewer than k, or more than SEL_CAP entries) the last workgroup runs the exact levels over
-// the whole row, as the plain kernel does. The aim: the decode row's gather (13 of 54 µs on
-// an H200, one workgroup reading 512 KiB) spread over SEL_SPLIT SMs.
+// SEL_SPLIT (≤ 64) workgroups per row, each over an equal run of the row's tiles, in the same
+// single dispatch: each finds the sample's floor (every one the same: the same sample, the
+// same exact histograms), gathers its run's entries at or above it, reserves slots for them
+// in the row's list in `row_hist` and writes them there, then counts its arrival. The last
+// workgroup of the row to arrive takes the list into sel_cand and goes on as the one
+// workgroup of the plain row select does; the others end. No workgroup waits on another to
+// run: the last waits only until the entries the others have already written are visible.
+// - The row's count and arrivals share one atomic word (count in the low 24 bits, arrivals
+//   above; each workgroup adds at most SEL_CAP + 1 to the count, enough to say "too many"),
+//   so the last arrival's own update sees every reservation: one location's updates are
+//   ordered, whatever the memory model orders across locations.
+// - A slot holds ~key and index + 1, never 0 once written (no key is 0xFFFFFFFF, no index
+//   2^32 - 1), and 0 when free. WGSL gives storageBarrier only workgroup scope (naga's
+//   SPIR-V makes it device scope, which alone would make the entries visible), so the last
+//   workgroup reads each slot until it holds an entry: the writer has stored it already,
+//   so only its visibility is awaited. Should that take SEL_SPIN_MAX reads, the row takes
+//   the exact levels instead: a result stays exact, and no dispatch can hang. It frees
+//   every slot it read and the word, so the next call finds the list empty, as the zeroed
+//   buffer starts.
+// Where the list misses (fewer than k, or more than SEL_CAP entries) the last workgroup runs
+// the exact levels over the whole row, as the plain kernel does. The aim: the decode row's
+// gather (13 of 54 µs on an H200, one workgroup reading 512 KiB) spread over many SMs.
 
 // Workgroups per row of the row select (1: the plain kernel).
 override SEL_SPLIT: u32 = 1u;
 // sel_split_gather's answer to every workgroup but the row's last.
 const SEL_NOT_LAST: u32 = 0xFFFFFFFFu;
+// One arrival in a row's word; the count lies below it.
+const SEL_ARRIVAL: u32 = 0x1000000u;
+// Reads of a list slot before the last workgroup gives up on it (~10 ms of L2 round trips).
+const SEL_SPIN_MAX: u32 = 16384u;
 
-// (first slot of this workgroup's entries, arrivals before it, the row's count).
-var<workgroup> sel_split: vec3<u32>;
+// (first slot of this workgroup's entries, the row's word after its arrival).
+var<workgroup> sel_split: vec2<u32>;
 
-// Where row `row`'s list starts in row_hist: [count, arrivals, then SEL_CAP (key, index)].
+// Where row `row`'s word starts in row_hist, followed by SEL_CAP slots of (~key, index + 1).
 fn sel_split_base(row: u32) -> u32 {
-    return row * (2u + 2u * SEL_CAP);
+    return row * (1u + 2u * SEL_CAP);
 }
 
 // The split gather of workgroup `chunk` of row `row`: SEL_NOT_LAST for every workgroup of the
-// row but the last to finish; for that one, the row's count of entries ≥ lb, its entries in
-// sel_cand where they fit (count ≤ SEL_CAP). Uniform call.
+// row but the last to arrive; for that one, the row's count of entries ≥ lb (above SEL_CAP:
+// too many), its entries in sel_cand where they fit. Uniform call.
 fn sel_split_gather(row: u32, chunk: u32, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
-    let start = chunk * sel_tile_entries();
-    let end = min(start + sel_tile_entries(), len);
+    let tile = sel_tile_entries();
+    let run = ((p.n + tile - 1u) / tile + SEL_SPLIT - 1u) / SEL_SPLIT * tile;
+    let start = chunk * run;
     var mine = 0u;
     if (PROFILE_STOP != 1u) {
-        mine = sel_gather(row, start, end, len, lid, lb, sub);
+        mine = sel_gather(row, start, min(start + run, len), len, lid, lb, sub);
     }
     if (PROFILE_STOP >= 4u) {
         // The profile's gather counted nothing (its answer is a probe).
@@ -2215,40 +2229,49 @@ fn sel_split_gather(row: u32, chunk: u32, len: u32, lid: u32, lb: vec2<u32>, sub
     }
     let base = sel_split_base(row);
     if (lid == 0u) {
-        sel_split.x = atomicAdd(&row_hist[base], mine);
+        sel_split.x = atomicAdd(&row_hist[base], min(mine, SEL_CAP + 1u)) % SEL_ARRIVAL;
     }
     let at = workgroupUniformLoad(&sel_split).x;
     for (var i = lid; i < min(mine, SEL_CAP); i += SEL_WG) {
-        let slot = at + i;
-        if (slot < SEL_CAP) {
+        let slot = base + 1u + 2u * (at + i);
+        if (at + i < SEL_CAP) {
             let e = sel_cand[i];
-            atomicStore(&row_hist[base + 2u + 2u * slot], e.x);
-            atomicStore(&row_hist[base + 3u + 2u * slot], e.y);
+            atomicStore(&row_hist[slot], ~e.x);
+            atomicStore(&row_hist[slot + 1u], e.y + 1u);
         }
     }
-    // Release: the entries (and the count) before the arrival.
     storageBarrier();
     if (lid == 0u) {
-        sel_split.y = atomicAdd(&row_hist[base + 1u], 1u);
+        sel_split.y = atomicAdd(&row_hist[base], SEL_ARRIVAL) + SEL_ARRIVAL;
     }
-    if (workgroupUniformLoad(&sel_split).y != SEL_SPLIT - 1u) {
+    let word = workgroupUniformLoad(&sel_split).y;
+    if (word / SEL_ARRIVAL != SEL_SPLIT) {
         return SEL_NOT_LAST;
     }
-    // Acquire: every other workgroup's entries after its arrival.
     storageBarrier();
     if (lid == 0u) {
-        sel_split.z = atomicLoad(&row_hist[base]);
         atomicStore(&row_hist[base], 0u);
-        atomicStore(&row_hist[base + 1u], 0u);
+        atomicStore(&sel_moved, 0u); // becomes 1 if a slot stays unseen
     }
-    let m = workgroupUniformLoad(&sel_split).z;
-    if (m <= SEL_CAP) {
-        for (var i = lid; i < m; i += SEL_WG) {
-            let key = atomicLoad(&row_hist[base + 2u + 2u * i]);
-            sel_cand[i] = vec2<u32>(key, atomicLoad(&row_hist[base + 3u + 2u * i]));
+    let m = word % SEL_ARRIVAL;
+    for (var i = lid; i < min(m, SEL_CAP); i += SEL_WG) {
+        let slot = base + 1u + 2u * i;
+        var key = 0u;
+        var index = 0u;
+        for (var tries = 0u; tries < SEL_SPIN_MAX && (key == 0u || index == 0u); tries++) {
+            key = atomicLoad(&row_hist[slot]);
+            index = atomicLoad(&row_hist[slot + 1u]);
         }
+        if (key == 0u || index == 0u) {
+            atomicStore(&sel_moved, 1u);
+        }
+        atomicStore(&row_hist[slot], 0u);
+        atomicStore(&row_hist[slot + 1u], 0u);
+        sel_cand[i] = vec2<u32>(~key, index - 1u);
     }
-    workgroupBarrier();
+    if (workgroupUniformLoad(&sel_moved) != 0u) {
+        return SEL_CAP + 1u; // too many, as far as the caller can tell: the exact levels
+    }
     return m;
 }
 

@@ -288,11 +288,11 @@ pub struct TopkConfig {
     #[doc(hidden)]
     pub select_buckets: bool,
     /// [`Strategy::RowSelect`] spreads each row longer than one of its tiles (16 entries per
-    /// thread) over one workgroup per tile, in the same dispatch: each finds the sample's
-    /// floor and gathers its tile's entries above it into a list of the row's, and the last
-    /// workgroup of the row to finish (a counter of arrivals; none waits on another) selects
-    /// and sorts them as the one workgroup of the plain kernel does. Scratch: 8 bytes per
-    /// slot and row. Aimed at the decode row's gather (13 of its 54 µs on an H200, one
+    /// thread) over one workgroup per tile (at most 64, each then over a run of tiles), in the
+    /// same dispatch: each finds the sample's floor and gathers its tiles' entries above it
+    /// into a list of the row's, and the last workgroup of the row to arrive (a counter of
+    /// arrivals; none waits for another to run) selects and sorts them as the one workgroup
+    /// of the plain kernel does. Scratch: 8 bytes per slot and row. Aimed at the decode row's gather (13 of its 54 µs on an H200, one
     /// workgroup reading 512 KiB). Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub select_split: bool,
@@ -690,16 +690,21 @@ const SCRATCH_BYTES: usize = 64 << 20;
 /// passes rotate through.
 const ROW_HIST: usize = 3 * 256;
 
+/// Most workgroups per row of the split row select ([`TopkConfig::select_split`]): its
+/// arrivals share a 32-bit word with a count of up to this many times 4097.
+const MAX_SELECT_SPLIT: usize = 64;
+
 /// Bounds of [`TopkConfig::select_cap`].
 const MIN_SELECT_CAP: u32 = 256;
 const MAX_SELECT_CAP: u32 = 4096;
 
 /// Workgroup memory of `topk_row_select` (and `topk_row_select_subgroup`) with `cap` slots:
-/// the slots (8 bytes each), the histogram copies, the digit scan (digits, blocks, pick) and
-/// three counters (`sel_count`, `sel_moved`, the subgroup tier's `sel_partial`).
+/// the slots (8 bytes each), the histogram copies, the digit scan (digits, blocks, pick),
+/// three counters (`sel_count`, `sel_moved`, the subgroup tier's `sel_partial`) and the
+/// split's two words (`sel_split`).
 fn select_memory(cap: u32) -> usize {
     let hist = 256 * wgsl::topk::HIST_COPIES as usize * 4;
-    cap as usize * 8 + hist + (256 + 16 + 4 + 3) * 4
+    cap as usize * 8 + hist + (256 + 16 + 4 + 3 + 2) * 4
 }
 
 /// [`Strategy::RowSelect`]'s default slots per row on `ctx`'s device (so its largest k): the
@@ -791,13 +796,13 @@ impl Plan {
         let input_row = cfg.stride().saturating_mul(elem);
         let select_split = if strategy == Strategy::RowSelect && cfg.select_split {
             let tile = wgsl::topk::WIDE_PER_THREAD as usize * cfg.select_threads(limits)? as usize;
-            n.div_ceil(tile)
+            n.div_ceil(tile).min(MAX_SELECT_SPLIT)
         } else {
             1
         };
         let row_hist_per_row = if select_split > 1 {
-            // The split row select's count, arrivals and (key, index) list.
-            2 + 2 * cfg.slots_on(limits)? as usize
+            // The split row select's word (count and arrivals) and (key, index) list.
+            1 + 2 * cfg.slots_on(limits)? as usize
         } else if no_scratch || chunks == 1 {
             0
         } else {
