@@ -601,7 +601,8 @@ fn row_select_recovers_when_its_sample_misjudges_the_row() {
 /// 64 workgroups a row may take, so each takes a run of two; a shorter row leaves the last
 /// workgroups without tiles, and an empty row gives them none at all. Sorted (core, and the
 /// subgroup tier with the bucket sort) and unsorted, at k where the sample's floor holds
-/// (a list of at least k and at most the slots: a workgroup's run taken wrong fails it).
+/// (a list of at least k and at most the slots: a workgroup's run taken wrong fails it);
+/// f16 scores too.
 #[test]
 fn split_row_select_over_runs_of_tiles() {
     let ctx = gpu_or_skip!();
@@ -631,6 +632,29 @@ fn split_row_select_over_runs_of_tiles() {
             let what = format!("split n=2^19 k={k} sorted={sorted}");
             check_variants(&ctx, c, &data, Some(&lengths), &what, &variants);
         }
+    }
+    // f16 scores: the same rows rounded, with the ties that brings.
+    let bits: Vec<u16> = data
+        .iter()
+        .map(|&x| half::f16::from_f32(x).to_bits())
+        .collect();
+    let widened: Vec<f32> = bits
+        .iter()
+        .map(|&b| half::f16::from_bits(b).to_f32())
+        .collect();
+    for v in variants {
+        let c = variant_config(
+            TopkConfig {
+                scores: ScoreType::F16,
+                ..cfg(rows, n, 100)
+            },
+            v,
+        );
+        let gpu = Topk::new(&ctx, c)
+            .unwrap()
+            .run_f16(&bits, Some(&lengths))
+            .unwrap();
+        assert_matches_reference(&gpu, &c, &widened, Some(&lengths), &format!("f16 {v:?}"));
     }
 }
 
