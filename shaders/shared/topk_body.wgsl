@@ -1796,8 +1796,19 @@ fn sel_append(tile: WideTile, base: u32, lid: u32, left: u32, slot: u32) {
 // whose composite is ≥ lb into sel_cand (those past SEL_CAP are counted, not stored); returns
 // how many there are. One atomic per thread and tile; with `sub` ≠ 0 (the subgroup tier) one
 // per subgroup and tile: a decode row's ~3000 appends otherwise queue on one counter (H200:
-// 4.8 of its 54 µs). Uniform call.
-fn sel_gather(row: u32, start: u32, end: u32, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
+// 4.8 of its 54 µs). With `early`, `first` is the tile at `start`, already loaded. Uniform
+// call.
+fn sel_gather(
+    row: u32,
+    start: u32,
+    end: u32,
+    len: u32,
+    lid: u32,
+    lb: vec2<u32>,
+    sub: u32,
+    early: bool,
+    first: WideTile,
+) -> u32 {
     workgroupBarrier();
     if (lid == 0u) {
         atomicStore(&sel_count, 0u);
@@ -1807,7 +1818,10 @@ fn sel_gather(row: u32, start: u32, end: u32, len: u32, lid: u32, lb: vec2<u32>,
     // Profiling (PROFILE_STOP 4, 5): the reads alone, and the reads and tests without appends.
     var probe = 0u;
     for (var base = start; base < end; base += sel_tile_entries()) {
-        let tile = sel_load(row, base, len, lid);
+        var tile = first;
+        if (!early || base != start) {
+            tile = sel_load(row, base, len, lid);
+        }
         if (PROFILE_STOP == 4u) {
             let v = max(max(tile.g0, tile.g1), max(tile.g2, tile.g3));
             probe = max(probe, order_key(max(max(v.x, v.y), max(v.z, v.w))));
@@ -2212,16 +2226,21 @@ fn sel_split_base(row: u32) -> u32 {
     return row * (1u + 2u * SEL_CAP);
 }
 
-// The split gather of workgroup `chunk` of row `row`: SEL_NOT_LAST for every workgroup of the
-// row but the last to arrive; for that one, the row's count of entries ≥ lb (above SEL_CAP:
-// too many), its entries in sel_cand where they fit. Uniform call.
-fn sel_split_gather(row: u32, chunk: u32, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
+// Columns [start, end) of workgroup `chunk`'s run of tiles of a row of `len` entries.
+fn sel_split_run(chunk: u32, len: u32) -> vec2<u32> {
     let tile = sel_tile_entries();
     let run = ((p.n + tile - 1u) / tile + SEL_SPLIT - 1u) / SEL_SPLIT * tile;
-    let start = chunk * run;
+    return vec2<u32>(chunk * run, min(chunk * run + run, len));
+}
+
+// The split gather of a workgroup over the columns `cols` (sel_split_run) of row `row`, the
+// first tile already in `first` where the run has one: SEL_NOT_LAST for every workgroup of
+// the row but the last to arrive; for that one, the row's count of entries ≥ lb (above
+// SEL_CAP: too many), its entries in sel_cand where they fit. Uniform call.
+fn sel_split_gather(row: u32, cols: vec2<u32>, first: WideTile, len: u32, lid: u32, lb: vec2<u32>, sub: u32) -> u32 {
     var mine = 0u;
     if (PROFILE_STOP != 1u) {
-        mine = sel_gather(row, start, min(start + run, len), len, lid, lb, sub);
+        mine = sel_gather(row, cols.x, cols.y, len, lid, lb, sub, true, first);
     }
     if (PROFILE_STOP >= 4u) {
         // The profile's gather counted nothing (its answer is a probe).
@@ -2318,6 +2337,16 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     }
     let len = row_len(row);
     let want = min(p.k, len);
+    // Split: this workgroup's first tile, loaded before the floor so that its latency
+    // overlaps the sample's.
+    var cols = vec2<u32>(0u);
+    var first = WideTile();
+    if (SEL_SPLIT > 1u) {
+        cols = sel_split_run(group % SEL_SPLIT, len);
+        if (cols.x < cols.y) {
+            first = sel_load(row, cols.x, len, lid);
+        }
+    }
     // A row of at most SEL_CAP entries is gathered whole (lb = 0).
     var lb = vec2<u32>(0u);
     if (len > SEL_CAP) {
@@ -2334,7 +2363,7 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     }
     var m = 0u;
     if (SEL_SPLIT > 1u) {
-        m = sel_split_gather(row, group % SEL_SPLIT, len, lid, lb, sub);
+        m = sel_split_gather(row, cols, first, len, lid, lb, sub);
         if (m == SEL_NOT_LAST || PROFILE_STOP == 1u || PROFILE_STOP >= 4u) {
             return;
         }
@@ -2342,14 +2371,14 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
         if (PROFILE_STOP == 1u) {
             return;
         }
-        m = sel_gather(row, 0u, len, len, lid, lb, sub);
+        m = sel_gather(row, 0u, len, len, lid, lb, sub, false, first);
         if (PROFILE_STOP >= 4u) {
             return;
         }
     }
     if (m < want || m > SEL_CAP) {
         lb = sel_levels(row, len, lid, want);
-        m = sel_gather(row, 0u, len, len, lid, lb, sub);
+        m = sel_gather(row, 0u, len, len, lid, lb, sub, false, first);
     }
     if (PROFILE_STOP == 2u) {
         return;
