@@ -102,7 +102,14 @@ for s in "${steps[@]}"; do
     step kernel_stats_rows_ahead 30 .devbin/kernel_stats topk --constant WIDE_ROWS=4
     # ... lean, and admitting by bits (TopkConfig::wide_lean, wide_bit_tests).
     step kernel_stats_lean_bits 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 \
-      --constant WIDE_LEAN=1 --constant WIDE_BIT_TESTS=1 ;;
+      --constant WIDE_LEAN=1 --constant WIDE_BIT_TESTS=1
+    # The row select as an H200 builds it (1024 threads, 4096 slots), plain and split with
+    # the bucket sort (TopkConfig::select_split, select_buckets): at 1024 threads more than
+    # 64 registers would not fit the register file.
+    step kernel_stats_select 30 .devbin/kernel_stats topk --constant SEL_WG=1024 \
+      --constant SEL_CAP=4096
+    step kernel_stats_split 30 .devbin/kernel_stats topk --constant SEL_WG=1024 \
+      --constant SEL_CAP=4096 --constant SEL_SPLIT=8 --constant SEL_BUCKET_SORT=1 ;;
   # The top-k shapes (and the bandwidth probes: the barrier chain's loop) compiled
   # with all of wgpu's shader checks (the library's default drops loop bounding), then with
   # none and with all but index clamps (what the checks the default keeps cost), against
