@@ -54,12 +54,12 @@ step() {
 
 for s in "${steps[@]}"; do
   case $s in
-  # 180 s: since session 17 every opt-in experiment is a case of its own (about 40 per
-  # shape; the JSON is rewritten after each case, so a cut step keeps what it measured, and
-  # 65536×4096 comes last). The radix tuning cases (--radix-groups 32 / 2048,
-  # --sort-workgroup 512 / 1024, settled on the H200 in session 15) left the step; radix is
-  # now the fallback where the row select cannot run.
-  bench_topk) step "$s" 180 $bench --size $size --kernel topk --kernel dispatch_overhead \
+  # 240 s: since session 17 every opt-in experiment is a case of its own (about 45 per
+  # shape since session 18's split; the JSON is rewritten after each case, so a cut step
+  # keeps what it measured, and 65536×4096 comes last). The radix tuning cases
+  # (--radix-groups 32 / 2048, --sort-workgroup 512 / 1024, settled on the H200 in session
+  # 15) left the step; radix is now the fallback where the row select cannot run.
+  bench_topk) step "$s" 240 $bench --size $size --kernel topk --kernel dispatch_overhead \
     --kernel bandwidth --kernel topk_stages \
     --no-baseline --reps 10 --warmup 3 \
     --json "$out/$s.json" ;;
