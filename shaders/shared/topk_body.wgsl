@@ -2226,6 +2226,22 @@ fn sel_split_base(row: u32) -> u32 {
     return row * (1u + 2u * SEL_CAP);
 }
 
+// List entry i from its slot in row_hist (whose words were read as `key` and `index`):
+// read again until both are written (at most SEL_SPIN_MAX times; past that sel_moved says
+// so), then into sel_cand[i], the slot freed.
+fn sel_take_slot(slot: u32, i: u32, key: u32, index: u32) {
+    var e = vec2<u32>(key, index);
+    for (var tries = 0u; tries < SEL_SPIN_MAX && (e.x == 0u || e.y == 0u); tries++) {
+        e = vec2<u32>(atomicLoad(&row_hist[slot]), atomicLoad(&row_hist[slot + 1u]));
+    }
+    if (e.x == 0u || e.y == 0u) {
+        atomicStore(&sel_moved, 1u);
+    }
+    atomicStore(&row_hist[slot], 0u);
+    atomicStore(&row_hist[slot + 1u], 0u);
+    sel_cand[i] = vec2<u32>(~e.x, e.y - 1u);
+}
+
 // Columns [start, end) of workgroup `chunk`'s run of tiles of a row of `len` entries.
 fn sel_split_run(chunk: u32, len: u32) -> vec2<u32> {
     let tile = sel_tile_entries();
@@ -2273,20 +2289,31 @@ fn sel_split_gather(row: u32, cols: vec2<u32>, first: WideTile, len: u32, lid: u
         atomicStore(&sel_moved, 0u); // becomes 1 if a slot stays unseen
     }
     let m = word % SEL_ARRIVAL;
-    for (var i = lid; i < min(m, SEL_CAP); i += SEL_WG) {
-        let slot = base + 1u + 2u * i;
-        var key = 0u;
-        var index = 0u;
-        for (var tries = 0u; tries < SEL_SPIN_MAX && (key == 0u || index == 0u); tries++) {
-            key = atomicLoad(&row_hist[slot]);
-            index = atomicLoad(&row_hist[slot + 1u]);
+    let listed = min(m, SEL_CAP);
+    // Four slots a thread at a time, all eight loads issued before any is used (one round
+    // trip to memory, where a loop waiting on each slot took one per slot); a slot not yet
+    // visible is read again on its own.
+    for (var i0 = lid; i0 < listed; i0 += 4u * SEL_WG) {
+        let i = vec4<u32>(i0, i0 + SEL_WG, i0 + 2u * SEL_WG, i0 + 3u * SEL_WG);
+        // Past the list a lane reads the last slot again, and ignores it.
+        let slot = vec4<u32>(base + 1u) + 2u * min(i, vec4<u32>(listed - 1u));
+        let keys = vec4<u32>(
+            atomicLoad(&row_hist[slot.x]),
+            atomicLoad(&row_hist[slot.y]),
+            atomicLoad(&row_hist[slot.z]),
+            atomicLoad(&row_hist[slot.w]),
+        );
+        let indices = vec4<u32>(
+            atomicLoad(&row_hist[slot.x + 1u]),
+            atomicLoad(&row_hist[slot.y + 1u]),
+            atomicLoad(&row_hist[slot.z + 1u]),
+            atomicLoad(&row_hist[slot.w + 1u]),
+        );
+        for (var c = 0u; c < 4u; c++) {
+            if (i[c] < listed) {
+                sel_take_slot(slot[c], i[c], keys[c], indices[c]);
+            }
         }
-        if (key == 0u || index == 0u) {
-            atomicStore(&sel_moved, 1u);
-        }
-        atomicStore(&row_hist[slot], 0u);
-        atomicStore(&row_hist[slot + 1u], 0u);
-        sel_cand[i] = vec2<u32>(~key, index - 1u);
     }
     if (workgroupUniformLoad(&sel_moved) != 0u) {
         return SEL_CAP + 1u; // too many, as far as the caller can tell: the exact levels
