@@ -2265,6 +2265,7 @@ fn sel_split_gather(row: u32, cols: vec2<u32>, first: WideTile, len: u32, lid: u
     let base = sel_split_base(row);
     if (lid == 0u) {
         sel_split.x = atomicAdd(&row_hist[base], min(mine, SEL_CAP + 1u)) % SEL_ARRIVAL;
+        atomicStore(&sel_moved, 0u); // becomes 1 if a slot stays unseen (barriers away)
     }
     let at = workgroupUniformLoad(&sel_split).x;
     for (var i = lid; i < min(mine, SEL_CAP); i += SEL_WG) {
@@ -2286,7 +2287,6 @@ fn sel_split_gather(row: u32, cols: vec2<u32>, first: WideTile, len: u32, lid: u
     storageBarrier();
     if (lid == 0u) {
         atomicStore(&row_hist[base], 0u);
-        atomicStore(&sel_moved, 0u); // becomes 1 if a slot stays unseen
     }
     let m = word % SEL_ARRIVAL;
     let listed = min(m, SEL_CAP);
