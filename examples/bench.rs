@@ -393,14 +393,20 @@ fn topk_cases(
             values_from_keys: true,
             ..c
         }))
-        // The row select spread over a workgroup per tile of its row ("split"), with each
-        // sort, and to its floor and its gather (the last workgroup's handoff included).
+        // The row select spread over workgroups per row ("split": 128 in all by default, at
+        // most one per tile), with each sort, and to its floor and its gather (the last
+        // workgroup's handoff included); with the buckets also one per tile ("sg=65536").
         .chain(
             [row_select, row_select_shuffled, row_select_buckets].map(|c| TopkConfig {
                 select_split: true,
                 ..c
             }),
         )
+        .chain([TopkConfig {
+            select_split: true,
+            select_split_groups: Some(65536),
+            ..row_select_buckets
+        }])
         .chain(profiled(
             TopkConfig {
                 select_split: true,
@@ -546,6 +552,10 @@ fn topk_case(
         .map_or(String::new(), |g| format!(" g={g}"));
     let groups = match cfg.sort_workgroup.or(cfg.select_workgroup) {
         Some(t) => format!("{groups} t={t}"),
+        None => groups,
+    };
+    let groups = match cfg.select_split_groups {
+        Some(g) => format!("{groups} sg={g}"),
         None => groups,
     };
     let groups = match cfg.wide_rows {

@@ -239,7 +239,7 @@ def main(d):
         if "RowSelect" in s_:
             base = base.replace(" subgroups", "")
         if s_.endswith(" split"):
-            base = s_[: -len(" split")]
+            base = re.sub(r" sg=\d+", "", s_[: -len(" split")])
         if base != s_ and ("topk", base) in ours:
             rows.append(["topk", s_, ms(ours[("topk", base)]), ms(c["median_ms"]),
                          ratio(ours[("topk", base)], c["median_ms"])])

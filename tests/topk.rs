@@ -714,10 +714,11 @@ fn scratch_is_left_clean_for_the_next_run() {
             strategy: Strategy::Radix,
             ..cfg(rows, 5000, 64)
         };
-        // Two workgroups per row (256 threads: tiles of 4096).
+        // Two workgroups per row (256 threads: tiles of 4096), however many rows.
         let split = TopkConfig {
             strategy: Strategy::RowSelect,
             select_split: true,
+            select_split_groups: Some(1 << 20),
             select_workgroup: Some(256),
             ..radix
         };
@@ -1093,6 +1094,18 @@ fn bad_input_is_a_typed_error() {
             },
         ),
         "radix_groups",
+    );
+    shape_err(
+        Topk::new(
+            &ctx,
+            TopkConfig {
+                strategy: Strategy::RowSelect,
+                select_split: true,
+                select_split_groups: Some(0),
+                ..cfg(2, 10, 1)
+            },
+        ),
+        "select_split_groups",
     );
     for r in [0, MAX_WIDE_ROWS + 1] {
         let rows = TopkConfig {

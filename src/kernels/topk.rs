@@ -288,14 +288,21 @@ pub struct TopkConfig {
     #[doc(hidden)]
     pub select_buckets: bool,
     /// [`Strategy::RowSelect`] spreads each row longer than one of its tiles (16 entries per
-    /// thread) over one workgroup per tile (at most 64, each then over a run of tiles), in the
-    /// same dispatch: each finds the sample's floor and gathers its tiles' entries above it
+    /// thread) over up to one workgroup per tile ([`TopkConfig::select_split_groups`] says how
+    /// many; at most 64, each over a run of tiles), in the same dispatch: each finds the sample's floor and gathers its tiles' entries above it
     /// into a list of the row's, and the last workgroup of the row to arrive (a counter of
     /// arrivals; none waits for another to run) selects and sorts them as the one workgroup
     /// of the plain kernel does. Scratch: 8 bytes per slot and row. Aimed at the decode row's gather (13 of its 54 µs on an H200, one
     /// workgroup reading 512 KiB). Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub select_split: bool,
+    /// Workgroups the split row select aims for in all (`None`: [`SPLIT_GROUPS`], about one
+    /// per SM of a large GPU at 1024 threads): a row takes `groups / rows` of them, at least
+    /// one, at most one per tile and 64, so that few rows spread and many rows (which fill
+    /// the GPU anyway) do not pay for a floor per workgroup. A tuning knob: results are
+    /// identical for any value.
+    #[doc(hidden)]
+    pub select_split_groups: Option<u32>,
     /// Profiling only: the row select, or the wide one pass (floor, tile loop, sort), ends
     /// after this phase, leaving its outputs unwritten (the bench's phase breakdown). `None`
     /// (the default) runs it all.
@@ -344,6 +351,7 @@ impl Default for TopkConfig {
             values_from_keys: false,
             select_buckets: false,
             select_split: false,
+            select_split_groups: None,
             select_cap: None,
             select_workgroup: None,
             profile: None,
@@ -384,6 +392,9 @@ impl TopkConfig {
         }
         if self.radix_groups == Some(0) {
             return Err(Error::shape("radix_groups", "≥ 1", 0));
+        }
+        if self.select_split_groups == Some(0) {
+            return Err(Error::shape("select_split_groups", "≥ 1", 0));
         }
         if let Some(t) = self.sort_workgroup
             && !matches!(t, 256 | 512 | 1024)
@@ -694,6 +705,12 @@ const ROW_HIST: usize = 3 * 256;
 /// arrivals share a 32-bit word with a count of up to this many times 4097.
 const MAX_SELECT_SPLIT: usize = 64;
 
+/// Workgroups the split row select aims for in all by default
+/// ([`TopkConfig::select_split_groups`]): an H200 holds one 1024-thread row-select
+/// workgroup per SM (63 registers), 132 in all.
+#[doc(hidden)]
+pub const SPLIT_GROUPS: u32 = 128;
+
 /// Bounds of [`TopkConfig::select_cap`].
 const MIN_SELECT_CAP: u32 = 256;
 const MAX_SELECT_CAP: u32 = 4096;
@@ -742,8 +759,8 @@ struct Plan {
     /// u32s of `row_hist` per row: none for the one-pass path and one-chunk rows; the split
     /// row select's counters and list.
     row_hist_per_row: usize,
-    /// Workgroups per row of the row select: 1, or with [`TopkConfig::select_split`] one per
-    /// tile of its row (`SEL_SPLIT`).
+    /// Workgroups per row of the row select: 1, or with [`TopkConfig::select_split`] up to one
+    /// per tile of its row (`SEL_SPLIT`).
     select_split: usize,
 }
 
@@ -796,7 +813,10 @@ impl Plan {
         let input_row = cfg.stride().saturating_mul(elem);
         let select_split = if strategy == Strategy::RowSelect && cfg.select_split {
             let tile = wgsl::topk::WIDE_PER_THREAD as usize * cfg.select_threads(limits)? as usize;
-            n.div_ceil(tile).min(MAX_SELECT_SPLIT)
+            let groups = cfg.select_split_groups.unwrap_or(SPLIT_GROUPS) as usize;
+            n.div_ceil(tile)
+                .min(MAX_SELECT_SPLIT)
+                .min((groups / cfg.rows.max(1)).max(1))
         } else {
             1
         };
