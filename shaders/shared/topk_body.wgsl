@@ -2059,8 +2059,10 @@ override SEL_BUCKET_SORT: bool = false;
 // Buckets of sel_bucket_sort: wg_hist's 2048 counters.
 const SEL_BUCKETS: u32 = 256u * HIST_COPIES;
 // A bucket fuller than this (equal or clustered keys) sends the row back to the exact select
-// and the network: one thread orders each bucket by insertion.
-const SEL_BUCKET_MAX: u32 = 16u;
+// and the network: each entry reads its whole bucket to find its place. Buckets are linear
+// in the key while a row's best entries crowd near the floor (a decode row of normals: ~14
+// an entry's bucket there, ~25 at the fullest), so the bound is generous.
+const SEL_BUCKET_MAX: u32 = 64u;
 
 // Entry j (< 4) of a thread's SelFour.
 fn sel_four_entry(r: SelFour, j: u32) -> vec2<u32> {
@@ -2081,10 +2083,11 @@ fn sel_four_strided(lid: u32, count: u32) -> SelFour {
 
 // Sorts the `count` (≤ 4·SEL_WG) entries that the threads hold in `r` (sel_four_strided's
 // layout) best-first into sel_cand[0, count): a counting sort by the key's bits below the
-// entries' common span (≤ 2048 buckets, about one entry each), then one thread per bucket
-// orders it by insertion. About a dozen barriers, where the exact select and the network on
-// 2048 entries take about 80 (~26 µs of the H200's decode row). False, with sel_cand
-// untouched, where a bucket would hold more than SEL_BUCKET_MAX. Uniform call.
+// entries' common span (≤ 2048 buckets, a few entries each), then each entry's place in its
+// bucket by counting those of the bucket that sort before it, all entries at once. About a
+// dozen barriers, where the exact select and the network on 2048 entries take about 80
+// (~26 µs of the H200's decode row). False, with sel_cand untouched, where a bucket would
+// hold more than SEL_BUCKET_MAX. Uniform call.
 fn sel_bucket_sort(lid: u32, count: u32, r: SelFour) -> bool {
     // The keys' span: bucket b holds keys hi - key in [b, b + 1) << shift.
     workgroupBarrier();
@@ -2149,25 +2152,34 @@ fn sel_bucket_sort(lid: u32, count: u32, r: SelFour) -> bool {
     }
     // Scatter from the registers (every read of sel_cand lies behind the barriers above),
     // in any order within a bucket; each bucket's counter ends at its end.
+    var buckets = vec4<u32>(0u);
     for (var j = 0u; j < SHUFFLED_PER_THREAD; j++) {
         if (lid + j * SEL_WG < count) {
             let e = sel_four_entry(r, j);
-            sel_cand[atomicAdd(&wg_hist[(hi - e.x) >> shift], 1u)] = e;
+            buckets[j] = (hi - e.x) >> shift;
+            sel_cand[atomicAdd(&wg_hist[buckets[j]], 1u)] = e;
         }
     }
     workgroupBarrier();
-    for (var b = lid; b < SEL_BUCKETS; b += SEL_WG) {
-        let end = atomicLoad(&wg_hist[b]);
-        let start = select(atomicLoad(&wg_hist[max(b, 1u) - 1u]), 0u, b == 0u);
-        // Insertion sort of sel_cand[start, end) (at most SEL_BUCKET_MAX entries).
-        for (var i = start + 1u; i < end; i++) {
-            let e = sel_cand[i];
-            var j = i;
-            while (j > start && before(e, sel_cand[j - 1u])) {
-                sel_cand[j] = sel_cand[j - 1u];
-                j--;
+    // Each entry's place: its bucket's start plus the entries of the bucket before it (the
+    // composites are distinct, so the places are too).
+    var places = vec4<u32>(0u);
+    for (var j = 0u; j < SHUFFLED_PER_THREAD; j++) {
+        if (lid + j * SEL_WG < count) {
+            let e = sel_four_entry(r, j);
+            let b = buckets[j];
+            let start = select(atomicLoad(&wg_hist[max(b, 1u) - 1u]), 0u, b == 0u);
+            var place = start;
+            for (var i = start; i < atomicLoad(&wg_hist[b]); i++) {
+                place += select(0u, 1u, before(sel_cand[i], e));
             }
-            sel_cand[j] = e;
+            places[j] = place;
+        }
+    }
+    workgroupBarrier();
+    for (var j = 0u; j < SHUFFLED_PER_THREAD; j++) {
+        if (lid + j * SEL_WG < count) {
+            sel_cand[places[j]] = sel_four_entry(r, j);
         }
     }
     workgroupBarrier();
