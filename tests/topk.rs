@@ -597,9 +597,10 @@ fn row_select_recovers_when_its_sample_misjudges_the_row() {
     }
 }
 
-/// The split row select on rows of 2^19 entries: at 256 threads their 128 tiles exceed the
-/// 64 workgroups a row may take, so each takes a run of two; a shorter row leaves the last
-/// workgroups without tiles, and an empty row gives them none at all. Sorted (core, and the
+/// The split row select on rows of 2^19 entries: at 256 threads they have 128 tiles, and
+/// three rows take 42 workgroups each (128 in all by default), so each workgroup takes a run
+/// of four and the last ten none; a shorter row leaves more without tiles, and an empty row
+/// gives them none at all. Sorted (core, and the
 /// subgroup tier with the bucket sort) and unsorted, at k where the sample's floor holds
 /// (a list of at least k and at most the slots: a workgroup's run taken wrong fails it);
 /// f16 scores too.
