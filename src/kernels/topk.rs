@@ -283,17 +283,19 @@ pub struct TopkConfig {
     /// (a few entries per bucket), then each entry's place in its bucket by counting those
     /// before it, in place of the exact select of the k best, their compaction and the
     /// network: about a dozen barriers where those take about 80 on a decode row. Where a
-    /// bucket would hold over 64 (clustered keys) the row goes the usual way. Unmeasured on a GPU so far; results are identical
-    /// either way.
+    /// bucket would hold over 64 (clustered keys) the row goes the usual way. Unmeasured on a
+    /// GPU so far; results are identical either way.
     #[doc(hidden)]
     pub select_buckets: bool,
     /// [`Strategy::RowSelect`] spreads each row longer than one of its tiles (16 entries per
-    /// thread) over up to one workgroup per tile ([`TopkConfig::select_split_groups`] says how
-    /// many; at most 64, each over a run of tiles), in the same dispatch: each finds the sample's floor and gathers its tiles' entries above it
-    /// into a list of the row's, and the last workgroup of the row to arrive (a counter of
-    /// arrivals; none waits for another to run) selects and sorts them as the one workgroup
-    /// of the plain kernel does. Scratch: 8 bytes per slot and row. Aimed at the decode row's gather (13 of its 54 µs on an H200, one
-    /// workgroup reading 512 KiB). Unmeasured on a GPU; results are identical either way.
+    /// thread) over up to one workgroup per tile ([`TopkConfig::select_split_groups`] says
+    /// how many; at most 64, each over a run of tiles), in the same dispatch: each finds the
+    /// sample's floor and gathers its tiles' entries above it into a list of the row's, and
+    /// the last workgroup of the row to arrive (a counter of arrivals; none waits for
+    /// another to run) selects and sorts them as the one workgroup of the plain kernel does.
+    /// Scratch: 8 bytes per slot and row. Aimed at the decode row's gather (13 of its 54 µs
+    /// on an H200, one workgroup reading 512 KiB). Unmeasured on a GPU; results are
+    /// identical either way.
     #[doc(hidden)]
     pub select_split: bool,
     /// Workgroups the split row select aims for in all (`None`: [`SPLIT_GROUPS`], about one
