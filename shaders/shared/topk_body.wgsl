@@ -1143,20 +1143,11 @@ fn wide_admitted(pending: u32, tile: WideTile, base: u32, lid: u32, tau: vec2<u3
     let t0 = key_value(tau.x);
     let t1 = key_value(next);
     if (WIDE_BIT_TESTS && tau.x != 0u && next != 0u && order_key(t0) == tau.x && order_key(t1) == next) {
-        let flip = select(0u, 0x80000000u, p.smallest != 0u);
-        let ge = pending
-            & (sel_at_least(tile.g0, 0u, t0, flip)
-            | sel_at_least(tile.g1, 1u, t0, flip)
-            | sel_at_least(tile.g2, 2u, t0, flip)
-            | sel_at_least(tile.g3, 3u, t0, flip));
+        let ge = pending & tile_at_least(tile, t0);
         if (ge == 0u) {
             return 0u;
         }
-        let gt = ge
-            & (sel_at_least(tile.g0, 0u, t1, flip)
-            | sel_at_least(tile.g1, 1u, t1, flip)
-            | sel_at_least(tile.g2, 2u, t1, flip)
-            | sel_at_least(tile.g3, 3u, t1, flip));
+        let gt = ge & tile_at_least(tile, t1);
         var admitted = gt;
         // Equal to tau's key: admitted below its index.
         var equal = ge & ~gt;
@@ -1560,6 +1551,18 @@ fn sel_sum_blocks(lid: u32) {
     workgroupBarrier();
 }
 
+// The sum of sel_digits[0, i) (i < 256), from sel_sum_blocks' block sums.
+fn sel_digits_before(i: u32) -> u32 {
+    var sum = 0u;
+    for (var b = 0u; b < i / 16u; b++) {
+        sum += sel_blocks[b];
+    }
+    for (var j = i / 16u * 16u; j < i; j++) {
+        sum += sel_digits[j];
+    }
+    return sum;
+}
+
 // After a histogram in wg_hist: (d, above, count) for the largest digit d whose suffix count
 // reaches `want` (≥ 1, at most the histogram's total): the entries counted above d and at d.
 // Uniform call.
@@ -1576,15 +1579,8 @@ fn sel_choose(lid: u32, want: u32) -> vec3<u32> {
     }
     sel_sum_blocks(lid);
     if (lid < 256u) {
-        let block = lid / 16u;
-        var suffix = 0u;
-        for (var b = 0u; b < block; b++) {
-            suffix += sel_blocks[b];
-        }
-        for (var i = block * 16u; i <= lid; i++) {
-            suffix += sel_digits[i];
-        }
         let count = sel_digits[lid];
+        let suffix = sel_digits_before(lid) + count;
         if (suffix >= want && suffix - count < want) {
             sel_pick = vec3<u32>(255u - lid, suffix - count, count);
         }
@@ -1733,6 +1729,16 @@ fn sel_at_least(v: vec4<f32>, g: u32, t: f32, flip: u32) -> u32 {
     return (m.x | m.y | m.z | m.w) << (4u * g);
 }
 
+// Bits e of this thread's tile entries whose key is ≥ that of `t` (a number), by
+// sel_at_least on each group, in the configured order. Entries past the row are not masked.
+fn tile_at_least(tile: WideTile, t: f32) -> u32 {
+    let flip = select(0u, 0x80000000u, p.smallest != 0u);
+    return sel_at_least(tile.g0, 0u, t, flip)
+        | sel_at_least(tile.g1, 1u, t, flip)
+        | sel_at_least(tile.g2, 2u, t, flip)
+        | sel_at_least(tile.g3, 3u, t, flip);
+}
+
 // This thread's bits of the tile at `base` that lie in the row.
 fn sel_valid(base: u32, len: u32, lid: u32) -> u32 {
     if (base + sel_tile_entries() <= len) {
@@ -1753,12 +1759,7 @@ fn sel_valid(base: u32, len: u32, lid: u32) -> u32 {
 // the decode row's 76 µs when it did; 12 with the loop).
 fn sel_passing_tile(tile: WideTile, base: u32, len: u32, lid: u32, lb: vec2<u32>, t: f32) -> u32 {
     if (lb.y == 0u && lb.x != 0u) {
-        let flip = select(0u, 0x80000000u, p.smallest != 0u);
-        return sel_valid(base, len, lid)
-            & (sel_at_least(tile.g0, 0u, t, flip)
-            | sel_at_least(tile.g1, 1u, t, flip)
-            | sel_at_least(tile.g2, 2u, t, flip)
-            | sel_at_least(tile.g3, 3u, t, flip));
+        return sel_valid(base, len, lid) & tile_at_least(tile, t);
     }
     var todo = 15u;
     if (lb.x != 0u) {
@@ -2134,13 +2135,7 @@ fn sel_bucket_sort(lid: u32, count: u32, r: SelFour) -> bool {
     }
     sel_sum_blocks(lid);
     if (lid < 256u) {
-        var at = 0u;
-        for (var g = 0u; g < lid / 16u; g++) {
-            at += sel_blocks[g];
-        }
-        for (var j = lid / 16u * 16u; j < lid; j++) {
-            at += sel_digits[j];
-        }
+        var at = sel_digits_before(lid);
         for (var j = 0u; j < 8u; j++) {
             let c = atomicLoad(&wg_hist[lid * 8u + j]);
             atomicStore(&wg_hist[lid * 8u + j], at);
