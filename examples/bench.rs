@@ -547,26 +547,20 @@ fn topk_case(
         ..Default::default()
     };
     let auto = cfg == plain && auto_cfg.strategy_on(ctx) == cfg.strategy_on(ctx);
-    let groups = cfg
-        .radix_groups
-        .map_or(String::new(), |g| format!(" g={g}"));
-    let groups = match cfg.sort_workgroup.or(cfg.select_workgroup) {
-        Some(t) => format!("{groups} t={t}"),
-        None => groups,
-    };
-    let groups = match cfg.select_split_groups {
-        Some(g) => format!("{groups} sg={g}"),
-        None => groups,
-    };
-    let groups = match cfg.wide_rows {
-        Some(r) => format!("{groups} r={r}"),
-        None => groups,
-    };
-    let groups = match cfg.wide_prefetch {
-        Some(true) => format!("{groups} ahead"),
-        Some(false) => format!("{groups} not ahead"),
-        None => groups,
-    };
+    // The tuning knobs that are set, in this order.
+    let groups: String = [
+        cfg.radix_groups.map(|g| format!(" g={g}")),
+        cfg.sort_workgroup
+            .or(cfg.select_workgroup)
+            .map(|t| format!(" t={t}")),
+        cfg.select_split_groups.map(|g| format!(" sg={g}")),
+        cfg.wide_rows.map(|r| format!(" r={r}")),
+        cfg.wide_prefetch
+            .map(|ahead| if ahead { " ahead" } else { " not ahead" }.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let one_pass = cfg.strategy_on(ctx) == Strategy::OnePass;
     let tier: String = [
         (cfg.subgroups, " subgroups"),

@@ -261,6 +261,13 @@ fn one_mib_bindings() -> GpuContext {
     })
 }
 
+/// f16 bit patterns as the f32 values they stand for (the reference's input for f16 scores).
+fn widen_f16(bits: &[u16]) -> Vec<f32> {
+    bits.iter()
+        .map(|&b| half::f16::from_bits(b).to_f32())
+        .collect()
+}
+
 fn cfg(rows: usize, n: usize, k: usize) -> TopkConfig {
     TopkConfig {
         rows,
@@ -600,10 +607,9 @@ fn row_select_recovers_when_its_sample_misjudges_the_row() {
 /// The split row select on rows of 2^19 entries: at 256 threads they have 128 tiles, and
 /// three rows take 42 workgroups each (128 in all by default), so each workgroup takes a run
 /// of four and the last ten none; a shorter row leaves more without tiles, and an empty row
-/// gives them none at all. Sorted (core, and the
-/// subgroup tier with the bucket sort) and unsorted, at k where the sample's floor holds
-/// (a list of at least k and at most the slots: a workgroup's run taken wrong fails it);
-/// f16 scores too.
+/// gives them none at all. Sorted (core, and the subgroup tier with the bucket sort) and
+/// unsorted, at k where the sample's floor holds (a list of at least k and at most the
+/// slots: a workgroup's run taken wrong fails it); f16 scores too.
 #[test]
 fn split_row_select_over_runs_of_tiles() {
     let ctx = gpu_or_skip!();
@@ -639,10 +645,7 @@ fn split_row_select_over_runs_of_tiles() {
         .iter()
         .map(|&x| half::f16::from_f32(x).to_bits())
         .collect();
-    let widened: Vec<f32> = bits
-        .iter()
-        .map(|&b| half::f16::from_bits(b).to_f32())
-        .collect();
+    let widened = widen_f16(&bits);
     for v in variants {
         let c = variant_config(
             TopkConfig {
@@ -1254,10 +1257,7 @@ fn f16_widening_is_exact_for_every_bit_pattern() {
     let bits: Vec<u16> = (0..rows * n)
         .map(|i| ((i % rows) * n + i / rows) as u16)
         .collect();
-    let widened: Vec<f32> = bits
-        .iter()
-        .map(|&b| half::f16::from_bits(b).to_f32())
-        .collect();
+    let widened = widen_f16(&bits);
     for (strategy, wide_tiles) in [
         (Strategy::Radix, false),
         (Strategy::OnePass, false),
@@ -1301,10 +1301,7 @@ fn f16_scores_match_reference_on_widened_values() {
             _ => *b,
         };
     }
-    let widened: Vec<f32> = bits
-        .iter()
-        .map(|&b| half::f16::from_bits(b).to_f32())
-        .collect();
+    let widened = widen_f16(&bits);
     let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 61 % 2100).collect();
     for k in [1, 33, 700, 2049] {
         for order in [Order::Largest, Order::Smallest] {
