@@ -388,6 +388,23 @@ fn topk_cases(
                 ..one_pass
             }),
         )
+        // The floor's top level folded by sixteen threads ("fold"), alone, with "bits" and
+        // "lean", and to its floor (set against the one pass "to Floor").
+        .chain(
+            [(false, false), (true, true)].map(|(bits, lean)| TopkConfig {
+                wide_floor_fold: true,
+                wide_bit_tests: bits,
+                wide_lean: lean,
+                ..one_pass
+            }),
+        )
+        .chain(profiled(
+            TopkConfig {
+                wide_floor_fold: true,
+                ..one_pass
+            },
+            &[Floor],
+        ))
         // Values written from the kept keys ("keys").
         .chain([one_pass, row_select].map(|c| TopkConfig {
             values_from_keys: true,
@@ -572,6 +589,7 @@ fn topk_case(
         (cfg.select_split, " split"),
         (cfg.wide_bit_tests && one_pass, " bits"),
         (cfg.wide_lean && one_pass, " lean"),
+        (cfg.wide_floor_fold && one_pass, " fold"),
         (cfg.values_from_keys, " keys"),
     ]
     .into_iter()

@@ -227,7 +227,7 @@ def main(d):
     ours = {(c["kernel"], c["shape"]): c["median_ms"] for c in cases}
     # The opt-in top-k experiments, each against the same case without it (bench labels:
     # " r=N" and " ahead" wide_rows / wide_prefetch, " bits" wide_bit_tests, " lean" wide_lean,
-    # " keys" values_from_keys, " buckets"
+    # " fold" wide_floor_fold, " keys" values_from_keys, " buckets"
     # select_buckets, and " subgroups" on the row select; " split" select_split against the
     # same row select without it).
     rows = []
@@ -235,7 +235,7 @@ def main(d):
         s_ = c["shape"]
         if c["kernel"] != "topk":
             continue
-        base = re.sub(r" (r=\d+|ahead|not ahead|bits|lean|keys|buckets)\b", "", s_)
+        base = re.sub(r" (r=\d+|ahead|not ahead|bits|lean|fold|keys|buckets)\b", "", s_)
         if "RowSelect" in s_:
             base = base.replace(" subgroups", "")
         if s_.endswith(" split"):

@@ -100,9 +100,10 @@ for s in "${steps[@]}"; do
     step kernel_stats_rows 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 \
       --constant WIDE_ROWS=4
     step kernel_stats_rows_ahead 30 .devbin/kernel_stats topk --constant WIDE_ROWS=4
-    # ... lean, and admitting by bits (TopkConfig::wide_lean, wide_bit_tests).
-    step kernel_stats_lean_bits 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 \
-      --constant WIDE_LEAN=1 --constant WIDE_BIT_TESTS=1
+    # ... lean, admitting by bits and the floor's top level folded (TopkConfig::wide_lean,
+    # wide_bit_tests, wide_floor_fold).
+    step kernel_stats_lean_bits_fold 30 .devbin/kernel_stats topk --constant WIDE_PREFETCH=0 \
+      --constant WIDE_LEAN=1 --constant WIDE_BIT_TESTS=1 --constant WIDE_FLOOR_FOLD=1
     # The row select as an H200 builds it (1024 threads, 4096 slots), plain and split with
     # the bucket sort (TopkConfig::select_split, select_buckets): at 1024 threads more than
     # 64 registers would not fit the register file.

@@ -36,7 +36,7 @@ const device = await adapter.requestDevice({ requiredFeatures: features });
 // Values the host may give each pipeline constant, besides the default.
 const overrides = {
   HEAD_DIM: [1, 80, 256], COMPACT_RUN: [1, 16], WIDE_PREFETCH: [0], PROFILE_STOP: [1, 2, 3, 4, 5],
-  WIDE_ROWS: [4], WIDE_BIT_TESTS: [1], WIDE_LEAN: [1], SEL_BUCKET_SORT: [1],
+  WIDE_ROWS: [4], WIDE_BIT_TESTS: [1], WIDE_LEAN: [1], WIDE_FLOOR_FOLD: [1], SEL_BUCKET_SORT: [1],
   VALUES_FROM_KEYS: [1], SEL_SPLIT: [8],
 };
 

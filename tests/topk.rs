@@ -131,6 +131,7 @@ fn one_pass_variants() -> [Variant; 6] {
             loads: Loads::Vec4,
             wide_bit_tests: true,
             wide_lean: true,
+            wide_floor_fold: true,
             values_from_keys: true,
             ..one_pass
         },
@@ -163,6 +164,7 @@ struct Variant {
     select_split: bool,
     wide_bit_tests: bool,
     wide_lean: bool,
+    wide_floor_fold: bool,
     values_from_keys: bool,
     select_cap: Option<u32>,
     select_workgroup: Option<u32>,
@@ -184,6 +186,7 @@ fn variant_config(cfg: TopkConfig, v: Variant) -> TopkConfig {
         select_split: v.select_split,
         wide_bit_tests: v.wide_bit_tests,
         wide_lean: v.wide_lean,
+        wide_floor_fold: v.wide_floor_fold,
         values_from_keys: v.values_from_keys,
         select_cap: v.select_cap,
         select_workgroup: v.select_workgroup,
@@ -414,6 +417,69 @@ fn wide_pass_floor_and_refresh_over_several_tiles() {
                     &wide,
                 );
             }
+        }
+    }
+}
+
+/// The wide pass's floor with its top level folded by sixteen threads (`wide_floor_fold`),
+/// which only full tiles take, over groups of rows whose first tiles are full: crowded top
+/// digits (all equal, few distinct), NaN and infinities, random rows, and a row whose top
+/// digit holds one seed fewer than k = 40 (39 large entries, one per thread in either
+/// reading order, the rest an octave lower and the second tile lower still: a count one too
+/// high there loses the 40th); one and two seeds per thread; rows one per workgroup, and
+/// three per workgroup, lean (the last group partial).
+#[test]
+fn folded_floor_over_groups_of_rows() {
+    let ctx = gpu_or_skip!();
+    let (rows, n) = (4, 2 * 4096);
+    let fold = Variant {
+        strategy: Strategy::OnePass,
+        wide_tiles: true,
+        wide_floor_fold: true,
+        ..Default::default()
+    };
+    let variants = [
+        Variant {
+            loads: Loads::Scalar,
+            ..fold
+        },
+        Variant {
+            wide_rows: Some(3),
+            wide_lean: true,
+            ..fold
+        },
+    ];
+    let sets = adversarial_rows(n);
+    let wanted = ["all equal", "few distinct", "nan and inf"];
+    let mut picked: Vec<_> = sets
+        .iter()
+        .filter(|(name, _)| wanted.contains(name))
+        .collect();
+    let normal = ("normal", common::normal_data(n, 17));
+    picked.push(&normal);
+    // Column 4j (j < 39) is thread j's in quads, thread 4j's in scalars: 39 distinct seeds.
+    let short = (
+        "top digit one short",
+        common::normal_data(n, 18)
+            .iter()
+            .enumerate()
+            .map(|(c, x)| match c {
+                _ if c % 4 == 0 && c / 4 < 39 => 1.0e6 + c as f32,
+                _ if c < 4096 => 0.5 + 0.49 * x.abs().fract(),
+                _ => 0.25 + 0.24 * x.abs().fract(),
+            })
+            .collect::<Vec<f32>>(),
+    );
+    picked.push(&short);
+    assert_eq!(picked.len(), 5, "the adversarial rows this test names");
+    for (name, row) in picked {
+        // Each row the set's row turned by a different amount, so that rows differ.
+        let data: Vec<f32> = (0..rows)
+            .flat_map(|r| row.iter().cycle().skip(r * 1000).take(n).copied())
+            .collect();
+        for k in [40, 300] {
+            let what = format!("{name} k={k}, folded floor");
+            check_variants(&ctx, cfg(rows, n, k), &data, None, &what, &variants);
         }
     }
 }

@@ -248,15 +248,57 @@ var<workgroup> floor_pick: array<vec2<u32>, 2>;
 // (key >> shift) & 255 is the chosen one, if `prefix` is their key's higher bits: the largest
 // digit d such that `want` of those seeds have a digit ≥ d, and how many of them still count
 // below d (want minus those above); (0, 0) if fewer than `want` seeds match. Uniform call.
-fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, want: u32) -> vec2<u32> {
+// With `fold` (the top level of a full tile, WIDE_FLOOR_FOLD) the seeds are counted from
+// floor_seeds, published before the call, by floor_fold.
+fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, want: u32, fold: bool) -> vec2<u32> {
     atomicStore(&floor_hist[lid], 0u);
     workgroupBarrier();
     // Past a barrier, so every thread has read the previous call's pick.
     if (lid == 0u) {
         floor_pick[0] = vec2<u32>(0u);
     }
-    floor_count(0u, s0, s1, shift, prefix);
+    floor_count_or_fold(lid, 0u, s0, s1, shift, prefix, fold);
     return floor_choose(lid, 0u, want);
+}
+
+// Level 1 of a full tile's floor may fold its counts (`TopkConfig::wide_floor_fold`): the
+// top digit is the sign and seven exponent bits, which a row's thread bests (all within an
+// octave or two) mostly share, so the 256 seeds' atomics all queue on one or two counters
+// (an NVIDIA warp serializes same-address atomics). Sixteen threads instead each read 16
+// (or, with second seeds, 32) published seeds and add each run of equal digits at once:
+// typically one or two atomics each. The counts, so the floor, are the same.
+override WIDE_FLOOR_FOLD: bool = false;
+// The seeds of floor_fold: thread t's best at t, its second best at WG + t.
+var<workgroup> floor_seeds: array<u32, 512>;
+
+// floor_count, or with `fold` floor_fold (the top digit, no prefix: level 1 only).
+fn floor_count_or_fold(lid: u32, h: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, fold: bool) {
+    if (fold) {
+        floor_fold(lid, h);
+    } else {
+        floor_count(h, s0, s1, shift, prefix);
+    }
+}
+
+// Counts the top digits of the published seeds (every thread's one or two) into histogram
+// `h`, sixteen threads adding a run of equal digits with one atomic.
+fn floor_fold(lid: u32, h: u32) {
+    let per = select(16u, 32u, p.k > WIDE_ONE_SEED_K);
+    if (lid < 16u) {
+        let first = lid * per;
+        var digit = floor_seeds[first] >> 24u;
+        var run = 0u;
+        for (var i = 0u; i < per; i++) {
+            let d = floor_seeds[first + i] >> 24u;
+            if (d != digit) {
+                atomicAdd(&floor_hist[256u * h + digit], run);
+                digit = d;
+                run = 0u;
+            }
+            run++;
+        }
+        atomicAdd(&floor_hist[256u * h + digit], run);
+    }
 }
 
 // Counts this thread's seeds (those with the key prefix) by digit into histogram `h`.
@@ -310,13 +352,13 @@ fn floor_choose(lid: u32, h: u32, want: u32) -> vec2<u32> {
 // level, or at the workgroup's start); clears the other's and zeroes its pick for the other
 // level, so that a level needs no barrier of its own before counting (three barriers where
 // floor_digit takes four). Uniform call.
-fn floor_digit_lean(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, want: u32, h: u32) -> vec2<u32> {
+fn floor_digit_lean(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, want: u32, h: u32, fold: bool) -> vec2<u32> {
     // The other level read its histogram before its last barrier (its pick's uniform load),
     // so its counts may be cleared now; its pick once every thread has loaded it, past this
     // call's barriers.
     let other = 1u - h;
     atomicStore(&floor_hist[256u * other + lid], 0u);
-    floor_count(h, s0, s1, shift, prefix);
+    floor_count_or_fold(lid, h, s0, s1, shift, prefix, fold);
     let digit = floor_choose(lid, h, want);
     if (lid == 0u) {
         floor_pick[other] = vec2<u32>(0u);
@@ -329,19 +371,28 @@ fn floor_digit_lean(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: 
 // floor and no entry below it can be among the k best; 0 (no floor) if fewer seeds exist.
 // Two 8-bit histograms of the seeds (each thread's best, and for k > WIDE_ONE_SEED_K its
 // second best) in eight barriers, where sorting the seeds took one per bitonic step
-// (36 for 256 seeds). Uniform call.
-fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32) -> u32 {
+// (36 for 256 seeds). `full_tile`: every thread has 16 entries, so every seed exists (the
+// fold needs that). Uniform call.
+fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32, full_tile: bool) -> u32 {
+    let fold = WIDE_FLOOR_FOLD && full_tile;
+    if (fold) {
+        floor_seeds[lid] = s0.x;
+        floor_seeds[WG + lid] = s1.x;
+    }
     if (WIDE_LEAN) {
+        if (fold) {
+            workgroupBarrier(); // the lean level counts at once
+        }
         // Both levels always run, so each leaves the other's histogram cleared.
-        let top = floor_digit_lean(lid, s0, s1, 24u, 0u, want, 0u);
-        let next = floor_digit_lean(lid, s0, s1, 16u, top.x, top.y, 1u);
+        let top = floor_digit_lean(lid, s0, s1, 24u, 0u, want, 0u, fold);
+        let next = floor_digit_lean(lid, s0, s1, 16u, top.x, top.y, 1u, false);
         return select(0u, (top.x << 24u) | (next.x << 16u), top.y != 0u);
     }
-    let top = floor_digit(lid, s0, s1, 24u, 0u, want);
+    let top = floor_digit(lid, s0, s1, 24u, 0u, want, fold);
     if (top.y == 0u) {
         return 0u;
     }
-    let next = floor_digit(lid, s0, s1, 16u, top.x, top.y);
+    let next = floor_digit(lid, s0, s1, 16u, top.x, top.y, false);
     return (top.x << 24u) | (next.x << 16u);
 }
 
@@ -440,7 +491,7 @@ fn topk_one_pass_wide(
                         s1 = best;
                     }
                 }
-                floor = seeds_floor(lid, s0, s1, p.k);
+                floor = seeds_floor(lid, s0, s1, p.k, base + WIDE_TILE <= len);
                 if (PROFILE_STOP == 1u) {
                     return;
                 }

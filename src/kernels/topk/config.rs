@@ -170,6 +170,13 @@ pub struct TopkConfig {
     /// workgroup). Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub wide_lean: bool,
+    /// The wide one pass counts the top digit of a full tile's seeds (the floor's first
+    /// level) by sixteen threads, each adding a run of equal digits with one atomic, instead
+    /// of one atomic per seed: the top digit is the sign and seven exponent bits, which a
+    /// row's thread bests mostly share, so those 256 atomics queue on one or two counters.
+    /// Unmeasured on a GPU; results are identical either way.
+    #[doc(hidden)]
+    pub wide_floor_fold: bool,
     /// The one pass and the row select write each kept value from its order key where that
     /// is exact (every number but the two zeros) instead of reading it back from the scores,
     /// a dependent read at the end of each row; NaN and the zeros are still read, so payloads
@@ -248,6 +255,7 @@ impl Default for TopkConfig {
             wide_prefetch: None,
             wide_bit_tests: false,
             wide_lean: false,
+            wide_floor_fold: false,
             values_from_keys: false,
             select_buckets: false,
             select_split: false,
@@ -470,6 +478,7 @@ impl TopkConfig {
             constants.push(("WIDE_ROWS", self.rows_per_group() as f64));
             constants.push(("WIDE_BIT_TESTS", self.wide_bit_tests as u32 as f64));
             constants.push(("WIDE_LEAN", self.wide_lean as u32 as f64));
+            constants.push(("WIDE_FLOOR_FOLD", self.wide_floor_fold as u32 as f64));
         }
         if let Some(phase) = self.profile {
             constants.push(("PROFILE_STOP", phase as u32 as f64));
