@@ -388,8 +388,9 @@ fn topk_cases(
                 ..one_pass
             }),
         )
-        // The floor's top level folded by sixteen threads ("fold"), alone, with "bits" and
-        // "lean", and to its floor (set against the one pass "to Floor").
+        // The floor folded ("fold": its top level counted by sixteen threads, its digits
+        // found with the loads at once), alone, with "bits" and "lean", and to its floor (set
+        // against the one pass "to Floor").
         .chain(
             [(false, false), (true, true)].map(|(bits, lean)| TopkConfig {
                 wide_floor_fold: true,

@@ -261,12 +261,13 @@ fn floor_digit(lid: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u32, prefix: u32, 
     return floor_choose(lid, 0u, want);
 }
 
-// Level 1 of a full tile's floor may fold its counts (`TopkConfig::wide_floor_fold`): the
-// top digit is the sign and seven exponent bits, which a row's thread bests (all within an
-// octave or two) mostly share, so the 256 seeds' atomics all queue on one or two counters
-// (an NVIDIA warp serializes same-address atomics). Sixteen threads instead each read 16
-// (or, with second seeds, 32) published seeds and add each run of equal digits at once:
-// typically one or two atomics each. The counts, so the floor, are the same.
+// The floor folded (`TopkConfig::wide_floor_fold`). Level 1 of a full tile folds its
+// counts: the top digit is the sign and seven exponent bits, which a row's thread bests (all
+// within an octave or two) mostly share, so the 256 seeds' atomics all queue on one or two
+// counters (an NVIDIA warp serializes same-address atomics). Sixteen threads instead each
+// read 16 (or, with second seeds, 32) published seeds and add each run of equal digits at
+// once: typically one or two atomics each. And every level finds its digit with its loads
+// issued at once (floor_walk_at_once). The counts, so the floor, are the same.
 override WIDE_FLOOR_FOLD: bool = false;
 // The seeds of floor_fold: thread t's best at t, its second best at WG + t.
 var<workgroup> floor_seeds: array<u32, 512>;
@@ -329,23 +330,50 @@ fn floor_choose(lid: u32, h: u32, want: u32) -> vec2<u32> {
     }
     workgroupBarrier();
     if (lid < 16u) {
-        var above = 0u;
-        for (var b = 0u; b < lid; b++) {
-            above += floor_block[b];
-        }
-        if (above < want && above + floor_block[lid] >= want) {
-            for (var i = 0u; i < 16u; i++) {
-                let digit = 255u - (16u * lid + i);
-                let count = atomicLoad(&floor_hist[256u * h + digit]);
-                if (above + count >= want) {
-                    floor_pick[h] = vec2<u32>(digit, want - above);
-                    break;
+        if (WIDE_FLOOR_FOLD) {
+            floor_walk_at_once(lid, h, want);
+        } else {
+            var above = 0u;
+            for (var b = 0u; b < lid; b++) {
+                above += floor_block[b];
+            }
+            if (above < want && above + floor_block[lid] >= want) {
+                for (var i = 0u; i < 16u; i++) {
+                    let digit = 255u - (16u * lid + i);
+                    let count = atomicLoad(&floor_hist[256u * h + digit]);
+                    if (above + count >= want) {
+                        floor_pick[h] = vec2<u32>(digit, want - above);
+                        break;
+                    }
+                    above += count;
                 }
-                above += count;
             }
         }
     }
     return workgroupUniformLoad(&floor_pick[h]);
+}
+
+// floor_choose's walk (thread lid < 16) with WIDE_FLOOR_FOLD: the blocks before this one and
+// the block's sixteen counts in loops of fixed length with no exit, so that every load can
+// be issued at once, where the loops above wait on one load per turn (up to 15 block sums,
+// then up to 16 counts: two chains of dependent loads per level).
+fn floor_walk_at_once(lid: u32, h: u32, want: u32) {
+    var above = 0u;
+    for (var b = 0u; b < 16u; b++) {
+        above += select(0u, floor_block[b], b < lid);
+    }
+    if (above < want && above + floor_block[lid] >= want) {
+        var found = false;
+        for (var i = 0u; i < 16u; i++) {
+            let digit = 255u - (16u * lid + i);
+            let count = atomicLoad(&floor_hist[256u * h + digit]);
+            if (!found && above + count >= want) {
+                floor_pick[h] = vec2<u32>(digit, want - above);
+                found = true;
+            }
+            above += count;
+        }
+    }
 }
 
 // floor_digit over histogram `h` (0 or 1), cleared and its pick zero on entry (by the other

@@ -170,11 +170,13 @@ pub struct TopkConfig {
     /// workgroup). Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub wide_lean: bool,
-    /// The wide one pass counts the top digit of a full tile's seeds (the floor's first
-    /// level) by sixteen threads, each adding a run of equal digits with one atomic, instead
-    /// of one atomic per seed: the top digit is the sign and seven exponent bits, which a
-    /// row's thread bests mostly share, so those 256 atomics queue on one or two counters.
-    /// Unmeasured on a GPU; results are identical either way.
+    /// The wide one pass folds its floor: the top digit of a full tile's seeds (the first
+    /// level) is counted by sixteen threads, each adding a run of equal digits with one
+    /// atomic, instead of one atomic per seed (the top digit is the sign and seven exponent
+    /// bits, which a row's thread bests mostly share, so those 256 atomics queue on one or
+    /// two counters); and each level finds its digit in loops of fixed length whose loads
+    /// issue at once, not in chains of dependent loads. Unmeasured on a GPU; results are
+    /// identical either way.
     #[doc(hidden)]
     pub wide_floor_fold: bool,
     /// The one pass and the row select write each kept value from its order key where that
