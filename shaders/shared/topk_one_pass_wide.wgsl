@@ -426,10 +426,46 @@ fn seeds_floor(lid: u32, s0: vec2<u32>, s1: vec2<u32>, want: u32, full_tile: boo
 
 // The wide one pass keeps the candidate count and the sorted front in uniform registers
 // (`TopkConfig::wide_lean`): a row's start, each shrink and its finish skip the barrier that
-// reads them from workgroup memory; and its floor's two levels alternate between two
-// histograms (floor_digit_lean), one barrier fewer each. A one-tile row: 5 of its ~15
+// reads them from workgroup memory; its floor's two levels alternate between two
+// histograms (floor_digit_lean), one barrier fewer each; and a row whose last shrink ranks
+// every candidate writes them from their ranks (finish_lean). A one-tile row: 8 of its ~15
 // barriers, less one per workgroup.
 override WIDE_LEAN: bool = false;
+
+// A lean row's end. Where its last shrink would rank every candidate (sorted output, at most
+// RANK_ALL_MAX candidates, some not yet sorted), each thread ranks one and writes it to the
+// output slot of its rank: nothing is placed in the buffer to be read back, so three
+// barriers and a round trip through workgroup memory fewer. Nothing writes the buffer
+// before the next row's appends, which follow its floor's barriers. Otherwise as
+// finish_one_pass_at. Uniform call.
+fn finish_lean(lid: u32, row: u32, count: u32, front: u32) {
+    if (p.sorted == 0u || count > RANK_ALL_MAX || front >= count) {
+        finish_one_pass_at(lid, row, count, front);
+        return;
+    }
+    var v = vec2<u32>(0u, SENTINEL_IDX);
+    var rank = ONE_PASS_CAP;
+    if (lid < count) {
+        v = cand[lid];
+        rank = 0u;
+        for (var j = 0u; j < count; j++) {
+            rank += select(0u, 1u, before(cand[j], v));
+        }
+    }
+    if (PROFILE_STOP == 3u) {
+        return;
+    }
+    let kept = min(count, p.k);
+    if (rank < p.k) {
+        write_kept(row, rank, v, true);
+    }
+    for (var slot = kept + lid; slot < p.k; slot += WG) {
+        write_kept(row, slot, v, false);
+    }
+    if (lid == 0u) {
+        out_counts[p.row0 + row] = kept;
+    }
+}
 
 // A shrink of the wide one pass: the sorted front is k once `full`, else none.
 fn wide_shrink(lid: u32, count: u32, full: bool) {
@@ -559,7 +595,7 @@ fn topk_one_pass_wide(
             return;
         }
         if (WIDE_LEAN) {
-            finish_one_pass_at(lid, row, count, select(0u, p.k, full));
+            finish_lean(lid, row, count, select(0u, p.k, full));
         } else {
             finish_one_pass(lid, row);
         }

@@ -165,9 +165,11 @@ pub struct TopkConfig {
     pub wide_bit_tests: bool,
     /// The wide one pass keeps its candidate count and sorted front in registers, so a
     /// row's start, each shrink and its finish skip the barrier that reads them from
-    /// workgroup memory, and its floor's two digit levels alternate between two histograms,
-    /// one barrier fewer each (a one-tile row: 5 of its ~15 barriers, less one per
-    /// workgroup). Unmeasured on a GPU; results are identical either way.
+    /// workgroup memory; its floor's two digit levels alternate between two histograms, one
+    /// barrier fewer each; and a row whose last shrink ranks every candidate (sorted output,
+    /// at most 128) writes each to the output slot of its rank, not through workgroup
+    /// memory (a one-tile row: 8 of its ~15 barriers, less one per workgroup). Unmeasured on
+    /// a GPU; results are identical either way.
     #[doc(hidden)]
     pub wide_lean: bool,
     /// The wide one pass folds its floor: the top digit of a full tile's seeds (the first
