@@ -1319,24 +1319,44 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             samples: 0.0,
         });
     }
-    // Rows of one wide tile, as 65536 × 4096 top-k reads them: the read alone.
+    // Rows of one wide tile, as 65536 × 4096 top-k reads them: the read alone; and read by 32
+    // threads per row, eight rows per workgroup and no barrier, as a subgroup per row would
+    // (alone, and with each entry's key and a compare).
     let one_tile_rows = rows * n / 4096;
-    let spec = wide_read_spec(one_tile_rows, 4096, false, true);
-    let (shape, bytes) = (spec.4.clone(), spec.3);
-    let short = Probe::new(ctx, one_tile_rows, 4096, vec![spec])?;
-    cases.push(Case {
-        kernel: "bandwidth",
-        shape,
-        bytes,
-        flops: 0.0,
-        record: Box::new(move |enc| {
-            short.record(enc, 0);
-            Ok(())
-        }),
-        cpu: None,
-        note: String::new(),
-        samples: 0.0,
-    });
+    let lanes = |keys: bool| -> ProbeSpec {
+        (
+            "read_rows_lanes",
+            vec![("LANES", 32.0), ("KEYS", f64::from(u8::from(keys)))],
+            (one_tile_rows / 8) as u32,
+            (one_tile_rows * 4096 * 4) as f64,
+            format!(
+                "{one_tile_rows}x4096 rows, 32 threads/row, 4 vec4 in flight{}",
+                if keys { ", keys" } else { "" }
+            ),
+        )
+    };
+    let specs = vec![
+        wide_read_spec(one_tile_rows, 4096, false, true),
+        lanes(false),
+        lanes(true),
+    ];
+    let short = std::rc::Rc::new(Probe::new(ctx, one_tile_rows, 4096, specs)?);
+    for (i, (_, _, _, bytes, shape)) in short.entries.iter().enumerate() {
+        let short = short.clone();
+        cases.push(Case {
+            kernel: "bandwidth",
+            shape: shape.clone(),
+            bytes: *bytes,
+            flops: 0.0,
+            record: Box::new(move |enc| {
+                short.record(enc, i);
+                Ok(())
+            }),
+            cpu: None,
+            note: String::new(),
+            samples: 0.0,
+        });
+    }
     Ok(cases)
 }
 

@@ -7,6 +7,8 @@
 //   tile; writes the row's max. DEPTH 2 is topk_one_pass's tile, 8 a deeper prefetch.
 //   n must be a multiple of 256·DEPTH.
 // read_rows_regs: as topk_one_pass_wide reads (see there).
+// read_rows_lanes: each row read by LANES threads (a subgroup's worth), WG / LANES rows per
+//   workgroup, with no barrier: how a subgroup-per-row top-k would stream its rows.
 // barrier_chain: BARRIER_STEPS rounds of a workgroup-memory exchange between two barriers, per
 //   workgroup: what a barrier-bound loop (the one pass's rounds, a bitonic step) pays per
 //   barrier, alone (one workgroup) and with the GPU full (one per row).
@@ -209,6 +211,61 @@ fn read_rows_regs(
         }
     }
     finish_row(row, lid, max(max(m.x, m.y), max(m.z, m.w)));
+}
+
+// Threads per row of read_rows_lanes (a power of two, at most WG).
+override LANES: u32 = 32u;
+// Whether read_rows_lanes also turns each entry into its order key and counts those above a
+// threshold, as a filtering top-k does per entry, instead of taking the max alone.
+override KEYS: bool = false;
+
+fn order_key_probe(x: f32) -> u32 {
+    let b = bitcast<u32>(x);
+    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+// LANES threads per row, each over vec4 q = lane, lane + LANES, ... of its row (consecutive
+// lanes on consecutive quads: 16·LANES bytes per load instruction across them), four loads
+// in flight per turn. n must be a multiple of 16·LANES. A lane's result is written only if
+// it is impossible, so the loads are not optimized away and no lane waits for another.
+@compute @workgroup_size(WG)
+fn read_rows_lanes(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = group_index(wid, nwg) * (WG / LANES) + lid / LANES;
+    if (row >= p.rows) {
+        return;
+    }
+    let lane = lid % LANES;
+    let quads = p.n / 4u;
+    let first = row * quads + lane;
+    var m = vec4<f32>(-3.0e38);
+    var above = 0u;
+    for (var q = 0u; q < quads; q += 4u * LANES) {
+        let a = src[first + q];
+        let b = src[first + q + LANES];
+        let c = src[first + q + 2u * LANES];
+        let d = src[first + q + 3u * LANES];
+        if (KEYS) {
+            // A threshold that moves with the count, as a running k-th does (rarely).
+            let t = 0x80000000u | (above << 16u);
+            var add = 0u;
+            for (var i = 0u; i < 4u; i++) {
+                add += select(0u, 1u, order_key_probe(a[i]) > t);
+                add += select(0u, 1u, order_key_probe(b[i]) > t);
+                add += select(0u, 1u, order_key_probe(c[i]) > t);
+                add += select(0u, 1u, order_key_probe(d[i]) > t);
+            }
+            above += add;
+        } else {
+            m = max(max(m, a), max(b, max(c, d)));
+        }
+    }
+    if (m.x == 1.5e-38 || above == 0xFFFFFFFFu) {
+        dst[row / 4u][row % 4u] = m.x + f32(above);
+    }
 }
 
 // Rounds of barrier_chain (two barriers each): set by the host, which labels the cases with it.
