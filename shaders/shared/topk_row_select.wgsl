@@ -545,10 +545,11 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     if (PROFILE_STOP == 2u) {
         return;
     }
-    // Sorted by buckets: every gathered entry at once, the best `want` first.
+    // Sorted by buckets: every gathered entry at once, the best `want` written from their
+    // places.
     var bucketed = false;
     if (SEL_BUCKET_SORT && p.sorted != 0u && m <= SHUFFLED_PER_THREAD * SEL_WG) {
-        bucketed = sel_bucket_sort(lid, m, sel_four_strided(lid, m));
+        bucketed = sel_bucket_sort(lid, m, sel_four_strided(lid, m), row, want);
     }
     if (!bucketed) {
         sel_keep_best(lid, m, want, sub, pos);
@@ -556,7 +557,7 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     if (PROFILE_STOP == 3u) {
         return;
     }
-    for (var slot = lid; slot < p.k; slot += SEL_WG) {
+    for (var slot = lid; slot < p.k && !bucketed; slot += SEL_WG) {
         write_kept(row, slot, sel_cand[min(slot, SEL_CAP - 1u)], slot < want);
     }
     if (lid == 0u) {

@@ -183,13 +183,16 @@ fn sel_four_strided(lid: u32, count: u32) -> SelFour {
 }
 
 // Sorts the `count` (≤ 4·SEL_WG) entries that the threads hold in `r` (sel_four_strided's
-// layout) best-first into sel_cand[0, count): a counting sort by the key's bits below the
-// entries' common span (≤ 2048 buckets, a few entries each), then each entry's place in its
-// bucket by counting those of the bucket that sort before it, all entries at once. About a
-// dozen barriers, where the exact select and the network on 2048 entries take about 80
-// (~26 µs of the H200's decode row). False, with sel_cand untouched, where a bucket would
-// hold more than SEL_BUCKET_MAX. Uniform call.
-fn sel_bucket_sort(lid: u32, count: u32, r: SelFour) -> bool {
+// layout) best-first and writes the best `want` as row `row`'s outputs, with its padding:
+// a counting sort by the key's bits below the entries' common span (≤ 2048 buckets, a few
+// entries each), then each entry's place in its bucket by counting those of the bucket that
+// sort before it, all entries at once, and each of the best written to the output slot of
+// its place from the registers (nothing placed in sel_cand to be read back: two barriers
+// fewer). About ten barriers, where the exact select and the network on 2048 entries take
+// about 80 (~26 µs of the H200's decode row). False, with nothing written, where a bucket
+// would hold more than SEL_BUCKET_MAX (sel_cand still holds the gathered entries). The
+// outputs but the count; none with PROFILE_STOP 3. Uniform call.
+fn sel_bucket_sort(lid: u32, count: u32, r: SelFour, row: u32, want: u32) -> bool {
     // The keys' span: bucket b holds keys hi - key in [b, b + 1) << shift.
     workgroupBarrier();
     if (lid == 0u) {
@@ -271,13 +274,17 @@ fn sel_bucket_sort(lid: u32, count: u32, r: SelFour) -> bool {
             places[j] = place;
         }
     }
-    workgroupBarrier();
+    if (PROFILE_STOP == 3u) {
+        return true;
+    }
     for (var j = 0u; j < SHUFFLED_PER_THREAD; j++) {
-        if (lid + j * SEL_WG < count) {
-            sel_cand[places[j]] = sel_four_entry(r, j);
+        if (lid + j * SEL_WG < count && places[j] < want) {
+            write_kept(row, places[j], sel_four_entry(r, j), true);
         }
     }
-    workgroupBarrier();
+    for (var slot = want + lid; slot < p.k; slot += SEL_WG) {
+        write_kept(row, slot, vec2<u32>(0u), false);
+    }
     return true;
 }
 
