@@ -190,8 +190,8 @@ fn sel_four_strided(lid: u32, count: u32) -> SelFour {
 // its place from the registers (nothing placed in sel_cand to be read back: two barriers
 // fewer). About ten barriers, where the exact select and the network on 2048 entries take
 // about 80 (~26 µs of the H200's decode row). False, with nothing written, where a bucket
-// would hold more than SEL_BUCKET_MAX (sel_cand still holds the gathered entries). The
-// outputs but the count; none with PROFILE_STOP 3. Uniform call.
+// would hold more than SEL_BUCKET_MAX (sel_cand still holds the gathered entries). Writes
+// every output but the row's count (none with PROFILE_STOP 3). Uniform call.
 fn sel_bucket_sort(lid: u32, count: u32, r: SelFour, row: u32, want: u32) -> bool {
     // The keys' span: bucket b holds keys hi - key in [b, b + 1) << shift.
     workgroupBarrier();
