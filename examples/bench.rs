@@ -82,9 +82,23 @@ struct Args {
     /// (`ShaderChecks`), to see what each costs on this driver.
     #[arg(long, default_value = "default")]
     shader_checks: ShaderChecks,
+    /// Run only the cases whose "kernel shape" label contains one of these (repeatable; top-k
+    /// cases are then not even built), e.g. `--only "65536x4096 k=64 OnePass"`: a short A/B.
+    #[arg(long)]
+    only: Vec<String>,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+}
+
+/// `--only`'s substrings (empty: every case).
+static ONLY: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Whether the case `kernel` `shape` runs under `--only`.
+fn selected(kernel: &str, shape: &str) -> bool {
+    let label = format!("{kernel} {shape}");
+    ONLY.get()
+        .is_none_or(|only| only.is_empty() || only.iter().any(|s| label.contains(s.as_str())))
 }
 
 /// Records one run of a case into an encoder.
@@ -447,7 +461,9 @@ fn topk_cases(
             {
                 continue;
             }
-            let mut case = topk_case(ctx, "topk", scfg, scores.clone())?;
+            let Some(mut case) = topk_case(ctx, "topk", scfg, scores.clone())? else {
+                continue;
+            };
             case.cpu = host.clone().map(|host| -> Box<dyn Fn()> {
                 Box::new(move || {
                     std::hint::black_box(topk_cpu(&host, &cfg, 0, None).unwrap());
@@ -548,9 +564,7 @@ fn topk_case(
     kernel: &'static str,
     cfg: TopkConfig,
     scores: std::rc::Rc<GpuBuffer<f32>>,
-) -> Result<Case> {
-    let topk = Topk::new(ctx, cfg)?;
-    let out = topk.outputs()?;
+) -> Result<Option<Case>> {
     let auto_cfg = TopkConfig {
         strategy: Strategy::Auto,
         ..cfg
@@ -608,9 +622,15 @@ fn topk_case(
         strategy,
         ..
     } = cfg;
-    Ok(Case {
+    let shape = format!("{rows}x{n} k={k} {strategy:?}{groups}{order}{tier}");
+    if !selected(kernel, &shape) {
+        return Ok(None);
+    }
+    let topk = Topk::new(ctx, cfg)?;
+    let out = topk.outputs()?;
+    Ok(Some(Case {
         kernel,
-        shape: format!("{rows}x{n} k={k} {strategy:?}{groups}{order}{tier}"),
+        shape,
         bytes: (rows * n * 4) as f64,
         flops: 0.0,
         record: Box::new(move |enc| topk.encode(enc, TopkInput::new(&scores), &out)),
@@ -621,7 +641,7 @@ fn topk_case(
             String::new()
         },
         samples: 0.0,
-    })
+    }))
 }
 
 /// Radix vs one pass (wide and 512-entry tiles, scalar and vec4 loads) over a grid of rows × n × k (random normal
@@ -685,7 +705,7 @@ fn topk_sweep_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
                         && row_select_runs(ctx, &cfg)
                         && (subgroups || !cfg.subgroups)
                     {
-                        cases.push(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
+                        cases.extend(topk_case(ctx, "topk_sweep", cfg, scores.clone())?);
                     }
                 }
             }
@@ -1443,6 +1463,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     );
     println!("capabilities: {:?}", ctx.capabilities());
     println!("shader checks: {}", ctx.shader_checks());
+    ONLY.set(args.only.clone()).expect("set once");
     let named = |k: &str| args.kernel.iter().any(|x| x == k);
     let want = |k: &str| args.kernel.is_empty() || named(k);
     let mut cases = Vec::new();
@@ -1526,6 +1547,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             sampling_cases(&ctx, size, &want),
         );
     }
+    cases.retain(|c| selected(c.kernel, &c.shape));
     let spin = args
         .spin_up_ms
         .unwrap_or(if ctx.is_cpu_adapter() { 0 } else { 1000 });

@@ -74,7 +74,12 @@ for s in "${steps[@]}"; do
   tests) step "$s" 90 env CI=true KNN_ATTENTION_DATA=.devbin/data .devbin/test-suite \
     --test-threads 4 topk:: topk_attention:: dense_attention:: sparse_attention_backward:: ;;
   # Staged with AB_REV="<rev> ..." (scripts/stage_gpu.sh): the same topk cases from each.
+  # AB_ONLY="LABEL;LABEL": only those cases (bench --only, from 2026-11-28's bench on: an
+  # older base has no such flag), so that a base's topk bench fits the step.
   ab_base) found=0
+    only=()
+    IFS=';' read -ra labels <<<"${AB_ONLY:-}"
+    for l in "${labels[@]}"; do only+=(--only "$l"); done
     for z in .devbin/bench-base.*.gz; do
       [ -e "$z" ] && gunzip -c "$z" >"${z%.gz}" && chmod +x "${z%.gz}"
     done
@@ -84,7 +89,7 @@ for s in "${steps[@]}"; do
       found=1
       rev=${b##*.}
       step "$s.$rev" 60 "$b" --size $size --kernel topk --no-baseline --reps 10 \
-        --warmup 3 --json "$out/$s.$rev.json"
+        --warmup 3 "${only[@]}" --json "$out/$s.$rev.json"
     done
     [ $found = 1 ] || echo "== $s: skipped (no .devbin/bench-base.* staged)" ;;
   # The driver's register / workgroup-memory / spill counts per kernel (examples/kernel_stats.rs),
