@@ -425,9 +425,9 @@ fn wide_pass_floor_and_refresh_over_several_tiles() {
 /// which only full tiles take, over groups of rows whose first tiles are full: crowded top
 /// digits (all equal, few distinct), NaN and infinities, random rows, and a row whose top
 /// digit holds one seed fewer than k = 40 (39 large entries, one per thread in either
-/// reading order, the rest an octave lower and the second tile lower still: a count one too
-/// high there loses the 40th); one and two seeds per thread; rows one per workgroup, and
-/// three per workgroup, lean (the last group partial).
+/// reading order, the rest of the first tile in [0.5, 1) and the second tile lower still: a
+/// count one too high there loses the 40th); one and two seeds per thread; rows one per
+/// workgroup, and three per workgroup, lean (the last group partial).
 #[test]
 fn folded_floor_over_groups_of_rows() {
     let ctx = gpu_or_skip!();
@@ -473,7 +473,8 @@ fn folded_floor_over_groups_of_rows() {
     picked.push(&short);
     assert_eq!(picked.len(), 5, "the adversarial rows this test names");
     for (name, row) in picked {
-        // Each row the set's row turned by a different amount, so that rows differ.
+        // Row r is the set's row rotated by 1000·r entries, so that rows differ (row 0 as
+        // built: the only exact "one short" row).
         let data: Vec<f32> = (0..rows)
             .flat_map(|r| row.iter().cycle().skip(r * 1000).take(n).copied())
             .collect();
