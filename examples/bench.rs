@@ -1315,7 +1315,7 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         run(20)? / 20.0
     };
     let mut cases = Vec::new();
-    for (i, (entry, _, _, moved, shape)) in probe.entries.iter().enumerate() {
+    for (i, (entry, _, _, moved, _)) in probe.entries.iter().enumerate() {
         let note = match (i, *entry) {
             (0, _) => format!(
                 "wall clock, 20 in one submit: {wall:.4} ms each ({:.0} GB/s)",
@@ -1324,20 +1324,7 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
             (_, "barrier_chain") => format!("per barrier: median / {}", 2 * BARRIER_STEPS),
             _ => String::new(),
         };
-        let probe = probe.clone();
-        cases.push(Case {
-            kernel: "bandwidth",
-            shape: shape.clone(),
-            bytes: *moved,
-            flops: 0.0,
-            record: Box::new(move |enc| {
-                probe.record(enc, i);
-                Ok(())
-            }),
-            cpu: None,
-            note,
-            samples: 0.0,
-        });
+        cases.push(probe_case(&probe, i, note));
     }
     // Rows of one wide tile, as 65536 × 4096 top-k reads them: the read alone; and read by 32
     // threads per row, eight rows per workgroup and no barrier, as a subgroup per row would
@@ -1361,23 +1348,30 @@ fn bandwidth_cases(ctx: &GpuContext, size: Size) -> Result<Vec<Case>> {
         lanes(true),
     ];
     let short = std::rc::Rc::new(Probe::new(ctx, one_tile_rows, 4096, specs)?);
-    for (i, (_, _, _, bytes, shape)) in short.entries.iter().enumerate() {
-        let short = short.clone();
-        cases.push(Case {
-            kernel: "bandwidth",
-            shape: shape.clone(),
-            bytes: *bytes,
-            flops: 0.0,
-            record: Box::new(move |enc| {
-                short.record(enc, i);
-                Ok(())
-            }),
-            cpu: None,
-            note: String::new(),
-            samples: 0.0,
-        });
+    for i in 0..short.entries.len() {
+        cases.push(probe_case(&short, i, String::new()));
     }
     Ok(cases)
+}
+
+/// Entry `i` of `probe` as a bandwidth case.
+fn probe_case(probe: &std::rc::Rc<Probe>, i: usize, note: String) -> Case {
+    let (_, _, _, bytes, shape) = &probe.entries[i];
+    let (bytes, shape) = (*bytes, shape.clone());
+    let probe = probe.clone();
+    Case {
+        kernel: "bandwidth",
+        shape,
+        bytes,
+        flops: 0.0,
+        record: Box::new(move |enc| {
+            probe.record(enc, i);
+            Ok(())
+        }),
+        cpu: None,
+        note,
+        samples: 0.0,
+    }
 }
 
 /// Adds a kernel's cases, or says why it has none (a shape over this device's limits, say)
