@@ -136,6 +136,18 @@ def sweep_table(cases, setting):
           "Fastest: " + ", ".join(f"{p} {wins[p]}" for p in SWEEP_PATHS if wins[p]) + ".\n")
 
 
+def target_status(auto_ms, best_ms, target):
+    """Whether Auto's time meets the issue's target, and if not, whether the fastest variant
+    of the same run would (then adopting it as the default is what meets it)."""
+    if target is None:
+        return "—"
+    if auto_ms <= target:
+        return "met"
+    if best_ms <= target:
+        return f"missed ({ms(target)}); the fastest meets it"
+    return f"missed ({ms(target)})"
+
+
 def main(d):
     reports, peers = load(d)
     # ab_base.REV.json are other revisions' benches (scripts/stage_gpu.sh AB_REV): only the
@@ -190,7 +202,7 @@ def main(d):
             rows.append(["topk (Auto: " + m.group(4) + ")", f"{r_}×{n}, k = {kk}", ms(t),
                          f"{best['shape'].split(' ', 2)[2]}: {ms(best['median_ms'])}",
                          ms(p and p["ms"]), ratio(p and p["ms"], t),
-                         "—" if target is None else ("met" if t <= target else f"missed ({ms(target)})")])
+                         target_status(t, best["median_ms"], target)])
         elif k == "dense_attention" and (m := re.match(r"h(\d+) n(\d+) d64 causal", s)):
             p = peer(peers, "sdpa", n=int(m[2]), H=int(m[1]), d=64, dtype="torch.float32", causal=True)
             rows.append([k, s, ms(t), "", ms(p and p["ms"]), ratio(p and p["ms"], t), ""])
