@@ -768,6 +768,51 @@ fn check_strided(
     }
 }
 
+/// The split row select's hand-off between calls, read from its scratch
+/// (`Topk::row_scratch`): after every run each row's word is zero, its parity has flipped,
+/// the list the next run fills is all zero and the one just filled holds this run's
+/// entries. Lavapipe makes every store visible at once, so neither a list left uncleared nor
+/// a parity left unflipped changes a result there; this checks them directly.
+#[test]
+fn split_lists_alternate_and_are_cleared() {
+    let ctx = gpu_or_skip!();
+    let (rows, n, k) = (3, 20000, 64);
+    // Five workgroups per row (256 threads: tiles of 4096).
+    let c = TopkConfig {
+        strategy: Strategy::RowSelect,
+        select_split: true,
+        select_split_groups: Some(1 << 20),
+        select_workgroup: Some(256),
+        ..cfg(rows, n, k)
+    };
+    let cap = c.select_slots(&ctx).unwrap() as usize;
+    let topk = Topk::new(&ctx, c).unwrap();
+    // Per row: the word (count and arrivals), the parity, then two lists of `cap` slots.
+    let per_row = 2 + 4 * cap;
+    for run in 0..3 {
+        let data = common::normal_data(rows * n, 30 + run as u64);
+        let r = topk.run(&data, None).unwrap();
+        assert_matches_reference(&r, &c, &data, None, &format!("split run {run}"));
+        let s = topk.row_scratch().unwrap();
+        for row in 0..rows {
+            let what = format!("run {run}, row {row}");
+            let base = row * per_row;
+            let parity = s[base + 1] as usize;
+            assert_eq!(s[base], 0, "{what}: word zeroed");
+            assert_eq!(parity, (run + 1) % 2, "{what}: parity flipped");
+            let list = |j: usize| &s[base + 2 + j * 2 * cap..][..2 * cap];
+            assert!(
+                list(parity).iter().all(|&w| w == 0),
+                "{what}: next list clear"
+            );
+            assert!(
+                list(1 - parity).iter().any(|&w| w != 0),
+                "{what}: list filled"
+            );
+        }
+    }
+}
+
 /// The radix path sums the row histograms of multi-chunk rows with atomics in scratch that each
 /// run must leave zeroed for the next (nothing clears it per call), and the split row select
 /// counts its rows' entries and arrivals there. One `Topk`, reused on new data, recorded

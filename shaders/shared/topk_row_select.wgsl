@@ -525,7 +525,7 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     }
     var m = 0u;
     if (SEL_SPLIT > 1u) {
-        m = sel_split_gather(row, cols, first, len, lid, lb, sub);
+        m = sel_split_gather(row, group % SEL_SPLIT, cols, first, len, lid, lb, sub);
         if (m == SEL_NOT_LAST || PROFILE_STOP == 1u || PROFILE_STOP >= 4u) {
             return;
         }

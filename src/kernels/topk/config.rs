@@ -203,9 +203,9 @@ pub struct TopkConfig {
     /// sample's floor and gathers its tiles' entries above it into a list of the row's, and
     /// the last workgroup of the row to arrive (a counter of arrivals; none waits for
     /// another to run) selects and sorts them as the one workgroup of the plain kernel does.
-    /// Scratch: 8 bytes per slot and row. Aimed at the decode row's gather (13 of its 54 µs
-    /// on an H200, one workgroup reading 512 KiB). Unmeasured on a GPU; results are
-    /// identical either way.
+    /// Scratch: 16 bytes per slot and row (two lists, one per call in turn). Aimed at the
+    /// decode row's gather (13 of its 54 µs on an H200, one workgroup reading 512 KiB).
+    /// Unmeasured on a GPU; results are identical either way.
     #[doc(hidden)]
     pub select_split: bool,
     /// Workgroups the split row select aims for in all (`None`:

@@ -206,10 +206,11 @@ pub struct Topk {
     pipelines: Pipelines,
     work: wgpu::Buffer,
     pairs: wgpu::Buffer,
-    /// Per-row atomic histograms. Starts zeroed (wgpu zero-fills new buffers) and every run
-    /// leaves it zeroed (see the work layout in `shaders/shared/topk_body.wgsl`), so nothing
-    /// is cleared per call.
-    row_hist: wgpu::Buffer,
+    /// Per-row atomic histograms, or the split row select's words and lists. Starts zeroed
+    /// (wgpu zero-fills new buffers) and every run leaves it ready for the next (see the work
+    /// layout in `shaders/shared/topk_body.wgsl` and `topk_row_select_split.wgsl`), so
+    /// nothing is cleared per call.
+    row_hist: GpuBuffer<u32>,
     no_lengths: GpuBuffer<u32>,
     bind_groups: shader::BindGroupMemo,
 }
@@ -384,7 +385,11 @@ impl Topk {
             pipelines,
             work: scratch(ctx, "topk.work", batch * plan.work_per_row * 4),
             pairs: scratch(ctx, "topk.pairs", batch * plan.sort_size * 8),
-            row_hist: scratch(ctx, "topk.row_hist", batch * plan.row_hist_per_row * 4),
+            row_hist: GpuBuffer::zeroed(
+                ctx,
+                (batch * plan.row_hist_per_row).max(4),
+                "topk.row_hist",
+            )?,
             no_lengths: GpuBuffer::zeroed(ctx, 4, "topk.no_lengths")?,
             bind_groups: Default::default(),
             layout,
@@ -397,6 +402,13 @@ impl Topk {
     /// The configuration this kernel was built for.
     pub fn config(&self) -> &TopkConfig {
         &self.cfg
+    }
+
+    /// Testing only: the per-row scratch that runs hand to one another (`row_hist`: the
+    /// radix path's row histograms, the split row select's words and lists), read back.
+    #[doc(hidden)]
+    pub fn row_scratch(&self) -> Result<Vec<u32>> {
+        self.row_hist.read(&self.ctx)
     }
 
     /// Allocates output buffers of the right size.
@@ -577,7 +589,7 @@ impl Topk {
                 out.values.binding(),
                 out.indices.binding(),
                 out.counts.binding(),
-                self.row_hist.as_entire_binding(),
+                self.row_hist.binding(),
             ],
         )
     }

@@ -39,10 +39,10 @@ pub(super) const MAX_SELECT_CAP: u32 = 4096;
 /// Workgroup memory of `topk_row_select` (and `topk_row_select_subgroup`) with `cap` slots:
 /// the slots (8 bytes each), the histogram copies, the digit scan (digits, blocks, pick),
 /// three counters (`sel_count`, `sel_moved`, the subgroup tier's `sel_partial`) and the
-/// split's two words (`sel_split`).
+/// split's three words, a vec3 that takes four (`sel_split`).
 pub(super) fn select_memory(cap: u32) -> usize {
     let hist = 256 * wgsl::topk::HIST_COPIES as usize * 4;
-    cap as usize * 8 + hist + (256 + 16 + 4 + 3 + 2) * 4
+    cap as usize * 8 + hist + (256 + 16 + 4 + 3 + 4) * 4
 }
 
 /// [`Strategy::RowSelect`]'s default slots per row on `ctx`'s device (so its largest k): the
@@ -142,8 +142,9 @@ impl Plan {
             1
         };
         let row_hist_per_row = if select_split > 1 {
-            // The split row select's word (count and arrivals) and (key, index) list.
-            1 + 2 * cfg.slots_on(limits)? as usize
+            // The split row select's word (count and arrivals), parity and two (key, index)
+            // lists, one per call in turn.
+            2 + 4 * cfg.slots_on(limits)? as usize
         } else if no_scratch || chunks == 1 {
             0
         } else {
