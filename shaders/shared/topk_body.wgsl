@@ -139,6 +139,14 @@ fn write_kept(row: u32, slot: u32, e: vec2<u32>, ok: bool) {
     out_values[out] = key_value(e.x);
 }
 
+// Padding in batch row `row`'s output slots from `start` to k, by `threads` threads (this
+// one `lid`).
+fn write_padding(row: u32, start: u32, lid: u32, threads: u32) {
+    for (var slot = start + lid; slot < p.k; slot += threads) {
+        write_slot(row, slot, SENTINEL_IDX);
+    }
+}
+
 fn write_slot(row: u32, slot: u32, idx: u32) {
     let out = (p.row0 + row) * p.k + slot;
     out_indices[out] = idx;

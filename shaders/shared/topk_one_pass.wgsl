@@ -123,20 +123,32 @@ fn place_candidate(v: vec2<u32>, rank: u32) {
 // puts it at its rank if that is below `keep`. Two barriers, where a bitonic sort takes one
 // per step (28 for 128 entries, 36 for 256), for n² compares. Uniform call.
 fn rank_candidates(lid: u32, first: u32, n: u32, keep: u32) {
-    var v = vec2<u32>(0u, SENTINEL_IDX);
-    var rank = ONE_PASS_CAP;
+    let r = candidate_rank(lid, first, n);
+    workgroupBarrier();
+    if (r.rank < keep) {
+        cand[first + r.rank] = r.entry;
+    }
+    workgroupBarrier();
+}
+
+// A candidate and its rank among others.
+struct Ranked {
+    entry: vec2<u32>,
+    rank: u32,
+}
+
+// Thread lid's candidate cand[first + lid] and how many of cand[first, first + n) come
+// before it (`before` is a strict total order, so the ranks are distinct); rank ONE_PASS_CAP
+// (never kept) for lid ≥ n.
+fn candidate_rank(lid: u32, first: u32, n: u32) -> Ranked {
+    var r = Ranked(vec2<u32>(0u, SENTINEL_IDX), ONE_PASS_CAP);
     if (lid < n) {
-        v = cand[first + lid];
-        rank = 0u;
+        r = Ranked(cand[first + lid], 0u);
         for (var j = first; j < first + n; j++) {
-            rank += select(0u, 1u, before(cand[j], v));
+            r.rank += select(0u, 1u, before(cand[j], r.entry));
         }
     }
-    workgroupBarrier();
-    if (rank < keep) {
-        cand[first + rank] = v;
-    }
-    workgroupBarrier();
+    return r;
 }
 
 // Keeps the best k of the `count` candidates, sorted, and sets tau. Uniform call.

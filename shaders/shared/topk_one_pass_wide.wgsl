@@ -55,6 +55,12 @@ struct WideTile {
     g3: vec4<f32>,
 }
 
+// Seeds per thread of a tile's floor: its best entry, and for k > WIDE_ONE_SEED_K its second
+// best.
+fn seeds_per_thread() -> u32 {
+    return select(1u, 2u, p.k > WIDE_ONE_SEED_K);
+}
+
 // All loads issued before any value is used.
 fn load_wide(row: u32, base: u32, len: u32, lid: u32) -> WideTile {
     return WideTile(
@@ -284,7 +290,7 @@ fn floor_count_or_fold(lid: u32, h: u32, s0: vec2<u32>, s1: vec2<u32>, shift: u3
 // Counts the top digits of the published seeds (every thread's one or two) into histogram
 // `h`, sixteen threads adding a run of equal digits with one atomic.
 fn floor_fold(lid: u32, h: u32) {
-    let per = select(16u, 32u, p.k > WIDE_ONE_SEED_K);
+    let per = 16u * seeds_per_thread();
     if (lid < 16u) {
         let first = lid * per;
         var digit = floor_seeds[first] >> 24u;
@@ -443,25 +449,15 @@ fn finish_lean(lid: u32, row: u32, count: u32, front: u32) {
         finish_one_pass_at(lid, row, count, front);
         return;
     }
-    var v = vec2<u32>(0u, SENTINEL_IDX);
-    var rank = ONE_PASS_CAP;
-    if (lid < count) {
-        v = cand[lid];
-        rank = 0u;
-        for (var j = 0u; j < count; j++) {
-            rank += select(0u, 1u, before(cand[j], v));
-        }
-    }
+    let r = candidate_rank(lid, 0u, count);
     if (PROFILE_STOP == 3u) {
         return;
     }
     let kept = min(count, p.k);
-    if (rank < p.k) {
-        write_kept(row, rank, v, true);
+    if (r.rank < p.k) {
+        write_kept(row, r.rank, r.entry, true);
     }
-    for (var slot = kept + lid; slot < p.k; slot += WG) {
-        write_kept(row, slot, v, false);
-    }
+    write_padding(row, kept, lid, WG);
     if (lid == 0u) {
         out_counts[p.row0 + row] = kept;
     }
@@ -543,8 +539,7 @@ fn topk_one_pass_wide(
                 var s0 = vec2<u32>(0u, SENTINEL_IDX);
                 var s1 = s0;
                 var left = pending;
-                let rounds = select(1u, 2u, p.k > WIDE_ONE_SEED_K);
-                for (var m = 0u; m < rounds; m++) {
+                for (var m = 0u; m < seeds_per_thread(); m++) {
                     let best = wide_best(tile, base, left, lid);
                     if (best.y != SENTINEL_IDX) {
                         left &= ~(1u << wide_entry(best.y, base, lid));

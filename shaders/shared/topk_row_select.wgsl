@@ -503,8 +503,9 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     // overlaps the sample's.
     var cols = vec2<u32>(0u);
     var first = WideTile();
+    let chunk = group % SEL_SPLIT;
     if (SEL_SPLIT > 1u) {
-        cols = sel_split_run(group % SEL_SPLIT, len);
+        cols = sel_split_run(chunk, len);
         if (cols.x < cols.y) {
             first = sel_load(row, cols.x, len, lid);
         }
@@ -525,7 +526,7 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
     }
     var m = 0u;
     if (SEL_SPLIT > 1u) {
-        m = sel_split_gather(row, group % SEL_SPLIT, cols, first, len, lid, lb, sub);
+        m = sel_split_gather(row, chunk, cols, first, len, lid, lb, sub);
         if (m == SEL_NOT_LAST || PROFILE_STOP == 1u || PROFILE_STOP >= 4u) {
             return;
         }

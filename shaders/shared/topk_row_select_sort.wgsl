@@ -282,9 +282,7 @@ fn sel_bucket_sort(lid: u32, count: u32, r: SelFour, row: u32, want: u32) -> boo
             write_kept(row, places[j], sel_four_entry(r, j), true);
         }
     }
-    for (var slot = want + lid; slot < p.k; slot += SEL_WG) {
-        write_kept(row, slot, vec2<u32>(0u), false);
-    }
+    write_padding(row, want, lid, SEL_WG);
     return true;
 }
 
