@@ -601,11 +601,20 @@ fn more_than_65535_rows_fold_the_grid() {
     let data = common::normal_data(rows * n, 6);
     // Not every variant of `check`: the GPU-chunking radix plans these rows exactly like the
     // default (one 256-entry chunk each), and lavapipe takes half a minute per radix run here.
+    // The row select once, at 256 threads: its grid of one workgroup per row folds too.
     let radix = Variant {
         strategy: Strategy::Radix,
         ..Default::default()
     };
-    let variants: Vec<_> = std::iter::once(radix).chain(one_pass_variants()).collect();
+    let row_select = Variant {
+        strategy: Strategy::RowSelect,
+        select_workgroup: Some(256),
+        ..Default::default()
+    };
+    let variants: Vec<_> = [radix, row_select]
+        .into_iter()
+        .chain(one_pass_variants())
+        .collect();
     check_variants(&ctx, cfg(rows, n, 3), &data, None, "70000 rows", &variants);
 }
 
@@ -809,6 +818,36 @@ fn split_lists_alternate_and_are_cleared() {
                 list(1 - parity).iter().any(|&w| w != 0),
                 "{what}: list filled"
             );
+        }
+    }
+}
+
+/// The split row select divides a row's tiles into equal runs, one per workgroup: every
+/// number of workgroups from 2 to the row's tiles, over rows whose last tile holds one entry
+/// or all but one, covers the whole row. The rows ascend (the best entries last) or descend
+/// (first), so a run that stops a tile short, or starts one late, loses the answer.
+#[test]
+fn split_runs_cover_every_tile() {
+    let ctx = gpu_or_skip!();
+    let tile = 4096; // 256 threads, 16 entries each
+    for tiles in 2..=6 {
+        for n in [(tiles - 1) * tile + 1, tiles * tile - 1] {
+            let up: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let down: Vec<f32> = up.iter().rev().copied().collect();
+            let data = [up, down].concat();
+            for groups in 2..=tiles as u32 {
+                // Two rows, `groups` workgroups each.
+                let c = TopkConfig {
+                    strategy: Strategy::RowSelect,
+                    select_split: true,
+                    select_split_groups: Some(2 * groups),
+                    select_workgroup: Some(256),
+                    ..cfg(2, n, 100)
+                };
+                let r = Topk::new(&ctx, c).unwrap().run(&data, None).unwrap();
+                let what = format!("n={n}, {groups} workgroups per row");
+                assert_matches_reference(&r, &c, &data, None, &what);
+            }
         }
     }
 }
@@ -1334,6 +1373,156 @@ proptest! {
         let order = if smallest { Order::Smallest } else { Order::Largest };
         let c = TopkConfig { rows, n, k, order, sorted, ..Default::default() };
         check(&ctx, c, &data, ragged.then_some(&lengths[..]), "proptest");
+    }
+}
+
+/// Scores of kind `kind` (0 to 6) for random knob tests: rounded normals at a random scale
+/// (ties), few distinct values, ascending and descending runs with repeats, normals with NaN,
+/// ±inf, ±0.0 and denormals scattered in, one value with a few others, and values spread
+/// over the whole exponent range (the wide floor's first digit is sign and exponent).
+fn knob_test_scores(kind: u8, len: usize, seed: u64) -> Vec<f32> {
+    let normal = common::normal_data(len, seed);
+    let hash = |i: usize| (i as u64 ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    let scale = f32::powi(2.0, (seed % 41) as i32 - 20);
+    (0..len)
+        .map(|i| match kind {
+            0 => (normal[i] * 4.0).round() * scale,
+            1 => (i * 7 % 3) as f32,
+            2 => (i / 3) as f32,
+            3 => -((i / 2) as f32),
+            4 => match hash(i) % 11 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                2 => f32::NEG_INFINITY,
+                3 => 0.0,
+                4 => -0.0,
+                5 => f32::from_bits(hash(i) as u32 % 64 + 1),
+                _ => normal[i],
+            },
+            5 => {
+                if hash(i) % 97 == 0 {
+                    normal[i]
+                } else {
+                    2.5
+                }
+            }
+            _ => {
+                let exp = (hash(i) % 254) as i32 - 126;
+                let sign = if hash(i) % 2 == 0 { 1.0 } else { -1.0 };
+                sign * f32::powi(2.0, exp) * (1.0 + normal[i].abs().fract())
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Any combination of the tuning knobs, each results-neutral by contract (and several
+    /// only ever tried in fixed sets by `check`), on any strategy, order, output mode, score
+    /// type, stride, offset and ragged lengths, with scores that stress the rules: a config
+    /// made valid for the device builds, and its result equals the reference. A knob that
+    /// becomes a default after a GPU A/B has then been run in combinations nobody listed.
+    /// `PROPTEST_CASES=2000` for a long run.
+    #[test]
+    fn random_knobs_match_reference(
+        rows in prop_oneof![1usize..4, 1usize..48],
+        n in prop_oneof![1usize..9000, 1usize..20000],
+        kf in 0.0f64..1.0, seed in 0u64..1_000_000, knobs: u32,
+        kind in 0u8..7, pad in 0usize..6, offset in 0usize..9,
+    ) {
+        let Some(ctx) = common::gpu() else { return Ok(()) };
+        // Long rows (several row-select tiles, to split) in fewer rows.
+        let rows = if n > 9000 { rows.min(8) } else { rows };
+        let bit = |b: u32| (knobs >> b) & 1 == 1;
+        let pick = |b: u32, width: u32| ((knobs >> b) & ((1 << width) - 1)) as usize;
+        let f16 = bit(31);
+        let subgroups = bit(5);
+        let mut loads = [Loads::Auto, Loads::Scalar, Loads::Vec4, Loads::Auto][pick(19, 2)];
+        if loads == Loads::Vec4 && (f16 || subgroups) {
+            loads = Loads::Auto;
+        }
+        // Quads need n, the stride and the offset on multiples of 4.
+        let (n, pad, offset) = if loads == Loads::Vec4 {
+            ((n / 4 * 4).max(4), pad / 4 * 4, offset / 4 * 4)
+        } else {
+            (n, pad, offset)
+        };
+        let stride = n + pad;
+        let mut k = ((n as f64 * kf * kf) as usize).clamp(1, n);
+        let strategy = [Strategy::Radix, Strategy::OnePass, Strategy::RowSelect, Strategy::Auto]
+            [pick(0, 2)];
+        if strategy == Strategy::OnePass {
+            k = k.min(ONE_PASS_MAX_K);
+        }
+        let max_wg = largest_sort_workgroup(&ctx);
+        let threads = |b: u32| [None, Some(256), Some(512), Some(1024)][pick(b, 2)]
+            .filter(|&t| t <= max_wg);
+        let c = TopkConfig {
+            rows,
+            n,
+            k,
+            order: if bit(3) { Order::Smallest } else { Order::Largest },
+            sorted: !bit(2),
+            row_stride: (pad > 0).then_some(stride),
+            scores: if f16 { ScoreType::F16 } else { ScoreType::F32 },
+            strategy,
+            subgroups,
+            wide_tiles: bit(6),
+            wide_bit_tests: bit(7),
+            wide_lean: bit(8),
+            wide_floor_fold: bit(9),
+            values_from_keys: bit(10),
+            select_buckets: bit(11),
+            select_split: bit(12),
+            rank_sort: bit(13),
+            wide_prefetch: [None, Some(false), Some(true), None][pick(14, 2)],
+            wide_rows: [None, Some(1), Some(2), Some(3), Some(5), Some(8), Some(17),
+                Some(MAX_WIDE_ROWS)][pick(16, 3)],
+            loads,
+            select_cap: [None, Some(256), Some(512), Some(1024)][pick(21, 2)],
+            select_workgroup: threads(23),
+            select_split_groups: [None, Some(2), Some(3), Some(1 << 20)][pick(25, 2)],
+            radix_groups: [None, Some(1), Some(64), Some(2048)][pick(27, 2)],
+            sort_workgroup: threads(29),
+            ..Default::default()
+        };
+        // The row select where its slots hold k on this device (else radix, which any k
+        // takes); whether they do is `select_slots`'s answer, which `new` must agree with.
+        let c = if c.strategy == Strategy::RowSelect && c.select_slots(&ctx).is_err() {
+            prop_assert!(Topk::new(&ctx, c).is_err(), "select_slots refused, new built");
+            TopkConfig { strategy: Strategy::Radix, ..c }
+        } else {
+            c
+        };
+        let data = knob_test_scores(kind, offset + rows * stride, seed);
+        let lengths: Vec<u32> = (0..rows)
+            .map(|r| ((r as u64 * 7919 + seed) % (n as u64 + 2)) as u32)
+            .collect();
+        let lengths = bit(4).then_some(&lengths[..]);
+        let topk = Topk::new(&ctx, c).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+        let out = topk.outputs().unwrap();
+        // f16 scores are the data rounded; the reference ranks them widened.
+        let bits: Vec<u16> = data.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect();
+        let s32 = GpuBuffer::from_slice(&ctx, &data, "s").unwrap();
+        let s16 = GpuBuffer::from_slice(&ctx, &bits, "s").unwrap();
+        let mut input = if f16 { TopkInput::f16(&s16) } else { TopkInput::new(&s32) }
+            .with_offset(offset);
+        let l = lengths.map(|l| GpuBuffer::from_slice(&ctx, l, "l").unwrap());
+        if let Some(l) = &l {
+            input = input.with_lengths(l);
+        }
+        let mut enc = ctx.encoder("t");
+        topk.encode(&mut enc, input, &out).unwrap();
+        ctx.submit_and_wait(enc).unwrap();
+        let scores = if f16 { widen_f16(&bits) } else { data };
+        let want = topk_ref(&scores, &c, offset, lengths).unwrap();
+        let gpu = out.read(&ctx).unwrap();
+        let what = format!("kind {kind} offset {offset} {c:?}");
+        if c.sorted {
+            assert_same(&gpu, &want, &what);
+        } else {
+            assert_same(&best_first(&gpu, &c), &want, &what);
+        }
     }
 }
 
