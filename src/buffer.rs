@@ -40,6 +40,30 @@ pub fn check_binding_size(ctx: &GpuContext, what: &'static str, bytes: u64) -> R
     Ok(())
 }
 
+/// A binding of the `len` elements of `elem` bytes from element `first` of `buffer`, on a
+/// device whose storage bindings start at multiples of `align` bytes: bound from the aligned
+/// offset at or below `first`, with where `first` lies in it (in elements), so a kernel that
+/// adds that shift to its indices reads a slice of a buffer too large for one binding. The
+/// size rounds up to 4 bytes, as [`GpuBuffer`]'s allocations do.
+pub(crate) fn slice_binding(
+    buffer: &wgpu::Buffer,
+    elem: usize,
+    align: usize,
+    first: usize,
+    len: usize,
+) -> (wgpu::BindingResource<'_>, usize) {
+    let start = first * elem;
+    let aligned = start / align * align;
+    let shift = (start - aligned) / elem;
+    let bytes = ((shift + len) * elem).next_multiple_of(4);
+    let binding = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: aligned as u64,
+        size: std::num::NonZeroU64::new(bytes as u64),
+    });
+    (binding, shift)
+}
+
 /// Element type of a tensor on the GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ElemType {

@@ -256,10 +256,16 @@ fn assert_matches_reference(
 }
 
 /// A device of its own whose storage bindings hold 1 MiB, so that a few hundred rows of a
-/// few thousand scores are split into row batches.
+/// few thousand scores are split into row batches. One per test binary.
 fn one_mib_bindings() -> GpuContext {
+    static CTX: std::sync::OnceLock<GpuContext> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| bindings_of(1 << 20)).clone()
+}
+
+/// A device of its own whose storage bindings hold `bytes`.
+fn bindings_of(bytes: u64) -> GpuContext {
     common::borrowed_context(wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 20,
+        max_storage_buffer_binding_size: bytes,
         ..Default::default()
     })
 }
@@ -1419,18 +1425,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     /// Any combination of the tuning knobs, each results-neutral by contract (and several
     /// only ever tried in fixed sets by `check`), on any strategy, order, output mode, score
-    /// type, stride, offset and ragged lengths, with scores that stress the rules: a config
-    /// made valid for the device builds, and its result equals the reference. A knob that
-    /// becomes a default after a GPU A/B has then been run in combinations nobody listed.
-    /// `PROPTEST_CASES=2000` for a long run.
+    /// type, stride, offset, ragged lengths and row batches, with scores that stress the
+    /// rules: a config made valid for the device builds, and its result equals the
+    /// reference. A knob that becomes a default after a GPU A/B has then been run in
+    /// combinations nobody listed. `PROPTEST_CASES=2000` for a long run.
     #[test]
     fn random_knobs_match_reference(
         rows in prop_oneof![1usize..4, 1usize..48],
         n in prop_oneof![1usize..9000, 1usize..20000],
         kf in 0.0f64..1.0, seed in 0u64..1_000_000, knobs: u32,
-        kind in 0u8..7, pad in 0usize..6, offset in 0usize..9,
+        kind in 0u8..7, pad in 0usize..6, offset in 0usize..9, batched: bool,
     ) {
         let Some(ctx) = common::gpu() else { return Ok(()) };
+        // Or the device whose 1 MiB bindings split inputs past 1 MiB into row batches.
+        let ctx = if batched { one_mib_bindings() } else { ctx };
         // Long rows (several row-select tiles, to split) in fewer rows.
         let rows = if n > 9000 { rows.min(8) } else { rows };
         let bit = |b: u32| (knobs >> b) & 1 == 1;
@@ -1539,6 +1547,86 @@ fn inputs_larger_than_one_binding_are_split_into_row_batches() {
     check_strided(&ctx, (300, 5000, 5004, 8), 50);
     assert!(matches!(
         Topk::new(&ctx, cfg(1, 300_000, 4)),
+        Err(Error::BufferTooLarge {
+            limit: "max_storage_buffer_binding_size",
+            ..
+        })
+    ));
+}
+
+/// Outputs larger than one binding are split the same way: on a device whose storage
+/// bindings hold 1 MiB, rows × k results of 1.2 MB (ragged rows, each strategy that takes the
+/// k, sorted and not), and on one whose bindings hold 64 KiB, 20000 rows' counts and lengths
+/// (80 KB each), are written and read through bindings of each batch's slice. Results larger
+/// than a buffer, or than a binding in one row, are typed errors.
+#[test]
+fn outputs_larger_than_one_binding_are_split_into_row_batches() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let ctx = one_mib_bindings();
+    let [radix, row_select, one_pass, wide] = [
+        Strategy::Radix,
+        Strategy::RowSelect,
+        Strategy::OnePass,
+        Strategy::OnePass,
+    ]
+    .map(|strategy| Variant {
+        strategy,
+        ..Default::default()
+    });
+    let wide = Variant {
+        wide_tiles: true,
+        ..wide
+    };
+    for ((rows, n, k), variants) in [
+        ((300, 1500, 1000), vec![radix, row_select]),
+        ((600, 600, 512), vec![one_pass, wide]),
+    ] {
+        let data = common::normal_data(rows * n, (rows + k) as u64);
+        let lengths: Vec<u32> = (0..rows as u32).map(|r| r * 37 % (n as u32 + 1)).collect();
+        for sorted in [true, false] {
+            let c = TopkConfig {
+                sorted,
+                ..cfg(rows, n, k)
+            };
+            let what = format!("{rows}x{n} k={k} sorted={sorted}");
+            check_variants(&ctx, c, &data, Some(&lengths), &what, &variants);
+        }
+    }
+    // Bindings of 64 KiB hold 16384 rows' counts or lengths.
+    let (rows, n) = (20_000, 2);
+    let data = common::normal_data(rows * n, 5);
+    let lengths: Vec<u32> = (0..rows as u32).map(|r| r % 3).collect();
+    let row_select = Variant {
+        select_workgroup: Some(256),
+        ..row_select
+    };
+    let variants = [radix, one_pass, wide, row_select];
+    let c = cfg(rows, n, 1);
+    check_variants(
+        &bindings_of(1 << 16),
+        c,
+        &data,
+        Some(&lengths),
+        "20000 rows",
+        &variants,
+    );
+    // Results that no buffer holds (256 MiB at most here) are refused when built.
+    assert!(matches!(
+        Topk::new(&ctx, cfg(70_000_000, 1, 1)),
+        Err(Error::BufferTooLarge {
+            limit: "max_buffer_size",
+            ..
+        })
+    ));
+    // f16 scores: the row's input fits one binding, its 300000 results do not.
+    let f16_row = TopkConfig {
+        scores: ScoreType::F16,
+        ..cfg(1, 500_000, 300_000)
+    };
+    assert!(matches!(
+        Topk::new(&ctx, f16_row),
         Err(Error::BufferTooLarge {
             limit: "max_storage_buffer_binding_size",
             ..

@@ -15,7 +15,8 @@ struct TopkParams {
     n: u32,            // row length (columns)
     k: u32,
     stride: u32,       // elements between row starts in the input
-    row0: u32,         // global index of this batch's first row (outputs, lengths)
+    out_shift: u32,    // element offset of this batch's row 0 in the out_values/indices bindings
+    row_shift: u32,    // element offset of this batch's row 0 in the lengths/counts bindings
     in_shift: u32,     // element offset of row 0 inside the input binding
     has_lengths: u32,  // 1: row r considers only its first min(lengths[r], n) entries
     smallest: u32,     // 1: select the k smallest
@@ -88,7 +89,7 @@ fn order_key(x: f32) -> u32 {
 
 fn row_len(row: u32) -> u32 {
     if (p.has_lengths != 0u) {
-        return min(lengths[p.row0 + row], p.n);
+        return min(lengths[p.row_shift + row], p.n);
     }
     return p.n;
 }
@@ -134,7 +135,7 @@ fn write_kept(row: u32, slot: u32, e: vec2<u32>, ok: bool) {
         write_slot(row, slot, select(SENTINEL_IDX, e.y, ok));
         return;
     }
-    let out = (p.row0 + row) * p.k + slot;
+    let out = p.out_shift + row * p.k + slot;
     out_indices[out] = e.y;
     out_values[out] = key_value(e.x);
 }
@@ -148,7 +149,7 @@ fn write_padding(row: u32, start: u32, lid: u32, threads: u32) {
 }
 
 fn write_slot(row: u32, slot: u32, idx: u32) {
-    let out = (p.row0 + row) * p.k + slot;
+    let out = p.out_shift + row * p.k + slot;
     out_indices[out] = idx;
     if (idx != SENTINEL_IDX) {
         out_values[out] = score(row, idx);

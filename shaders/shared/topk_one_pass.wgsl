@@ -310,6 +310,6 @@ fn finish_one_pass_at(lid: u32, row: u32, count: u32, front: u32) {
         write_kept(row, slot, cand[slot], slot < kept);
     }
     if (lid == 0u) {
-        out_counts[p.row0 + row] = kept;
+        out_counts[p.row_shift + row] = kept;
     }
 }

@@ -459,7 +459,7 @@ fn finish_lean(lid: u32, row: u32, count: u32, front: u32) {
     }
     write_padding(row, kept, lid, WG);
     if (lid == 0u) {
-        out_counts[p.row0 + row] = kept;
+        out_counts[p.row_shift + row] = kept;
     }
 }
 

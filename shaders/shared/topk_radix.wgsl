@@ -391,7 +391,7 @@ fn topk_sort_local(
             write_slot(row, slot, select(SENTINEL_IDX, wg_pairs[t].y, slot < count));
         }
         if (first == 0u && lid == 0u) {
-            out_counts[p.row0 + row] = count;
+            out_counts[p.row_shift + row] = count;
         }
         return;
     }
@@ -456,7 +456,7 @@ fn topk_rank_sort(
         write_slot(row, i, SENTINEL_IDX);
     }
     if (i == 0u) {
-        out_counts[p.row0 + row] = count;
+        out_counts[p.row_shift + row] = count;
     }
 }
 
@@ -511,6 +511,6 @@ fn topk_finalize(
     }
     write_slot(row, slot, idx);
     if (slot == 0u) {
-        out_counts[p.row0 + row] = count;
+        out_counts[p.row_shift + row] = count;
     }
 }

@@ -562,6 +562,6 @@ fn row_select(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sub: u32, pos: u32) {
         write_kept(row, slot, sel_cand[min(slot, SEL_CAP - 1u)], slot < want);
     }
     if (lid == 0u) {
-        out_counts[p.row0 + row] = want;
+        out_counts[p.row_shift + row] = want;
     }
 }

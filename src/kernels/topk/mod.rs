@@ -49,7 +49,7 @@ pub use config::{
 };
 pub use plan::{SPLIT_GROUPS, row_select_slots};
 
-use crate::buffer::{Elems, GpuBuffer, bytes_of, check_binding_size};
+use crate::buffer::{Elems, GpuBuffer, bytes_of, check_buffer_size, slice_binding};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::params::{TopkParams, TopkStepParams};
@@ -278,7 +278,8 @@ impl Topk {
     /// Validates `cfg` against the device and compiles the pipelines.
     pub fn new(ctx: &GpuContext, cfg: TopkConfig) -> Result<Self> {
         cfg.validate()?;
-        check_binding_size(ctx, "topk output", bytes_of::<f32>(&[cfg.rows, cfg.k]))?;
+        // The results are bound a row batch at a time, but must fit one buffer.
+        check_buffer_size(ctx, "topk output", bytes_of::<f32>(&[cfg.rows, cfg.k]))?;
         let plan = Plan::new(&cfg, ctx.limits(), ctx.is_cpu_adapter())?;
         use BindingKind::{Read, ReadWrite, Uniform};
         let layout = shader::bind_group_layout(
@@ -532,8 +533,8 @@ impl Topk {
         Ok(())
     }
 
-    /// The bind group of the row batch at `row0`: its parameters, the slice of the scores it
-    /// reads (bound from an aligned offset), and the lengths, scratch and outputs.
+    /// The bind group of the row batch at `row0`: its parameters, the slices of the scores,
+    /// lengths and outputs it uses (each bound from an aligned offset), and the scratch.
     fn bind_group(
         &self,
         groups: &mut shader::MemoCall<'_>,
@@ -543,22 +544,33 @@ impl Topk {
         rows: usize,
     ) -> wgpu::BindGroup {
         let (ctx, cfg, plan) = (&self.ctx, &self.cfg, &self.plan);
-        let stride = cfg.stride();
+        let (stride, k) = (cfg.stride(), cfg.k);
         let align = ctx.limits().min_storage_buffer_offset_alignment as usize;
-        let elem = cfg.scores.bytes();
-        let first = (input.offset + row0 * stride) * elem;
-        let aligned = first / align * align;
-        let in_shift = (first - aligned) / elem;
-        // Bindings are sized in 4-byte units; GpuBuffer pads its allocation to match.
-        let bytes = ((in_shift + (rows - 1) * stride + cfg.n) * elem).next_multiple_of(4);
+        let (scores, in_shift) = slice_binding(
+            input.scores.buffer(),
+            cfg.scores.bytes(),
+            align,
+            input.offset + row0 * stride,
+            (rows - 1) * stride + cfg.n,
+        );
+        // The batch's outputs and row lengths, bound from aligned offsets too, so that neither
+        // rows × k results nor the rows' counts need fit one binding.
+        let (values, out_shift) = slice_binding(out.values.buffer(), 4, align, row0 * k, rows * k);
+        let (indices, _) = slice_binding(out.indices.buffer(), 4, align, row0 * k, rows * k);
+        let (counts, row_shift) = slice_binding(out.counts.buffer(), 4, align, row0, rows);
+        let lengths = match input.lengths {
+            Some(l) => slice_binding(l.buffer(), 4, align, row0, rows).0,
+            None => self.no_lengths.binding(),
+        };
         let hist_len = rows * plan.chunks * 256;
         let info_len = rows * plan.chunks;
         let params = TopkParams {
             rows: rows as u32,
             n: cfg.n as u32,
-            k: cfg.k as u32,
+            k: k as u32,
             stride: stride as u32,
-            row0: row0 as u32,
+            out_shift: out_shift as u32,
+            row_shift: row_shift as u32,
             in_shift: in_shift as u32,
             has_lengths: input.lengths.is_some() as u32,
             smallest: (cfg.order == Order::Smallest) as u32,
@@ -569,26 +581,19 @@ impl Topk {
             info_base: hist_len as u32,
             state_base: (hist_len + info_len) as u32,
             sorted: cfg.sorted as u32,
-            ..Default::default()
         };
-        let scores = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: input.scores.buffer(),
-            offset: aligned as u64,
-            size: std::num::NonZeroU64::new(bytes as u64),
-        });
-        let lengths = input.lengths.unwrap_or(&self.no_lengths);
         groups.group(
             ctx,
             &self.layout,
             &params,
             &[
                 scores,
-                lengths.binding(),
+                lengths,
                 self.work.as_entire_binding(),
                 self.pairs.as_entire_binding(),
-                out.values.binding(),
-                out.indices.binding(),
-                out.counts.binding(),
+                values,
+                indices,
+                counts,
                 self.row_hist.binding(),
             ],
         )

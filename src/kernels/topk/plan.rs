@@ -158,17 +158,25 @@ impl Plan {
             Some(rest) => rest / input_row + 1,
             None => 0,
         };
+        // So do its k values (and indices) a row, and its counts and lengths, one word a row.
+        let by_output = binding.saturating_sub(align) / (4 * cfg.k.max(1));
+        let by_counts = binding.saturating_sub(align) / 4;
         let by_index = (u32::MAX as usize / 2) / cfg.stride();
         let batch_rows = cfg
             .rows
             .min(by_work)
             .min(by_pairs)
             .min(by_input)
+            .min(by_output)
+            .min(by_counts)
             .min(by_index);
         if batch_rows == 0 && cfg.rows > 0 {
             return Err(Error::BufferTooLarge {
-                what: "one top-k row (input, scratch or sort buffer)",
-                requested: (input_row.max(sort_size * 8).max(work_per_row * 4)) as u64,
+                what: "one top-k row (input, output, scratch or sort buffer)",
+                requested: (input_row
+                    .max(sort_size * 8)
+                    .max(work_per_row * 4)
+                    .max(cfg.k * 4)) as u64,
                 limit: "max_storage_buffer_binding_size",
                 max: binding as u64,
             });
