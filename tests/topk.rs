@@ -1565,19 +1565,15 @@ fn outputs_larger_than_one_binding_are_split_into_row_batches() {
         return;
     }
     let ctx = one_mib_bindings();
-    let [radix, row_select, one_pass, wide] = [
-        Strategy::Radix,
-        Strategy::RowSelect,
-        Strategy::OnePass,
-        Strategy::OnePass,
-    ]
-    .map(|strategy| Variant {
+    let by = |strategy| Variant {
         strategy,
         ..Default::default()
-    });
+    };
+    let [radix, row_select, one_pass] =
+        [Strategy::Radix, Strategy::RowSelect, Strategy::OnePass].map(by);
     let wide = Variant {
         wide_tiles: true,
-        ..wide
+        ..one_pass
     };
     for ((rows, n, k), variants) in [
         ((300, 1500, 1000), vec![radix, row_select]),

@@ -158,9 +158,9 @@ impl Plan {
             Some(rest) => rest / input_row + 1,
             None => 0,
         };
-        // So do its k values (and indices) a row, and its counts and lengths, one word a row.
+        // So do its k values (and indices) a row; with k ≥ 1, so do its counts and lengths,
+        // one word a row.
         let by_output = binding.saturating_sub(align) / (4 * cfg.k.max(1));
-        let by_counts = binding.saturating_sub(align) / 4;
         let by_index = (u32::MAX as usize / 2) / cfg.stride();
         let batch_rows = cfg
             .rows
@@ -168,7 +168,6 @@ impl Plan {
             .min(by_pairs)
             .min(by_input)
             .min(by_output)
-            .min(by_counts)
             .min(by_index);
         if batch_rows == 0 && cfg.rows > 0 {
             return Err(Error::BufferTooLarge {
